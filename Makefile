@@ -1,0 +1,51 @@
+# tradechaos — the two commands a new user types are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-unit test-integration test-docker bench lint images clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tradechaos needs Python 3.11 or newer")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install tradechaos with dev extras (idempotent)
+
+demo: setup ## run the Paradex incident experiment, both variants, and print the verdicts
+	$(BIN)/python -m chaos.demo
+
+test: setup ## run the whole test suite (unit, integration, docker when an engine runs)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
+
+test-unit: setup ## fast unit tests only
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/unit
+
+test-integration: setup ## tests that start real processes
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/integration
+
+test-docker: setup ## tests that need a Docker engine
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/docker
+
+bench: setup ## benchmarks: proxy, sequencer, checkers, schedule (ratios against same-run baselines)
+	$(BIN)/python -m bench
+
+lint: setup ## ruff and mypy --strict on chaos/
+	$(BIN)/ruff check chaos tests bench
+	$(BIN)/ruff format --check chaos tests bench
+	$(BIN)/mypy
+
+images: setup ## build the docker images (base image made with debootstrap when no registry answers)
+	$(BIN)/python -m chaos.backends.images build
+
+clean: ## remove the venv, caches and leftovers of runs (never run folders)
+	-test -x $(BIN)/tradechaos && $(BIN)/tradechaos cleanup
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,297 @@
+"""The stack's database: PostgreSQL 16 from the ``pgserver`` wheel's binaries.
+
+Commands (``python -m chaos.stack.db CMD``):
+  setup --data-dir D [--pg-bin B]            initdb (trust auth, user postgres); idempotent
+  serve --data-dir D --port P [--pg-bin B]   run postgres on 127.0.0.1:P until SIGTERM
+                                             (forwarded as SIGINT: fast shutdown)
+  init  --db H:P | --dsn-host H --port P [--seed N --accounts N --collateral X]
+                                             create database ``tradechaos``, the schema and
+                                             the genesis (once; idempotent)
+
+Running as root, initdb and postgres run as the unprivileged ``postgres`` user (``nobody``
+when that does not exist), as PostgreSQL refuses root.
+
+``copy_tables`` copies the database to another instance table by table (the ``migrate``
+database upgrade strategy), ``market_state`` last by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+SCHEMA_PATH = Path(__file__).with_name("schema.sql")
+DBNAME = "tradechaos"
+DEFAULT_ACCOUNTS = 40
+DEFAULT_COLLATERAL = 100_000.0
+INSURANCE_FUND = 0
+GENESIS_EPOCH = 1
+# Copy order of the migrate strategy: market_state is last (the Paradex race window).
+COPY_ORDER: tuple[str, ...] = (
+    "events",
+    "accounts",
+    "positions",
+    "orders",
+    "idempotency",
+    "oracle_prices",
+    "leases",
+    "trading_mode",
+    "writer_state",
+    "market_state",
+)
+_SERIAL_TABLES = ("events", "oracle_prices")
+
+
+def default_pg_bin() -> Path:
+    """The wheel's binaries, located without importing pgserver (its import has side effects)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or spec.origin is None:
+        raise SystemExit("the pgserver package is not installed; pass --pg-bin")
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+def _run_as_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    raise SystemExit("running as root and neither user 'postgres' nor 'nobody' exists")
+
+
+def _prepare_dir(data_dir: Path, user: str | None) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    os.chown(data_dir, entry.pw_uid, entry.pw_gid)
+    data_dir.chmod(0o700)
+    # the unprivileged user must be able to traverse every parent folder
+    for parent in data_dir.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+def setup(data_dir: Path, pg_bin: Path) -> None:
+    """initdb into ``data_dir`` unless it already holds a cluster."""
+    if (data_dir / "PG_VERSION").exists():
+        return
+    user = _run_as_user()
+    _prepare_dir(data_dir, user)
+    subprocess.run(
+        [
+            str(pg_bin / "initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ],
+        user=user,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def postgres_argv(data_dir: Path, port: int, pg_bin: Path) -> list[str]:
+    socket_dir = str(data_dir) if len(str(data_dir)) < 90 else ""
+    settings = {
+        "listen_addresses": "127.0.0.1",
+        "port": str(port),
+        "unix_socket_directories": socket_dir,
+        "fsync": "on",
+        "synchronous_commit": "on",
+        "shared_buffers": "16MB",
+        "max_connections": "100",
+        "logging_collector": "off",
+        "log_min_messages": "warning",
+        "log_connections": "off",
+        "max_wal_size": "256MB",
+    }
+    argv = [str(pg_bin / "postgres"), "-D", str(data_dir)]
+    for key, value in settings.items():
+        argv += ["-c", f"{key}={value}"]
+    return argv
+
+
+def _death_signal_setter():  # type: ignore[no-untyped-def]
+    """A preexec function making the child die with this wrapper (Linux prctl), or None."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_pdeathsig() -> None:
+        prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+    return set_pdeathsig
+
+
+def serve(data_dir: Path, port: int, pg_bin: Path) -> int:
+    """Run postgres in the foreground; SIGTERM/SIGINT become a fast shutdown."""
+    user = _run_as_user()
+    proc = subprocess.Popen(
+        postgres_argv(data_dir, port, pg_bin), user=user, preexec_fn=_death_signal_setter()
+    )
+
+    def forward(_signum: int, _frame: object) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return proc.wait()
+
+
+def _connect(hostport_or_dsn: str, dbname: str, timeout_s: float = 5.0):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    if "=" in hostport_or_dsn:
+        return psycopg.connect(
+            hostport_or_dsn, dbname=dbname, autocommit=True, connect_timeout=max(1, int(timeout_s))
+        )
+    host, _, port = hostport_or_dsn.rpartition(":")
+    return psycopg.connect(
+        host=host or "127.0.0.1",
+        port=int(port),
+        user="postgres",
+        dbname=dbname,
+        autocommit=True,
+        connect_timeout=max(1, int(timeout_s)),
+        options="-c statement_timeout=30000",
+    )
+
+
+def ensure_schema(hostport_or_dsn: str) -> None:
+    """Create database ``tradechaos`` (if missing) and apply schema.sql (idempotent)."""
+    with _connect(hostport_or_dsn, "postgres") as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone()
+        if not exists:
+            conn.execute(f"CREATE DATABASE {DBNAME}")
+    with _connect(hostport_or_dsn, DBNAME) as conn:
+        conn.execute(SCHEMA_PATH.read_text())
+
+
+def init(
+    hostport: str,
+    seed: int,
+    accounts: int = DEFAULT_ACCOUNTS,
+    collateral: float = DEFAULT_COLLATERAL,
+) -> bool:
+    """Schema + genesis. Returns False (and changes nothing) when the genesis exists."""
+    from chaos.truth import MARKETS
+
+    ensure_schema(hostport)
+    now = time.time()
+    with _connect(hostport, DBNAME) as conn, conn.transaction():
+        if conn.execute("SELECT 1 FROM leases").fetchone():
+            return False
+        conn.execute("INSERT INTO accounts VALUES (%s, 0)", (INSURANCE_FUND,))
+        for account in range(1, accounts + 1):
+            conn.execute("INSERT INTO accounts VALUES (%s, %s)", (account, collateral))
+            conn.execute(
+                "INSERT INTO events (seq, epoch, sequencer, time, kind, body) "
+                "VALUES (%s, %s, 'genesis', %s, 'deposit', %s::jsonb)",
+                (
+                    account,
+                    GENESIS_EPOCH,
+                    now,
+                    f'{{"account": {account}, "amount": {collateral!r}}}',
+                ),
+            )
+        for spec in MARKETS:
+            conn.execute(
+                "INSERT INTO market_state (market, funding_index, interval, mark_price, ts) "
+                "VALUES (%s, %s, 0, %s, %s)",
+                (spec.name, spec.initial_funding_index, spec.initial_price, now),
+            )
+        conn.execute("INSERT INTO leases VALUES (1, %s, 'a', %s)", (GENESIS_EPOCH, now))
+        conn.execute("INSERT INTO trading_mode VALUES (1, 'normal', %s)", (now,))
+        conn.execute("INSERT INTO writer_state VALUES (1, 0, 0, '', %s)", (now,))
+    del seed  # the genesis does not depend on the seed today; kept for the CLI contract
+    return True
+
+
+def copy_tables(
+    src_dsn: str, dst_dsn: str, delay_s: float = 0.0, order: Sequence[str] = COPY_ORDER
+) -> None:
+    """Copy every table of ``src`` to ``dst`` one at a time, ``delay_s`` apart.
+
+    ``dst`` gets the schema first (no genesis); each table is emptied then filled with COPY.
+    Between tables ``dst`` is visibly incomplete: this is the migration race window.
+    DSNs are ``host:port`` or libpq conninfo strings.
+    """
+    ensure_schema(dst_dsn)
+    with _connect(src_dsn, DBNAME) as src, _connect(dst_dsn, DBNAME) as dst:
+        for index, table in enumerate(order):
+            if index and delay_s > 0:
+                time.sleep(delay_s)
+            with dst.transaction():
+                dst.execute(f"TRUNCATE {table}")
+                with (
+                    src.cursor().copy(f"COPY {table} TO STDOUT") as out,
+                    dst.cursor().copy(f"COPY {table} FROM STDIN") as into,
+                ):
+                    for chunk in out:
+                        into.write(chunk)
+                if table in _SERIAL_TABLES:
+                    dst.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"GREATEST((SELECT max(id) FROM {table}), 1))"
+                    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chaos.stack.db")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("setup", "serve"):
+        p = sub.add_parser(name)
+        p.add_argument("--data-dir", type=Path, required=True)
+        p.add_argument("--pg-bin", type=Path, default=None)
+        if name == "serve":
+            p.add_argument("--port", type=int, required=True)
+    p = sub.add_parser("init")
+    p.add_argument("--db", default=None, help="host:port")
+    p.add_argument("--dsn-host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS)
+    p.add_argument("--collateral", type=float, default=DEFAULT_COLLATERAL)
+    args = parser.parse_args(argv)
+    if args.cmd == "init":
+        if args.db is None and args.port is None:
+            parser.error("init needs --db HOST:PORT or --port P")
+        hostport = args.db or f"{args.dsn_host}:{args.port}"
+        created = init(hostport, args.seed, args.accounts, args.collateral)
+        print("genesis created" if created else "genesis already present", file=sys.stderr)
+        return 0
+    pg_bin = args.pg_bin or default_pg_bin()
+    if args.cmd == "setup":
+        setup(args.data_dir.resolve(), pg_bin)
+        return 0
+    return serve(args.data_dir.resolve(), args.port, pg_bin)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The fault library: network, process, node, maintenance, data and market actions."""

@@ -1,0 +1,481 @@
+"""The process backend (default): every service a local process group, every link a proxy.
+
+Contract (beyond ``chaos.backends.base``)
+- ``start_stack``: the proxy first (the embedded ``python -m chaos.proxy`` unless a
+  ``toxiproxy_url`` is given), one proxy per link (listening on 127.0.0.1, port chosen by
+  the proxy), then each non-optional service in ``definition.start_order()``: setup
+  commands once, the command, a wait until healthy, ``after_healthy`` commands once. Any
+  failure stops everything started so far and raises ``StackError`` (with the log tail).
+- Ports: every service (optional ones too) gets a free port at construction, kept across
+  restarts, so links and ``{service:NAME}`` stay valid.
+- Ownership: every process is spawned by ``chaos.runner.procutil`` (own group, killed with
+  the runner) and recorded in the run's ``state.json`` before it can do anything.
+- ``stop_stack`` is idempotent; afterwards no process, listener or ``data/`` dir is left.
+- ``signal`` goes to the service's main process only (like ``docker kill --signal``);
+  ``pause``/``resume``/``stop``/``kill`` act on the whole process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from chaos.backends import ports
+from chaos.backends.base import Endpoint, ServiceStatus
+from chaos.backends.health import NotReady, strategy_for, wait_ready
+from chaos.backends.placeholders import Placeholders
+from chaos.backends.proxyadmin import ProxyAdmin
+from chaos.errors import BadInput, ProxyError, StackError
+from chaos.runner import procutil
+from chaos.runner.procutil import DutyCycle
+from chaos.runner.state import RunFolder
+from chaos.stackdef import ServiceSpec, StackDefinition
+
+HOST = ports.HOST
+SETUP_TIMEOUT_S = 120.0
+PROXY_START_TIMEOUT_S = 15.0
+
+
+@dataclass
+class _Service:
+    spec: ServiceSpec
+    endpoint: Endpoint
+    proc: subprocess.Popen[bytes] | None = None
+    set_up: bool = False
+    initialised: bool = False
+    paused: bool = False
+    duty_cycle: DutyCycle | None = None
+    extra: bool = False  # added with add_service
+    history: list[int] = field(default_factory=list)  # pids, oldest first
+
+
+def log_tail(path: Path, lines: int = 50) -> str:
+    """The last ``lines`` lines of a log file ('' when it does not exist)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class ProcessBackend:
+    """Starts and disturbs a ``StackDefinition`` as local processes; see the module doc."""
+
+    name = "process"
+
+    def __init__(
+        self,
+        definition: StackDefinition,
+        run: RunFolder,
+        params: Mapping[str, str] | None = None,
+        toxiproxy_url: str | None = None,
+        *,
+        embedded_proxy: bool = True,
+        python: str = sys.executable,
+    ) -> None:
+        self.definition = definition
+        self.run = run
+        self._params = dict(params or {})
+        self._external_proxy_url = toxiproxy_url
+        self._embedded_wanted = embedded_proxy and toxiproxy_url is None
+        self._python = python
+        self._lock = threading.RLock()
+        self._signal_lock = threading.Lock()
+        self._services: dict[str, _Service] = {
+            spec.name: _Service(spec, Endpoint(HOST, ports.free_port()))
+            for spec in definition.services
+        }
+        self._started: list[str] = []  # launch order, for a reverse-order stop
+        self._links: dict[str, Endpoint] = {}
+        self._proxy_proc: subprocess.Popen[bytes] | None = None
+        self._proxy: ProxyAdmin | None = (
+            ProxyAdmin(toxiproxy_url) if toxiproxy_url is not None else None
+        )
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> ProcessBackend:
+        self.start_stack()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop_stack()
+
+    def start_stack(self) -> None:
+        try:
+            self._check_links()
+            self._start_proxy()
+            for link in self.definition.links:
+                self._create_link(link.name, self._services[link.server].endpoint)
+            for name in self.definition.start_order():
+                if not self._services[name].spec.optional:
+                    self._launch(name, self._services[name].spec.health.timeout_s)
+        except BaseException:
+            self.stop_stack()
+            raise
+
+    def stop_stack(self) -> None:
+        with self._lock:
+            for svc in self._services.values():
+                self._stop_duty_cycle(svc)
+            for svc in self._services.values():
+                svc.paused = False
+                if svc.proc is not None and svc.proc.poll() is None:
+                    procutil.signal_group(svc.proc.pid, signal.SIGCONT)
+            for name in reversed(self._started):
+                self.stop(name)
+            self._started.clear()
+            self._stop_proxy()
+            for svc in self._services.values():
+                self._remove_data_dir(svc.spec.name)
+            with contextlib.suppress(OSError):  # absent, or holds something not ours
+                self.run.data.rmdir()
+            if not self._stopped:
+                self.run.mark("finished")
+            self._stopped = True
+
+    # ------------------------------------------------------------------ services
+    def start(self, service: str, timeout_s: float = 30.0) -> None:
+        if self.is_running(service):
+            return
+        self._launch(service, timeout_s)
+
+    def stop(self, service: str, grace_s: float | None = None) -> None:
+        svc = self._get(service)
+        self._stop_duty_cycle(svc)
+        svc.paused = False
+        if svc.proc is not None:
+            grace = svc.spec.stop_grace_s if grace_s is None else grace_s
+            procutil.terminate(svc.proc, grace_s=grace)
+            self.run.forget_process(service)
+
+    def kill(self, service: str) -> None:
+        self.stop(service, grace_s=0.0)
+
+    def signal(self, service: str, signum: int) -> None:
+        svc = self._get(service)
+        if svc.proc is None or svc.proc.poll() is not None:
+            raise StackError(f"cannot send signal {signum} to {service}: it is not running")
+        os.kill(svc.proc.pid, signum)
+
+    def pause(self, service: str) -> None:
+        svc = self._running(service, "pause")
+        with self._signal_lock:
+            svc.paused = True
+            procutil.signal_group(svc.proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+
+    def resume(self, service: str) -> None:
+        svc = self._get(service)
+        with self._signal_lock:
+            svc.paused = False
+            if svc.proc is not None and svc.proc.poll() is None:
+                procutil.signal_group(svc.proc.pid, signal.SIGCONT)
+
+    def throttle(self, service: str, cpu_fraction: float | None) -> None:
+        svc = self._get(service)
+        self._stop_duty_cycle(svc)
+        if cpu_fraction is None or cpu_fraction >= 1.0:
+            return
+        if not 0.0 < cpu_fraction <= 1.0:
+            raise BadInput(
+                f"throttle {service}: cpu_fraction must be in (0, 1], got {cpu_fraction}"
+            )
+        self._running(service, "throttle")
+        svc.duty_cycle = DutyCycle(
+            pgid=svc.proc.pid,  # type: ignore[union-attr]
+            fraction=cpu_fraction,
+            lock=self._signal_lock,
+            paused=lambda: svc.paused,
+        )
+        svc.duty_cycle.start()
+
+    def restart(self, service: str, downtime_s: float = 0.0, timeout_s: float = 30.0) -> None:
+        self.stop(service)
+        if downtime_s > 0:
+            time.sleep(downtime_s)  # the requested downtime, not a readiness wait
+        self._launch(service, timeout_s)
+
+    def wait_healthy(self, service: str, timeout_s: float = 30.0) -> None:
+        svc = self._get(service)
+        strategy = strategy_for(svc.spec.health, svc.endpoint)
+        proc = svc.proc
+        try:
+            wait_ready(
+                strategy,
+                timeout_s,
+                svc.spec.health.interval_s,
+                alive=lambda: proc is not None and proc.poll() is None,
+            )
+        except NotReady as err:
+            raise self._not_healthy(service, err) from None
+
+    def add_service(self, spec: ServiceSpec, timeout_s: float = 30.0) -> Endpoint:
+        with self._lock:
+            if spec.name in self._services:
+                raise BadInput(f"cannot add service {spec.name!r}: a service of that name exists")
+            svc = _Service(spec, Endpoint(HOST, ports.free_port()), extra=True)
+            self._services[spec.name] = svc
+        self._launch(spec.name, timeout_s)
+        return svc.endpoint
+
+    # ------------------------------------------------------------------ queries
+    def is_running(self, service: str) -> bool:
+        proc = self._get(service).proc
+        return proc is not None and proc.poll() is None
+
+    def pid(self, service: str) -> int | None:
+        proc = self._get(service).proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def endpoint(self, service: str) -> Endpoint:
+        return self._get(service).endpoint
+
+    def link_endpoint(self, link: str) -> Endpoint:
+        try:
+            return self._links[link]
+        except KeyError:
+            known = ", ".join(sorted(self._links)) or "none"
+            raise BadInput(f"unknown link {link!r} (known: {known})") from None
+
+    def set_link_upstream(self, link: str, upstream: Endpoint) -> None:
+        self.link_endpoint(link)
+        self._proxy_admin().update(link, upstream=str(upstream))
+
+    def status(self) -> list[ServiceStatus]:
+        result = []
+        for name, svc in list(self._services.items()):
+            running = self.is_running(name)
+            healthy = (
+                running
+                and not svc.paused
+                and (strategy_for(svc.spec.health, svc.endpoint).probe() is None)
+            )
+            pid = svc.proc.pid if running and svc.proc is not None else None
+            result.append(ServiceStatus(name, running, healthy, pid, svc.endpoint, svc.spec.site))
+        return result
+
+    def logs(self, service: str, tail: int = 50) -> str:
+        self._get(service)
+        return log_tail(self.run.log_path(service), tail)
+
+    @property
+    def toxiproxy_url(self) -> str:
+        return self._proxy_admin().url
+
+    @property
+    def link_names(self) -> tuple[str, ...]:
+        return tuple(self._links)
+
+    def pid_history(self, service: str) -> list[int]:
+        """Every pid the service has had in this run, oldest first."""
+        return list(self._get(service).history)
+
+    # ------------------------------------------------------------------ internals
+    def _get(self, service: str) -> _Service:
+        try:
+            return self._services[service]
+        except KeyError:
+            known = ", ".join(self._services)
+            raise BadInput(f"unknown service {service!r} (known: {known})") from None
+
+    def _running(self, service: str, verb: str) -> _Service:
+        svc = self._get(service)
+        if svc.proc is None or svc.proc.poll() is not None:
+            raise StackError(f"cannot {verb} {service}: it is not running")
+        return svc
+
+    def _check_links(self) -> None:
+        for link in self.definition.links:
+            if link.server not in self._services:
+                raise StackError(
+                    f"link {link.name} points at {link.server!r}, which is not a service"
+                )
+
+    def _proxy_admin(self) -> ProxyAdmin:
+        if self._proxy is None:
+            raise StackError("this stack runs without a proxy (no links can be managed)")
+        return self._proxy
+
+    def _placeholders(self, svc: _Service) -> Placeholders:
+        return Placeholders(
+            python=self._python,
+            port=svc.endpoint.port,
+            run_dir=self.run.path,
+            data_dir=self.run.data_dir(svc.spec.name),
+            params={"run_id": self.run.run_id, **self._params},
+            toxiproxy_url=self._proxy.url if self._proxy is not None else "",
+            links=dict(self._links),
+            services={name: s.endpoint for name, s in self._services.items()},
+        )
+
+    def _env(self, svc: _Service, fill: Placeholders) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["TRADECHAOS_RUN_ID"] = self.run.run_id
+        env.update({key: fill.fill(value) for key, value in svc.spec.env.items()})
+        return env
+
+    def _launch(self, service: str, timeout_s: float) -> None:
+        svc = self._get(service)
+        fill = self._placeholders(svc)
+        env = self._env(svc, fill)
+        data_dir = self.run.data_dir(service)
+        if not data_dir.exists():
+            data_dir.mkdir(parents=True)
+            self.run.record_data_dir(data_dir)
+        if not svc.set_up:
+            for command in svc.spec.setup:
+                self._run_once(service, fill.argv(command), env, "setup")
+            svc.set_up = True
+        argv = fill.argv(svc.spec.command)
+        try:
+            proc = procutil.spawn(argv, self.run.log_path(service), env, cwd=self.run.path)
+        except OSError as err:
+            raise StackError(f"service {service} could not be started ({argv[0]}: {err})") from None
+        with self._lock:
+            svc.proc = proc
+            svc.history.append(proc.pid)
+            if service not in self._started:
+                self._started.append(service)
+            self._stopped = False
+        self.run.record_process(service, proc.pid, proc.pid, procutil.start_time(proc.pid))
+        try:
+            self.wait_healthy(service, timeout_s)
+            if not svc.initialised:
+                for command in svc.spec.after_healthy:
+                    self._run_once(service, fill.argv(command), env, "after_healthy")
+                svc.initialised = True
+        except BaseException:
+            self.stop(service, grace_s=1.0)
+            raise
+
+    def _run_once(
+        self, service: str, argv: Sequence[str], env: Mapping[str, str], kind: str
+    ) -> None:
+        """Run a one-shot command (setup / after_healthy) with its output in the service log."""
+        log = self.run.log_path(service)
+        try:
+            proc = procutil.spawn(argv, log, env, cwd=self.run.path)
+        except OSError as err:
+            raise StackError(
+                f"{kind} command of {service} could not run ({argv[0]}: {err})"
+            ) from None
+        try:
+            code = proc.wait(timeout=SETUP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            procutil.kill(proc)
+            code = None
+        finally:
+            procutil.kill(proc)
+        if code != 0:
+            outcome = f"exited with {code}" if code is not None else "timed out"
+            raise StackError(
+                f"{kind} command of {service} ({' '.join(argv[:3])} ...) {outcome}; "
+                f"last lines of {log}:\n{log_tail(log, 30)}"
+            )
+
+    def _not_healthy(self, service: str, err: NotReady) -> StackError:
+        log = self.run.log_path(service)
+        return StackError(
+            f"service {service} did not become healthy: {err}; last lines of {log}:\n"
+            f"{log_tail(log, 30)}"
+        )
+
+    def _start_proxy(self) -> None:
+        if self._proxy is not None:
+            self._proxy.wait_ready(PROXY_START_TIMEOUT_S)
+            self.run.record_proxy(self._proxy.url, embedded=False)
+            return
+        if not self._embedded_wanted:
+            return
+        port_file = self.run.path / "proxy.port"
+        argv = [
+            self._python,
+            "-m",
+            "chaos.proxy",
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+        ]
+        log = self.run.log_path("proxy")
+        try:
+            proc = procutil.spawn(argv, log, cwd=self.run.path)
+        except OSError as err:
+            raise StackError(f"the embedded proxy could not be started: {err}") from None
+        self._proxy_proc = proc
+        self.run.record_proxy(
+            "", embedded=True, pid=proc.pid, start_time=procutil.start_time(proc.pid)
+        )
+        port = _wait_port_file(port_file, proc, PROXY_START_TIMEOUT_S, log)
+        self._proxy = ProxyAdmin(f"http://{HOST}:{port}")
+        self.run.record_proxy(
+            self._proxy.url, embedded=True, pid=proc.pid, start_time=procutil.start_time(proc.pid)
+        )
+        self._proxy.wait_ready(PROXY_START_TIMEOUT_S)
+
+    def _create_link(self, name: str, upstream: Endpoint) -> None:
+        admin = self._proxy_admin()
+        self.run.record_proxy_name(name)
+        self._links[name] = admin.create(name, listen=f"{HOST}:0", upstream=str(upstream))
+
+    def _stop_proxy(self) -> None:
+        if self._proxy is not None and self._proxy_proc is None:
+            for name in list(self._links):  # an external Toxiproxy outlives us: tidy it
+                with contextlib.suppress(ProxyError):
+                    self._proxy.delete(name)
+        if self._proxy_proc is not None:
+            procutil.terminate(self._proxy_proc, grace_s=2.0)
+            self._proxy_proc = None
+            self._proxy = None
+        self._links.clear()
+        if self.run.state().proxy is not None:
+            self.run.forget_proxy()
+
+    def _stop_duty_cycle(self, svc: _Service) -> None:
+        if svc.duty_cycle is not None:
+            svc.duty_cycle.stop()
+            svc.duty_cycle = None
+
+    def _remove_data_dir(self, service: str) -> None:
+        data_dir = self.run.data_dir(service)
+        if data_dir.exists():
+            shutil.rmtree(data_dir, ignore_errors=True)
+        self.run.forget_data_dir(data_dir)
+
+
+def _wait_port_file(path: Path, proc: subprocess.Popen[bytes], timeout_s: float, log: Path) -> int:
+    """Poll for the port the embedded proxy wrote; StackError if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            text = path.read_text().strip()
+            if text:
+                return int(text)
+        except (FileNotFoundError, ValueError):
+            pass
+        if proc.poll() is not None or time.monotonic() >= deadline:
+            what = f"exited with {proc.returncode}" if proc.poll() is not None else "timed out"
+            raise StackError(
+                f"the embedded proxy did not report its port in {path} ({what}); "
+                f"last lines of {log}:\n{log_tail(log, 30)}"
+            )
+        time.sleep(0.02)

@@ -1,0 +1,229 @@
+"""What a journal means, case by case: the one place that turns verdicts into pass/fail.
+
+Every report (JUnit, HTML, terminal, pytest) shows the same cases with the same outcome:
+
+- the steady-state hypothesis (before and after the method),
+- one case per invariant the run checked,
+- one case per expected violation the run did not check at all,
+- one ``run`` case when the run itself ended in an error or was interrupted.
+
+An invariant case passes when the finding matches the variant's expectation: violated and
+expected (the experiment caught the incident), or held and not expected. An unexpected
+violation, an expected violation that was not found, and ``unknown`` are failures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+CaseKind = Literal[
+    "held",  # not expected to be violated, and held
+    "caught",  # expected to be violated, and was
+    "unexpected_violation",
+    "expected_not_found",
+    "unknown",
+    "not_checked",
+    "steady_state",
+    "error",
+]
+FAILING_KINDS = frozenset({"unexpected_violation", "expected_not_found", "unknown", "not_checked"})
+STEADY_STATE_CASE = "steady_state_hypothesis"
+RUN_CASE = "run"
+MAX_COUNTEREXAMPLES = 5
+_TEXT_KEYS = ("message", "reason", "description", "why", "detail", "problem")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One reported case. ``summary`` is one plain sentence; ``details`` holds the lines
+    (counterexamples, failing probes) a reader needs to understand a failure."""
+
+    name: str
+    kind: CaseKind
+    passed: bool
+    summary: str
+    details: tuple[str, ...] = ()
+    expected_violation: bool = False
+    count: int | None = None
+    checked: int | None = None
+    examples: tuple[str, ...] = ()  # the counterexamples in plain words (also in details)
+
+    @property
+    def result_word(self) -> str:
+        """The finding alone, without the expectation: held / violated / unknown / ..."""
+        return {
+            "held": "held",
+            "caught": "violated",
+            "unexpected_violation": "violated",
+            "expected_not_found": "held",
+            "unknown": "unknown",
+            "not_checked": "not checked",
+            "steady_state": "held" if self.passed else "failed",
+            "error": "error",
+        }[self.kind]
+
+
+def suite_name(journal: Mapping[str, Any]) -> str:
+    """``<experiment>.<variant>``, the JUnit class name of every case of one run."""
+    return f"{journal.get('experiment') or 'experiment'}.{journal.get('variant') or 'default'}"
+
+
+def cases(journal: Mapping[str, Any]) -> list[Case]:
+    """Every case of one run's journal, in report order (see the module docstring)."""
+    expected = [str(name) for name in journal.get("expected_violations") or []]
+    result = [steady_state_case(journal)]
+    seen: set[str] = set()
+    for verdict in journal.get("verdicts") or []:
+        if isinstance(verdict, Mapping):
+            case = verdict_case(verdict, str(verdict.get("invariant")) in expected)
+            seen.add(case.name)
+            result.append(case)
+    for name in expected:
+        if name not in seen:
+            result.append(
+                Case(
+                    name=name,
+                    kind="not_checked",
+                    passed=False,
+                    summary="expected to be violated, but the run did not check it",
+                    expected_violation=True,
+                )
+            )
+    error = run_error(journal)
+    if error is not None:
+        result.append(Case(name=RUN_CASE, kind="error", passed=False, summary=error))
+    return result
+
+
+def run_error(journal: Mapping[str, Any]) -> str | None:
+    """One sentence when the run did not finish normally, else None."""
+    status = journal.get("status")
+    if status in ("error", "interrupted") or journal.get("error"):
+        reason = journal.get("error") or f"the run ended with status {status}"
+        return f"{status or 'error'}: {reason}"
+    return None
+
+
+def verdict_case(verdict: Mapping[str, Any], expected: bool) -> Case:
+    """The case of one checker verdict under the variant's expectation."""
+    name = str(verdict.get("invariant") or "?")
+    valid = verdict.get("valid")
+    count = _int_or_none(verdict.get("count"))
+    checked = _int_or_none(verdict.get("checked"))
+    message = str(verdict.get("message") or "").strip()
+    examples = counterexample_lines(verdict.get("counterexamples") or [])
+    found = f"{count if count is not None else 'some'} violation(s)"
+    of_checked = f" in {checked} checked" if checked is not None else ""
+
+    def make(kind: CaseKind, passed: bool, summary: str, *details: str) -> Case:
+        shown = tuple(d for d in details if d in examples)
+        return Case(name, kind, passed, summary, _lines(*details), expected, count, checked, shown)
+
+    if valid is True and not expected:
+        return make(
+            "held", True, f"held ({checked} checked)" if checked is not None else "held", message
+        )
+    if valid is False and expected:
+        summary = f"violated as expected: {found}{of_checked}; the experiment caught it"
+        return make("caught", True, summary, message, *examples)
+    if valid is False:
+        return make(
+            "unexpected_violation",
+            False,
+            f"violated unexpectedly: {found}{of_checked}",
+            message,
+            *examples,
+        )
+    if valid is True:
+        summary = "expected to be violated, but it held: the experiment did not reproduce it"
+        return make("expected_not_found", False, summary, message)
+    return make(
+        "unknown", False, f"unknown: {message or 'the checker could not decide'}", *examples
+    )
+
+
+def steady_state_case(journal: Mapping[str, Any]) -> Case:
+    """The steady-state hypothesis: every probe held before and (when checked) after."""
+    steady = journal.get("steady_state") or {}
+    parts = [(when, steady.get(when)) for when in ("before", "after")]
+    checked = [(when, part) for when, part in parts if isinstance(part, Mapping)]
+    if not checked:
+        error = run_error(journal)
+        if error is not None:
+            return Case(STEADY_STATE_CASE, "steady_state", False, f"not checked ({error})")
+        return Case(STEADY_STATE_CASE, "steady_state", True, "no steady-state probes")
+    failing: list[str] = []
+    for when, part in checked:
+        if part.get("ok") is not True:
+            bad = [p for p in part.get("probes") or [] if not _probe_ok(p)]
+            failing.extend(f"{when}: {describe_mapping(p)}" for p in bad)
+            if not bad:
+                failing.append(f"{when}: the hypothesis did not hold")
+    whens = " and ".join(when for when, _ in checked)
+    if failing:
+        return Case(
+            STEADY_STATE_CASE, "steady_state", False, f"did not hold ({whens})", tuple(failing)
+        )
+    return Case(STEADY_STATE_CASE, "steady_state", True, f"held {whens} the method")
+
+
+def _probe_ok(probe: Any) -> bool:
+    return isinstance(probe, Mapping) and probe.get("ok") is not False
+
+
+def counterexample_lines(
+    counterexamples: Sequence[Any], limit: int = MAX_COUNTEREXAMPLES
+) -> list[str]:
+    """The first ``limit`` counterexamples in plain words, numbered, plus how many more."""
+    lines = [f"#{i + 1}: {describe_mapping(cx)}" for i, cx in enumerate(counterexamples[:limit])]
+    if len(counterexamples) > limit:
+        lines.append(f"... and {len(counterexamples) - limit} more in journal.json")
+    return lines
+
+
+def describe_mapping(item: Any) -> str:
+    """A counterexample or probe as one line: its own sentence first, then key=value pairs."""
+    if not isinstance(item, Mapping):
+        return format_value(item)
+    text = next((str(item[k]) for k in _TEXT_KEYS if isinstance(item.get(k), str)), "")
+    pairs = [f"{k}={format_value(v)}" for k, v in item.items() if k not in _TEXT_KEYS]
+    if text and pairs:
+        return f"{text} ({', '.join(pairs)})"
+    return text or ", ".join(pairs)
+
+
+def format_value(value: Any) -> str:
+    """Numbers short (8 significant digits), nested values as compact JSON (truncated)."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.8g}"
+    if isinstance(value, (int, str)):
+        return str(value)
+    text = json.dumps(value, default=str, separators=(",", ":"))
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def first_failure_line(journal: Mapping[str, Any]) -> str | None:
+    """The first failing case as ``name: summary`` plus its first detail, or None."""
+    for case in cases(journal):
+        if not case.passed:
+            extra = f"; {case.details[0]}" if case.details else ""
+            return f"{case.name}: {case.summary}{extra}"
+    return None
+
+
+def _lines(*texts: str) -> tuple[str, ...]:
+    return tuple(t for t in texts if t)
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return int(value)
+    return None

@@ -1,0 +1,1 @@
+"""Experiment files: YAML loaded into a typed, validated model (``loader.load``)."""

@@ -1,0 +1,115 @@
+"""YAML parsing that remembers where things were written.
+
+``parse(text)`` returns plain Python values where every mapping is a ``LineDict`` and every
+sequence a ``LineList``; both carry the 1-based ``line`` where they start and the line of
+each key or item, so the loader can name ``file:line`` in every error. Only the safe YAML
+tags are accepted. Duplicate keys are an error (PyYAML would silently keep the last one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, SequenceNode
+
+
+class LineDict(dict[Any, Any]):
+    """A mapping from the file: ``line`` of the mapping, ``key_lines[key]`` of each key."""
+
+    line: int = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key_lines: dict[Any, int] = {}
+
+    def line_of(self, key: Any) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class LineList(list[Any]):
+    """A sequence from the file: ``line`` of the sequence, ``item_lines[i]`` of each item."""
+
+    line: int = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.item_lines: list[int] = []
+
+    def line_of(self, index: int) -> int:
+        if 0 <= index < len(self.item_lines):
+            return self.item_lines[index]
+        return self.line
+
+
+class YamlSyntaxError(Exception):
+    """The text is not valid YAML (or uses an unsafe tag); ``line`` is 1-based or None."""
+
+    def __init__(self, line: int | None, problem: str) -> None:
+        super().__init__(problem)
+        self.line = line
+        self.problem = problem
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_map(loader: _LineLoader, node: MappingNode) -> Iterator[LineDict]:
+    mapping = LineDict()
+    mapping.line = node.start_mark.line + 1
+    yield mapping
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, Hashable):
+            raise ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            )
+        if key in mapping.key_lines:
+            raise ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {mapping.key_lines[key]})",
+                key_node.start_mark,
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
+
+
+def _construct_seq(loader: _LineLoader, node: SequenceNode) -> Iterator[LineList]:
+    items = LineList()
+    items.line = node.start_mark.line + 1
+    yield items
+    for item_node in node.value:
+        items.append(loader.construct_object(item_node, deep=True))
+        items.item_lines.append(item_node.start_mark.line + 1)
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+def parse(text: str) -> Any:
+    """The document in ``text`` (None when empty); ``YamlSyntaxError`` on bad YAML."""
+    loader: _LineLoader | None = None
+    try:
+        loader = _LineLoader(text)
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = err.problem or err.context or "invalid YAML"
+        raise YamlSyntaxError(line, f"YAML syntax: {problem}") from None
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, max(err.position, 0)) + 1
+        raise YamlSyntaxError(line, f"YAML syntax: {err.reason}") from None
+    except yaml.YAMLError as err:
+        raise YamlSyntaxError(1, f"YAML syntax: {err}") from None
+    except RecursionError:
+        raise YamlSyntaxError(1, "YAML nesting is too deep") from None
+    finally:
+        if loader is not None:
+            loader.dispose()

@@ -93,7 +93,7 @@ def _header(title: str, journal: Mapping[str, Any], met: bool) -> str:
         ("seed", journal.get("seed")),
         ("backend", journal.get("backend")),
         ("duration", f"{run_duration(journal):.1f}s"),
-        ("started", journal.get("started_at")),
+        ("started", _utc(journal.get("started_at"))),
         ("expected violations", expected),
         ("control run (no faults)", "yes" if journal.get("no_faults") else None),
         ("file", journal.get("file")),
@@ -107,6 +107,13 @@ def _header(title: str, journal: Mapping[str, Any], met: bool) -> str:
         f'<div id="verdict" class="banner {"pass" if met else "fail"}">{banner}</div>'
         f'<p class="meta">{meta}</p></header>'
     )
+
+
+def _utc(value: Any) -> str | None:
+    epoch = to_epoch(value)
+    if epoch is None:
+        return None if value is None else str(value)
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _verdict_section(run_cases: list[Case]) -> str:

@@ -139,6 +139,8 @@ def _read_faults(path: Path, data: RunData) -> None:
         if phase == "begin":
             target = record.get("target")
             label = f"{action} {target}" if target else action
+            if record.get("id") and record.get("id") != action:
+                label = f"{record['id']}: {label}"
             begins[key] = (label, t, record.get("fault", action != "trading_mode") is not False)
         elif key in begins:
             label, start, fault = begins.pop(key)

@@ -1,0 +1,58 @@
+"""fills_within_band: while not in normal mode, every fill is near the true price.
+
+Holds when every fill (liquidation fills included) executed while the trading mode was not
+``normal`` is priced within +-``band_bps`` of the true price at the fill's time. The mode
+in force is taken from the log's ``mode`` events (exact, by seq) or, if the log has none,
+from ``modes.jsonl`` by time.
+"""
+
+from __future__ import annotations
+
+from chaos.checkers.base import Findings, ModeTracker, Verdict, bps, rounded
+from chaos.checkers.params import CheckParams
+from chaos.history.reader import History
+
+NAME = "fills_within_band"
+
+
+def check(history: History, params: CheckParams) -> Verdict:
+    found = Findings(NAME, params.max_counterexamples)
+    if not history.has("events"):
+        return found.verdict("fills", unknown="no events.jsonl in the history")
+    truth = history.truth()
+    modes = ModeTracker(history)
+    for event in history.events():
+        if event["kind"] == "mode":
+            modes.observe_mode_event(event["mode"])
+            continue
+        if event["kind"] != "fill":
+            continue
+        t = event["time"]
+        mode = modes.at(t)
+        if mode == "normal":
+            continue
+        found.checked += 1
+        market, price = event["market"], event["price"]
+        true_price = truth.price(market, t)
+        off = bps(price, true_price)
+        if abs(off) > params.band_bps:
+            found.add(
+                {
+                    "problem": f"seq {event['seq']}: {market} fill at {price} in {mode} mode is "
+                    f"{off:+.0f} bps from the true price {rounded(true_price)} "
+                    f"(band +-{params.band_bps:g} bps)",
+                    "seq": event["seq"],
+                    "market": market,
+                    "time": t,
+                    "mode": mode,
+                    "price": price,
+                    "true_price": rounded(true_price),
+                    "off_bps": round(off, 1),
+                    "qty": event.get("qty"),
+                    "taker_account": event.get("taker_account"),
+                    "maker_account": event.get("maker_account"),
+                    "taker_side": event.get("taker_side"),
+                    "liquidation": bool(event.get("liquidation")),
+                }
+            )
+    return found.verdict("fills outside normal mode")

@@ -1,0 +1,297 @@
+"""no_corrupt_chain_writes: the chain is intact, equals the db, and carries true market data.
+
+Holds when, over ``chain.jsonl`` (the chain as exported, in height order):
+- heights are 1, 2, 3, ... with one block per height (a repeated height is a fork);
+- each block's ``prev_hash`` is the previous block's ``hash`` and its ``hash`` is the
+  recomputed block hash (``block_hash``: canonical form in docs/checkers.md);
+- blocks cover the event log contiguously (``first_seq`` = previous ``last_seq`` + 1), each
+  block's ``events`` are exactly seqs ``first_seq..last_seq`` and each equals, field by
+  field, the db event of the same seq in ``events.jsonl``;
+- every ``market_data`` entry is valid under truth: the mark price is finite, > 0 and
+  within ``price_tolerance`` (relative) of the true price at its ``ts``; the funding index
+  is finite and within ``funding_tolerance`` of the true funding index at its ``ts``, and
+  it moved from the market's previous on-chain value by at most
+  ``max_funding_rate * true price * (funding intervals elapsed + 1)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeGuard
+
+from chaos.checkers.base import Findings, Verdict, rounded
+from chaos.checkers.params import CheckParams
+from chaos.history.events import Block, Event
+from chaos.history.reader import History
+from chaos.history.truth import RunTruth
+
+NAME = "no_corrupt_chain_writes"
+HASH_EXCLUDED = frozenset({"hash"})
+
+try:  # pragma: no cover - depends on the environment
+    import orjson
+
+    def _fast_canonical(block: Mapping[str, Any]) -> bytes:
+        return orjson.dumps(block, option=orjson.OPT_SORT_KEYS)
+
+except ImportError:  # pragma: no cover
+    _fast_canonical = None  # type: ignore[assignment]
+
+
+def canonical_bytes(block: Mapping[str, Any]) -> bytes:
+    """The bytes a block's hash covers: every field but ``hash``, as JSON with sorted keys,
+    no whitespace, ASCII escapes (``json.dumps(sort_keys=True, separators=(",", ":"))``)."""
+    body = {k: v for k, v in block.items() if k not in HASH_EXCLUDED}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def block_hash(block: Mapping[str, Any]) -> str:
+    """sha256 hex of ``canonical_bytes(block)``."""
+    return hashlib.sha256(canonical_bytes(block)).hexdigest()
+
+
+def _hash_matches(block: Mapping[str, Any], stored: object) -> bool:
+    # orjson writes the same bytes for the numbers, strings and keys a block holds except
+    # some exponent floats (1e-05 vs 0.00001); a mismatch is confirmed with the stdlib.
+    if _fast_canonical is not None:
+        body = {k: v for k, v in block.items() if k not in HASH_EXCLUDED}
+        if hashlib.sha256(_fast_canonical(body)).hexdigest() == stored:
+            return True
+    return block_hash(block) == stored
+
+
+class _DbCursor:
+    """Forward-only lookup of db events by seq (both streams are in seq order)."""
+
+    def __init__(self, events: Iterator[Event]) -> None:
+        self._events = events
+        self._current: Event | None = next(events, None)
+
+    def find(self, seq: int) -> Event | None:
+        current = self._current
+        while current is not None and current["seq"] < seq:
+            current = next(self._events, None)
+        self._current = current
+        if current is not None and current["seq"] == seq:
+            return current
+        return None
+
+
+def check(history: History, params: CheckParams) -> Verdict:
+    found = Findings(NAME, params.max_counterexamples)
+    if not history.has("chain"):
+        return found.verdict("blocks", unknown="no chain.jsonl in the history")
+    truth = history.truth()
+    db = _DbCursor(history.events())
+    market_check = _MarketDataCheck(truth, params, found)
+    prev_height = 0
+    prev_hash: object = None
+    prev_last_seq = 0
+    n_blocks = 0
+    for block in history.blocks():
+        n_blocks += 1
+        height = block.get("height")
+        _check_links(found, block, prev_height, prev_hash, prev_last_seq)
+        _check_events(found, block, db)
+        for entry in block.get("market_data") or ():
+            market_check.check(height, entry)
+        prev_height = height if isinstance(height, int) else prev_height + 1
+        prev_hash = block.get("hash")
+        last_seq = block.get("last_seq")
+        prev_last_seq = last_seq if isinstance(last_seq, int) else prev_last_seq
+    found.checked = n_blocks
+    return found.verdict("blocks")
+
+
+def _check_links(
+    found: Findings, block: Block, prev_height: int, prev_hash: object, prev_last_seq: int
+) -> None:
+    height = block.get("height")
+    if height != prev_height + 1:
+        if isinstance(height, int) and height <= prev_height:
+            what = f"fork: a second block at height {height} (after height {prev_height})"
+        else:
+            what = f"heights jump from {prev_height} to {height}"
+        found.add({"problem": what, "height": height, "previous_height": prev_height})
+    if prev_hash is not None and block.get("prev_hash") != prev_hash:
+        found.add(
+            {
+                "problem": f"block {height} prev_hash {block.get('prev_hash')!r} is not the "
+                f"hash of block {prev_height} ({prev_hash!r})",
+                "height": height,
+                "prev_hash": block.get("prev_hash"),
+                "previous_block_hash": prev_hash,
+            }
+        )
+    stored = block.get("hash")
+    if not _hash_matches(block, stored):
+        found.add(
+            {
+                "problem": f"block {height} hash {stored!r} does not match its contents "
+                f"(recomputed {block_hash(block)})",
+                "height": height,
+                "hash": stored,
+                "recomputed_hash": block_hash(block),
+            }
+        )
+    first_seq = block.get("first_seq")
+    if first_seq != prev_last_seq + 1:
+        found.add(
+            {
+                "problem": f"block {height} starts at seq {first_seq}, but the previous block "
+                f"ended at seq {prev_last_seq}",
+                "height": height,
+                "first_seq": first_seq,
+                "previous_last_seq": prev_last_seq,
+            }
+        )
+
+
+def _check_events(found: Findings, block: Block, db: _DbCursor) -> None:
+    height = block.get("height")
+    first_seq, last_seq = block.get("first_seq"), block.get("last_seq")
+    expected = first_seq if isinstance(first_seq, int) else None
+    for event in block.get("events") or ():
+        seq = event.get("seq")
+        if expected is not None and seq != expected:
+            found.add(
+                {
+                    "problem": f"block {height} ({first_seq}..{last_seq}) holds seq {seq} "
+                    f"where seq {expected} belongs",
+                    "height": height,
+                    "seq": seq,
+                    "expected_seq": expected,
+                }
+            )
+            expected = seq if isinstance(seq, int) else None
+        if expected is not None:
+            expected += 1
+        db_event = db.find(seq) if isinstance(seq, int) else None
+        if db_event is None:
+            found.add(
+                {
+                    "problem": f"block {height} carries event seq {seq} that the db log lacks",
+                    "height": height,
+                    "seq": seq,
+                    "chain_event": dict(event),
+                }
+            )
+        elif db_event != event:
+            diffs = _diff(db_event, event)
+            first = diffs[0]
+            found.add(
+                {
+                    "problem": f"block {height} event seq {seq} differs from the db: "
+                    f"{first['field']} is {first['chain']!r} on chain, {first['db']!r} in the db",
+                    "height": height,
+                    "seq": seq,
+                    "differences": diffs,
+                }
+            )
+    if expected is not None and isinstance(last_seq, int) and expected != last_seq + 1:
+        found.add(
+            {
+                "problem": f"block {height} claims seqs {first_seq}..{last_seq} but its events "
+                f"end at seq {expected - 1}",
+                "height": height,
+                "first_seq": first_seq,
+                "last_seq": last_seq,
+            }
+        )
+
+
+def _diff(db_event: Mapping[str, Any], chain_event: Mapping[str, Any]) -> list[dict[str, Any]]:
+    fields = sorted(set(db_event) | set(chain_event))
+    return [
+        {"field": f, "db": db_event.get(f), "chain": chain_event.get(f)}
+        for f in fields
+        if db_event.get(f) != chain_event.get(f) or (f in db_event) != (f in chain_event)
+    ]
+
+
+def _finite_number(x: object) -> TypeGuard[float]:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+class _MarketDataCheck:
+    """Validates each on-chain market data entry against truth; remembers, per market, the
+    last entry that matched truth, to bound the funding step from it."""
+
+    def __init__(self, truth: RunTruth, params: CheckParams, found: Findings) -> None:
+        self.truth = truth
+        self.params = params
+        self.found = found
+        self.last_valid: dict[str, tuple[float, float]] = {}  # market -> (funding index, ts)
+
+    def check(self, height: object, entry: Mapping[str, Any]) -> None:
+        market, ts = entry.get("market"), entry.get("ts")
+        mark, funding = entry.get("mark_price"), entry.get("funding_index")
+        where = {"height": height, "market": market, "ts": ts}
+        if not isinstance(market, str) or market not in self.truth.markets:
+            self.found.add(
+                {"problem": f"block {height} carries unknown market {market!r}", **where}
+            )
+            return
+        if not _finite_number(ts):
+            self.found.add({"problem": f"block {height} {market} data has no valid ts", **where})
+            return
+        assert isinstance(ts, int | float)
+        true_price = self.truth.price(market, ts)
+        true_funding = self.truth.funding_index(market, ts)
+        where |= {"true_price": rounded(true_price), "true_funding_index": rounded(true_funding)}
+        if (
+            not _finite_number(mark)
+            or mark <= 0
+            or abs(mark / true_price - 1) > (self.params.price_tolerance)
+        ):
+            self.found.add(
+                {
+                    "problem": f"block {height} carries {market} mark price {mark!r}; "
+                    f"true {rounded(true_price)}",
+                    "mark_price": mark,
+                    **where,
+                }
+            )
+        if not _finite_number(funding) or abs(funding - true_funding) > (
+            self.params.funding_tolerance * abs(true_funding)
+        ):
+            self.found.add(
+                {
+                    "problem": f"block {height} carries {market} funding index {funding!r}; "
+                    f"true {rounded(true_funding)}",
+                    "funding_index": funding,
+                    **where,
+                }
+            )
+            return
+        assert isinstance(funding, int | float)
+        self._check_step(height, market, float(funding), float(ts), where)
+        self.last_valid[market] = (float(funding), float(ts))
+
+    def _check_step(
+        self, height: object, market: str, funding: float, ts: float, where: dict[str, Any]
+    ) -> None:
+        last = self.last_valid.get(market)
+        if last is None or last[0] == funding:
+            return
+        prev_funding, prev_ts = last
+        intervals = self.truth.funding_intervals_between(prev_ts, ts)
+        price = max(self.truth.price(market, prev_ts), self.truth.price(market, ts))
+        bound = self.truth.max_funding_rate(market) * price * (intervals + 1)
+        step = abs(funding - prev_funding)
+        if step > bound * (1 + 1e-9):
+            self.found.add(
+                {
+                    "problem": f"block {height} {market} funding index stepped by "
+                    f"{rounded(step)} over {intervals} interval(s); at most {rounded(bound)}",
+                    "funding_index": funding,
+                    "previous_funding_index": prev_funding,
+                    "previous_ts": prev_ts,
+                    "step": rounded(step),
+                    "max_step": rounded(bound),
+                    **where,
+                }
+            )

@@ -18,7 +18,7 @@ from typing import Any
 from chaos import __version__
 from chaos.report import plots
 from chaos.report.junit import run_duration, to_epoch
-from chaos.report.outcomes import Case, cases, run_error
+from chaos.report.outcomes import Case, cases, expectation_met, run_error
 from chaos.report.rundata import RunData, load_run
 
 _CSS = """
@@ -46,7 +46,7 @@ def render_html(run_dir: Path, journal: Mapping[str, Any]) -> str:
     """The report page of the run in ``run_dir`` (its history) described by ``journal``."""
     data = load_run(run_dir, journal)
     run_cases = cases(journal)
-    met = _met(journal, run_cases)
+    met = expectation_met(journal)
     title = f"{journal.get('experiment') or 'experiment'} / {journal.get('variant') or 'default'}"
     parts = [
         "<!DOCTYPE html>",
@@ -72,13 +72,6 @@ def write_html(run_dir: Path, journal: Mapping[str, Any]) -> Path:
     tmp.write_text(render_html(run_dir, journal), encoding="utf-8")
     tmp.replace(path)
     return path
-
-
-def _met(journal: Mapping[str, Any], run_cases: list[Case]) -> bool:
-    if run_error(journal) is not None:
-        return False
-    met = journal.get("expectation_met")
-    return met if isinstance(met, bool) else all(c.passed for c in run_cases)
 
 
 def _e(value: Any) -> str:

@@ -34,6 +34,7 @@ FAILING_KINDS = frozenset({"unexpected_violation", "expected_not_found", "unknow
 STEADY_STATE_CASE = "steady_state_hypothesis"
 RUN_CASE = "run"
 MAX_COUNTEREXAMPLES = 5
+_PAIRS_AFTER_TEXT = 6  # a counterexample's own sentence says most; the rest is in journal.json
 _TEXT_KEYS = ("message", "reason", "description", "why", "detail", "problem")
 
 
@@ -70,6 +71,15 @@ class Case:
 def suite_name(journal: Mapping[str, Any]) -> str:
     """``<experiment>.<variant>``, the JUnit class name of every case of one run."""
     return f"{journal.get('experiment') or 'experiment'}.{journal.get('variant') or 'default'}"
+
+
+def expectation_met(journal: Mapping[str, Any]) -> bool:
+    """The run met its expectation: no run error, and the journal says so (or, when it does
+    not say, every case passed)."""
+    if run_error(journal) is not None:
+        return False
+    met = journal.get("expectation_met")
+    return met if isinstance(met, bool) else all(case.passed for case in cases(journal))
 
 
 def cases(journal: Mapping[str, Any]) -> list[Case]:
@@ -192,7 +202,8 @@ def describe_mapping(item: Any) -> str:
     text = next((str(item[k]) for k in _TEXT_KEYS if isinstance(item.get(k), str)), "")
     pairs = [f"{k}={format_value(v)}" for k, v in item.items() if k not in _TEXT_KEYS]
     if text and pairs:
-        return f"{text} ({', '.join(pairs)})"
+        shown = pairs[:_PAIRS_AFTER_TEXT] + (["..."] if len(pairs) > _PAIRS_AFTER_TEXT else [])
+        return f"{text} ({', '.join(shown)})"
     return text or ", ".join(pairs)
 
 

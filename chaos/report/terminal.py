@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chaos.report.outcomes import Case, cases, run_error
+from chaos.report.outcomes import Case, cases, expectation_met
 
 _WIDTH = 100
 
@@ -19,7 +19,7 @@ _WIDTH = 100
 def render_summary(journals: list[dict[str, Any]]) -> str:
     """The summary of every run in ``journals`` followed by one overall line."""
     blocks = [_run_block(journal) for journal in journals]
-    met = sum(1 for journal in journals if _met(journal))
+    met = sum(1 for journal in journals if expectation_met(journal))
     total = len(journals)
     overall = (
         f"tradechaos: {met}/{total} variant(s) met their expectation"
@@ -29,19 +29,10 @@ def render_summary(journals: list[dict[str, Any]]) -> str:
     return "\n\n".join([*blocks, overall]) + "\n"
 
 
-def _met(journal: Mapping[str, Any]) -> bool:
-    if run_error(journal) is not None:
-        return False
-    met = journal.get("expectation_met")
-    if isinstance(met, bool):
-        return met
-    return all(case.passed for case in cases(journal))
-
-
 def _run_block(journal: Mapping[str, Any]) -> str:
     name = journal.get("experiment") or "experiment"
     variant = journal.get("variant") or "default"
-    verdict = "EXPECTATION MET" if _met(journal) else "EXPECTATION NOT MET"
+    verdict = "EXPECTATION MET" if expectation_met(journal) else "EXPECTATION NOT MET"
     extras = [f"seed {journal['seed']}"] if journal.get("seed") is not None else []
     if journal.get("no_faults"):
         extras.append("no faults (control run)")

@@ -68,11 +68,17 @@ def _write(path: Path, records: list[dict[str, Any]]) -> None:
 
 def _faults() -> list[dict[str, Any]]:
     def rec(t: float, step: str, action: str, target: str | None, phase: str, **kw: Any) -> Any:
-        return {"time": EPOCH + t, "id": step, "action": action, "target": target,
-                "phase": phase, "params": kw.pop("params", {}), "evidence": kw}
+        return {
+            "time": EPOCH + t,
+            "id": step,
+            "action": action,
+            "target": target,
+            "phase": phase,
+            "params": kw.pop("params", {}),
+            "evidence": kw,
+        }
 
-    move = {"market": MOVE.market, "start": MOVE.start, "duration": MOVE.duration,
-            "pct": MOVE.pct}
+    move = {"market": MOVE.market, "start": MOVE.start, "duration": MOVE.duration, "pct": MOVE.pct}
     return [
         rec(3.0, "eth-drop", "price_move", None, "world", params=move),
         rec(9.0, "cancel", "trading_mode", "sequencer", "begin", params={"mode": "cancel_only"}),
@@ -110,12 +116,17 @@ def _oracle(truth: PricePath, rng: random.Random) -> list[dict[str, Any]]:
             continue  # the oracle is restarting
         for market in MARKETS:
             mark = truth.price(market, t) * (1 + rng.uniform(-2e-4, 2e-4))
-            records.append({
-                "time": round(t, 3), "market": market, "mark_price": round(mark, 4),
-                "funding_index": round(_published_funding(truth, market, t), 6),
-                "interval": truth.funding_interval(t), "inputs": [round(mark, 2)] * 3,
-                "restored": market == "BTC-PERP" and abs(t - EPOCH - 12.5) < 1e-6,
-            })
+            records.append(
+                {
+                    "time": round(t, 3),
+                    "market": market,
+                    "mark_price": round(mark, 4),
+                    "funding_index": round(_published_funding(truth, market, t), 6),
+                    "interval": truth.funding_interval(t),
+                    "inputs": [round(mark, 2)] * 3,
+                    "restored": market == "BTC-PERP" and abs(t - EPOCH - 12.5) < 1e-6,
+                }
+            )
     return records
 
 
@@ -123,8 +134,16 @@ def _events(truth: PricePath, rng: random.Random) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
 
     def add(t: float, kind: str, **fields: Any) -> None:
-        events.append({"seq": len(events) + 1, "epoch": 1, "sequencer": "a",
-                       "time": round(EPOCH + t, 3), "kind": kind, **fields})
+        events.append(
+            {
+                "seq": len(events) + 1,
+                "epoch": 1,
+                "sequencer": "a",
+                "time": round(EPOCH + t, 3),
+                "kind": kind,
+                **fields,
+            }
+        )
 
     for account in range(1, 7):
         add(0.1 * account, "deposit", account=account, amount=100_000.0)
@@ -138,12 +157,34 @@ def _events(truth: PricePath, rng: random.Random) -> list[dict[str, Any]]:
                 _liquidation(add, truth, when, account, liq_market)
         if not (EPOCH + 10.0 <= EPOCH + t < EPOCH + 16.0) or rng.random() < 0.3:
             oid = len(events) + 1
-            add(t, "order_accepted", client_order_id=f"c{oid}", order_id=oid,
-                account=rng.randint(1, 6), market=market, side=rng.choice(["buy", "sell"]),
-                order_type="limit", price=price, qty=0.1)
-            add(t + 0.01, "fill", market=market, price=price, qty=0.1, taker_side="buy",
-                maker_account=1, taker_account=4, maker_order_id=oid - 1, taker_order_id=oid,
-                liquidation=False, oracle_price=price, oracle_ts=EPOCH + t, funding_index=0.0)
+            add(
+                t,
+                "order_accepted",
+                client_order_id=f"c{oid}",
+                order_id=oid,
+                account=rng.randint(1, 6),
+                market=market,
+                side=rng.choice(["buy", "sell"]),
+                order_type="limit",
+                price=price,
+                qty=0.1,
+            )
+            add(
+                t + 0.01,
+                "fill",
+                market=market,
+                price=price,
+                qty=0.1,
+                taker_side="buy",
+                maker_account=1,
+                taker_account=4,
+                maker_order_id=oid - 1,
+                taker_order_id=oid,
+                liquidation=False,
+                oracle_price=price,
+                oracle_ts=EPOCH + t,
+                funding_index=0.0,
+            )
         t += 0.4
     return events
 
@@ -151,9 +192,18 @@ def _events(truth: PricePath, rng: random.Random) -> list[dict[str, Any]]:
 def _liquidation(add: Any, truth: PricePath, when: float, account: int, market: str) -> None:
     t = EPOCH + when
     mark = round(truth.price(market, t), 2)
-    add(when, "liquidation", account=account, market=market, qty=1.0, mark_price=mark,
-        oracle_ts=t - 0.1, funding_index=round(_published_funding(truth, market, t), 6),
-        equity=-150.0, maintenance=1200.0)
+    add(
+        when,
+        "liquidation",
+        account=account,
+        market=market,
+        qty=1.0,
+        mark_price=mark,
+        oracle_ts=t - 0.1,
+        funding_index=round(_published_funding(truth, market, t), 6),
+        equity=-150.0,
+        maintenance=1200.0,
+    )
 
 
 def _chain(events: list[dict[str, Any]], truth: PricePath) -> list[dict[str, Any]]:
@@ -165,15 +215,29 @@ def _chain(events: list[dict[str, Any]], truth: PricePath) -> list[dict[str, Any
         stalled = 10.5 <= t < 17.0  # the writer cannot reach the database being upgraded
         batch = [e for e in events[cursor:] if e["time"] <= EPOCH + t]
         if batch and not stalled:
-            market_data = [{"market": m, "mark_price": round(truth.price(m, EPOCH + t), 2),
-                            "funding_index": round(truth.funding_index(m, EPOCH + t), 6),
-                            "ts": EPOCH + t} for m in MARKETS]
+            market_data = [
+                {
+                    "market": m,
+                    "mark_price": round(truth.price(m, EPOCH + t), 2),
+                    "funding_index": round(truth.funding_index(m, EPOCH + t), 6),
+                    "ts": EPOCH + t,
+                }
+                for m in MARKETS
+            ]
             body = json.dumps([prev, batch, market_data], sort_keys=True).encode()
             digest = hashlib.sha256(body).hexdigest()
-            blocks.append({"height": len(blocks) + 1, "prev_hash": prev, "hash": digest,
-                           "first_seq": batch[0]["seq"], "last_seq": batch[-1]["seq"],
-                           "events": batch, "market_data": market_data,
-                           "time": round(EPOCH + t, 3)})
+            blocks.append(
+                {
+                    "height": len(blocks) + 1,
+                    "prev_hash": prev,
+                    "hash": digest,
+                    "first_seq": batch[0]["seq"],
+                    "last_seq": batch[-1]["seq"],
+                    "events": batch,
+                    "market_data": market_data,
+                    "time": round(EPOCH + t, 3),
+                }
+            )
             prev = digest
             cursor += len(batch)
         t += 0.5
@@ -191,18 +255,37 @@ def _client(rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, An
             t = EPOCH + second + k * 0.1
             latency = rng.uniform(0.2, 0.9) if in_fault else rng.uniform(0.004, 0.02)
             outcome = rng.choices(["ok", "fail", "info"], [6, 2, 2] if in_fault else [1, 0, 0])[0]
-            base = {"process": k, "f": "order", "client_order_id": f"o{n}", "account": k % 6 + 1,
-                    "market": MARKETS[k % 2], "side": "buy", "order_type": "limit",
-                    "price": 100.0, "qty": 0.1, "attempt": 1}
+            base = {
+                "process": k,
+                "f": "order",
+                "client_order_id": f"o{n}",
+                "account": k % 6 + 1,
+                "market": MARKETS[k % 2],
+                "side": "buy",
+                "order_type": "limit",
+                "price": 100.0,
+                "qty": 0.1,
+                "attempt": 1,
+            }
             ops.append({**base, "type": "invoke", "time": round(t, 3)})
-            done = {**base, "type": outcome, "time": round(t + latency, 3),
-                    "latency": round(latency, 4)}
+            done = {
+                **base,
+                "type": outcome,
+                "time": round(t + latency, 3),
+                "latency": round(latency, 4),
+            }
             if outcome != "ok":
                 done["error"] = "timeout" if outcome == "info" else "503 not ready"
             ops.append(done)
-        samples.append({"time": EPOCH + second + 1, "rps": 10.0,
-                        "p50": 450.0 if in_fault else 9.0, "p99": 880.0 if in_fault else 19.0,
-                        "errors": 4 if in_fault else 0})
+        samples.append(
+            {
+                "time": EPOCH + second + 1,
+                "rps": 10.0,
+                "p50": 450.0 if in_fault else 9.0,
+                "p99": 880.0 if in_fault else 19.0,
+                "errors": 4 if in_fault else 0,
+            }
+        )
     samples.append({"time": EPOCH + DURATION, "final": True, "requests": n, "failures": 24})
     return ops, samples
 
@@ -210,57 +293,142 @@ def _client(rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, An
 def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
     liqs = [e for e in events if e["kind"] == "liquidation" and e["market"] == "BTC-PERP"]
     unintended = [
-        {"seq": e["seq"], "account": e["account"], "market": e["market"],
-         "message": "liquidated on a funding index of 0 restored after the oracle restart; "
-                    "under the true funding index the account was above maintenance margin",
-         "funding_index_used": e["funding_index"], "true_equity": 2350.0,
-         "maintenance": e["maintenance"]}
+        {
+            "seq": e["seq"],
+            "account": e["account"],
+            "market": e["market"],
+            "problem": "liquidated on a funding index of 0 restored after the oracle restart; "
+            "under the true funding index the account was above maintenance margin",
+            "funding_index_used": e["funding_index"],
+            "true_equity": 2350.0,
+            "maintenance": e["maintenance"],
+        }
         for e in liqs
     ]
     return {
-        "tradechaos": "0.1.0", "status": "failed",
-        "experiment": "paradex-funding-restore", "file": "experiments/incidents/paradex.yaml",
-        "variant": "vulnerable", "seed": SEED, "no_faults": False,
-        "started_at": EPOCH, "ended_at": EPOCH + DURATION + 2.0,
+        "tradechaos": "0.1.0",
+        "status": "failed",
+        "experiment": "paradex-funding-restore",
+        "file": "experiments/incidents/paradex.yaml",
+        "variant": "vulnerable",
+        "seed": SEED,
+        "no_faults": False,
+        "started_at": EPOCH,
+        "ended_at": EPOCH + DURATION + 2.0,
         "run_dir": "runs/20260719-120000-paradex-funding-restore-vulnerable",
         "backend": "process",
-        "expected_violations": ["no_unintended_liquidations"], "expectation_met": False,
+        "expected_violations": ["no_unintended_liquidations"],
+        "expectation_met": False,
         "steady_state": {
-            "before": {"ok": True, "probes": [{"probe": "health", "ok": True},
-                                              {"probe": "error_rate", "ok": True, "value": 0.0}]},
+            "before": {
+                "ok": True,
+                "probes": [
+                    {"probe": "health", "ok": True},
+                    {"probe": "error_rate", "ok": True, "value": 0.0},
+                ],
+            },
             "after": {"ok": True, "probes": [{"probe": "health", "ok": True}]},
         },
         "timeline": [
-            {"id": "cancel", "action": "trading_mode", "target": "sequencer", "scheduled": 9.0,
-             "started": EPOCH + 9.0, "ended": EPOCH + 9.05, "lateness_ms": 3, "fault": False,
-             "skipped": False},
-            {"id": "upgrade", "action": "db_upgrade", "target": "db", "scheduled": 10.0,
-             "started": EPOCH + 10.0, "ended": EPOCH + 16.0, "lateness_ms": 5, "fault": True,
-             "skipped": False},
-            {"id": "restart-oracle", "action": "restart", "target": "oracle", "scheduled": 12.0,
-             "started": EPOCH + 12.0, "ended": EPOCH + 13.0, "lateness_ms": 2, "fault": True,
-             "skipped": False},
-            {"id": "post", "action": "trading_mode", "target": "sequencer", "scheduled": 16.0,
-             "started": EPOCH + 16.0, "ended": EPOCH + 16.05, "lateness_ms": 1, "fault": False,
-             "skipped": False},
-            {"id": "normal", "action": "trading_mode", "target": "sequencer", "scheduled": 22.0,
-             "started": EPOCH + 22.0, "ended": EPOCH + 22.05, "lateness_ms": 1, "fault": False,
-             "skipped": False},
+            {
+                "id": "cancel",
+                "action": "trading_mode",
+                "target": "sequencer",
+                "scheduled": 9.0,
+                "started": EPOCH + 9.0,
+                "ended": EPOCH + 9.05,
+                "lateness_ms": 3,
+                "fault": False,
+                "skipped": False,
+            },
+            {
+                "id": "upgrade",
+                "action": "db_upgrade",
+                "target": "db",
+                "scheduled": 10.0,
+                "started": EPOCH + 10.0,
+                "ended": EPOCH + 16.0,
+                "lateness_ms": 5,
+                "fault": True,
+                "skipped": False,
+            },
+            {
+                "id": "restart-oracle",
+                "action": "restart",
+                "target": "oracle",
+                "scheduled": 12.0,
+                "started": EPOCH + 12.0,
+                "ended": EPOCH + 13.0,
+                "lateness_ms": 2,
+                "fault": True,
+                "skipped": False,
+            },
+            {
+                "id": "post",
+                "action": "trading_mode",
+                "target": "sequencer",
+                "scheduled": 16.0,
+                "started": EPOCH + 16.0,
+                "ended": EPOCH + 16.05,
+                "lateness_ms": 1,
+                "fault": False,
+                "skipped": False,
+            },
+            {
+                "id": "normal",
+                "action": "trading_mode",
+                "target": "sequencer",
+                "scheduled": 22.0,
+                "started": EPOCH + 22.0,
+                "ended": EPOCH + 22.05,
+                "lateness_ms": 1,
+                "fault": False,
+                "skipped": False,
+            },
         ],
         "verdicts": [
-            {"invariant": "no_unintended_liquidations", "valid": False, "count": 2,
-             "checked": 3, "counterexamples": unintended,
-             "message": "2 of 3 liquidations were not justified under true prices and funding"},
-            {"invariant": "no_corrupt_chain_writes", "valid": True, "count": 0, "checked": 24,
-             "counterexamples": [], "message": "24 blocks hash-linked and equal to the event log"},
-            {"invariant": "fills_within_band", "valid": False, "count": 1, "checked": 40,
-             "counterexamples": [{"seq": 61, "market": "BTC-PERP", "price": 63900.0,
-                                  "true_price": 60012.5, "band_bps": 500, "mode": "post_only",
-                                  "message": "fill 6.5% above the true price while post_only"}],
-             "message": "1 fill outside the +-500 bps band"},
-            {"invariant": "sequence_integrity", "valid": "unknown", "count": 0, "checked": 0,
-             "counterexamples": [],
-             "message": "events.jsonl ends before the final flush: history incomplete"},
+            {
+                "invariant": "no_unintended_liquidations",
+                "valid": False,
+                "count": 2,
+                "checked": 3,
+                "counterexamples": unintended,
+                "message": "2 of 3 liquidations were not justified under true prices and funding",
+            },
+            {
+                "invariant": "no_corrupt_chain_writes",
+                "valid": True,
+                "count": 0,
+                "checked": 24,
+                "counterexamples": [],
+                "message": "24 blocks hash-linked and equal to the event log",
+            },
+            {
+                "invariant": "fills_within_band",
+                "valid": False,
+                "count": 1,
+                "checked": 40,
+                "counterexamples": [
+                    {
+                        "seq": 61,
+                        "market": "BTC-PERP",
+                        "price": 63900.0,
+                        "true_price": 60012.5,
+                        "band_bps": 500,
+                        "mode": "post_only",
+                        "problem": "fill 6.5% above the true price while post_only",
+                    }
+                ],
+                "message": "1 fill outside the +-500 bps band",
+            },
+            {
+                "invariant": "sequence_integrity",
+                "valid": "unknown",
+                "count": 0,
+                "checked": 0,
+                "counterexamples": [],
+                "message": "events.jsonl ends before the final flush: history incomplete",
+            },
         ],
     }
 

@@ -1,0 +1,475 @@
+"""The sequencer service: takes orders, matches them, sequences every event into the db.
+
+``python -m chaos.stack.sequencer --port P --db H:P --instance a|b --role primary|standby``
+
+One batching task owns the engine: requests queue up, each batch is applied in memory and
+written in ONE transaction (group commit); every event's seq is assigned in that batch and
+written by that transaction. If the transaction fails the engine is rebuilt from the db and
+the batch's clients get 503 (their outcome is unknown to them).
+
+Leadership: table ``leases`` (epoch, holder, renewed_at). The leader renews every 200 ms.
+With ``fencing`` each write transaction locks the lease row and aborts if the epoch is no
+longer its own (then the instance steps down to standby). A standby with ``auto_failover``
+takes over (epoch + 1) when the lease is older than ``--rto``; ``POST /admin/promote``
+takes over on request. Without fencing a slow old leader keeps writing (split brain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from chaos.stack.common import (
+    Pg,
+    base_parser,
+    every,
+    json_response,
+    parse_args,
+    read_json,
+    serve,
+    spawn,
+)
+from chaos.stack.engine import (
+    BadRequest,
+    Changes,
+    Engine,
+    NotServing,
+    OraclePrice,
+    Order,
+    Position,
+)
+from chaos.truth import MARKET_NAMES
+
+log = logging.getLogger("chaos.stack.sequencer")
+MAX_BATCH = 256
+REQUEST_TIMEOUT_S = 10.0
+
+ORACLE_SQL = " UNION ALL ".join(
+    f"(SELECT market, mark_price, funding_index, ts FROM oracle_prices "
+    f"WHERE market = '{m}' ORDER BY id DESC LIMIT 1)"
+    for m in MARKET_NAMES
+)
+
+
+class Fenced(Exception):
+    """The lease epoch moved on: this instance no longer leads."""
+
+
+class Sequencer:
+    def __init__(self, args: Any) -> None:
+        self.args = args
+        self.instance: str = args.instance
+        self.mitigations: frozenset[str] = args.mitigations
+        self.db = Pg(args.db, f"sequencer-{self.instance}", timeout_s=args.db_timeout)
+        self.lease_db = Pg(args.db, f"sequencer-{self.instance}-lease", timeout_s=2.0)
+        self.price_db = Pg(args.db, f"sequencer-{self.instance}-prices", timeout_s=2.0)
+        self.role = "loading"  # loading | leader | standby
+        self.ready = False
+        self.epoch = 0
+        self.engine = self._new_engine(0)
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any], asyncio.Future[Any]]] = asyncio.Queue()
+        self.last_renewal = 0.0
+        self.started_at = time.time()
+
+    def _new_engine(self, epoch: int) -> Engine:
+        return Engine(
+            self.instance,
+            epoch,
+            MARKET_NAMES,
+            self.mitigations,
+            band_bps=self.args.band_bps,
+            stale_after_s=self.args.stale_after,
+        )
+
+    # -- state from the db ------------------------------------------------------------
+    async def load(self) -> None:
+        """Rebuild the engine from the db (retrying until the db answers)."""
+        self.ready = False
+        while True:
+            try:
+                engine = await self.db.run(self._load, timeout_s=30.0)
+                break
+            except Exception as err:
+                log.warning("loading state failed, retrying: %s", err)
+                await asyncio.sleep(0.2)
+        engine.fresh_price_seen = self.engine.fresh_price_seen
+        self.engine = engine
+        self.ready = True
+        log.info(
+            "state loaded: epoch %d, seq %d, mode %s, %d open orders",
+            engine.epoch,
+            engine.seq,
+            engine.mode,
+            len(engine.orders_by_id),
+        )
+
+    async def _load(self, conn: Any) -> Engine:
+        engine = self._new_engine(self.epoch)
+        cur = await conn.execute("SELECT COALESCE(max(seq), 0) FROM events")
+        engine.seq = int((await cur.fetchone())[0])
+        cur = await conn.execute("SELECT account, collateral FROM accounts")
+        engine.collateral = {int(a): float(c) for a, c in await cur.fetchall()}
+        cur = await conn.execute(
+            "SELECT account, market, size, entry_price, entry_funding_index, realised_pnl "
+            "FROM positions"
+        )
+        for a, m, size, entry, f_entry, pnl in await cur.fetchall():
+            engine.positions[(int(a), m)] = Position(size, entry, f_entry, pnl)
+        cur = await conn.execute(
+            "SELECT order_id, client_order_id, account, market, side, price, qty, remaining "
+            "FROM orders WHERE status = 'open' ORDER BY order_id"
+        )
+        for row in await cur.fetchall():
+            if row[3] in engine.books:
+                engine.rest(Order(*row))
+        cur = await conn.execute("SELECT mode FROM trading_mode WHERE id = 1")
+        row = await cur.fetchone()
+        engine.mode = row[0] if row else "normal"
+        if "idempotency_keys" in self.mitigations:
+            cur = await conn.execute("SELECT client_order_id, result FROM idempotency")
+            engine.results = {coid: result for coid, result in await cur.fetchall()}
+        for market, price in (await self._read_prices(conn)).items():
+            engine.set_price(market, price)
+        return engine
+
+    async def _read_prices(self, conn: Any) -> dict[str, OraclePrice]:
+        cur = await conn.execute(ORACLE_SQL)
+        prices = {
+            m: OraclePrice(float(p), float(f), float(ts)) for m, p, f, ts in await cur.fetchall()
+        }
+        if len(prices) < len(MARKET_NAMES):  # no publication yet: the market state
+            cur = await conn.execute(
+                "SELECT market, mark_price, funding_index, ts FROM market_state"
+            )
+            for m, p, f, ts in await cur.fetchall():
+                if m not in prices and p is not None:
+                    prices[m] = OraclePrice(float(p), float(f), float(ts))
+        return prices
+
+    async def poll_prices(self) -> None:
+        prices = await self.price_db.run(self._read_prices)
+        now = time.time()
+        for market, price in prices.items():
+            self.engine.set_price(market, price, now)
+
+    # -- leadership ---------------------------------------------------------------------
+    async def _lease(self) -> tuple[int, str, float] | None:
+        rows = await self.lease_db.fetch(
+            "SELECT epoch, holder, renewed_at FROM leases WHERE id = 1"
+        )
+        return (int(rows[0][0]), rows[0][1], float(rows[0][2])) if rows else None
+
+    async def start_role(self) -> None:
+        while True:
+            try:
+                lease = await self._lease()
+                break
+            except Exception as err:
+                log.warning("reading the lease failed, retrying: %s", err)
+                await asyncio.sleep(0.2)
+        if self.args.role == "primary":
+            if lease is None or lease[1] == self.instance:
+                self.epoch = lease[0] if lease else 1
+                await self.become_leader()
+                return
+            if time.time() - lease[2] > self.args.rto:
+                await self.take_over("lease of %s expired at start" % lease[1])
+                return
+            log.info("lease held by %s (epoch %d): starting as standby", lease[1], lease[0])
+        self.role = "standby"
+        self.ready = True
+
+    async def become_leader(self) -> None:
+        self.role = "leader"
+        await self.load()
+        self.last_renewal = time.time()
+        log.info("leading with epoch %d", self.epoch)
+
+    async def take_over(self, why: str) -> bool:
+        async def go(conn: Any) -> int | None:
+            async with conn.transaction():
+                cur = await conn.execute(
+                    "SELECT epoch, holder, renewed_at FROM leases WHERE id = 1 FOR UPDATE"
+                )
+                row = await cur.fetchone()
+                epoch = (int(row[0]) if row else 0) + 1
+                await conn.execute(
+                    "INSERT INTO leases (id, epoch, holder, renewed_at) VALUES (1, %s, %s, %s) "
+                    "ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch, "
+                    "holder = EXCLUDED.holder, renewed_at = EXCLUDED.renewed_at",
+                    (epoch, self.instance, time.time()),
+                )
+                return epoch
+
+        epoch = await self.lease_db.run(go)
+        if epoch is None:
+            return False
+        self.epoch = epoch
+        log.warning("taking over as leader with epoch %d: %s", epoch, why)
+        await self.become_leader()
+        return True
+
+    def step_down(self, why: str) -> None:
+        if self.role == "leader":
+            log.warning("stepping down (epoch %d): %s", self.epoch, why)
+        self.role = "standby"
+
+    async def lease_step(self) -> None:
+        if self.role == "leader":
+            rows = await self.lease_db.fetch(
+                "UPDATE leases SET renewed_at = %s WHERE id = 1 AND epoch = %s AND holder = %s "
+                "RETURNING epoch",
+                (time.time(), self.epoch, self.instance),
+            )
+            if rows:
+                self.last_renewal = time.time()
+            elif "fencing" in self.mitigations:
+                self.step_down("the lease moved to a newer epoch")
+        elif self.role == "standby" and "auto_failover" in self.mitigations:
+            lease = await self._lease()
+            if lease is None or time.time() - lease[2] > self.args.rto:
+                age = "missing" if lease is None else f"{time.time() - lease[2]:.2f} s old"
+                await self.take_over(f"lease {age} > rto {self.args.rto} s")
+
+    # -- the batching writer ------------------------------------------------------------
+    async def submit(self, kind: str, body: dict[str, Any]) -> web.Response:
+        if self.role != "leader" or not self.ready:
+            return json_response({"error": f"not serving ({self.role})"}, 503)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self.queue.put((kind, body, fut))
+        try:
+            result = await asyncio.wait_for(asyncio.shield(fut), REQUEST_TIMEOUT_S)
+        except TimeoutError:
+            return json_response({"error": "timed out; outcome unknown"}, 503)
+        if isinstance(result, BadRequest):
+            return json_response({"error": str(result)}, 400)
+        if isinstance(result, Exception):
+            return json_response({"error": str(result)}, 503)
+        return json_response(result)
+
+    async def batch_loop(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < MAX_BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            outcomes = await self._process(batch)
+            for (_, _, fut), outcome in zip(batch, outcomes, strict=True):
+                if not fut.done():
+                    fut.set_result(outcome)
+
+    async def _process(self, batch: list[tuple[str, dict[str, Any], Any]]) -> list[Any]:
+        if self.role != "leader" or not self.ready:
+            return [NotServing(f"not serving ({self.role})")] * len(batch)
+        engine = self.engine
+        changes = Changes()
+        outcomes: list[Any] = []
+        now = time.time()
+        try:
+            for kind, body, _ in batch:
+                try:
+                    if kind == "order":
+                        outcomes.append(engine.place_order(body, changes, now))
+                    elif kind == "cancel":
+                        outcomes.append(engine.cancel(body, changes, now))
+                    elif kind == "liquidation":
+                        outcomes.append(engine.liquidate(body, changes, now))
+                    else:
+                        outcomes.append(engine.set_mode(body, changes, now))
+                except (BadRequest, NotServing) as err:
+                    outcomes.append(err)
+            if not changes.empty() or changes.idempotency:
+                await self.db.run(lambda conn: self._persist(conn, changes))
+            return outcomes
+        except Fenced as err:
+            self.step_down(str(err))
+            return [NotServing(f"fenced: {err}")] * len(batch)
+        except Exception as err:
+            log.warning(
+                "batch of %d failed (%s: %s); reloading state", len(batch), type(err).__name__, err
+            )
+            await self.load()
+            return [NotServing(f"write failed; outcome unknown: {err}")] * len(batch)
+
+    async def _persist(self, conn: Any, changes: Changes) -> None:
+        engine = self.engine
+        async with conn.transaction():
+            if "fencing" in self.mitigations:
+                cur = await conn.execute("SELECT epoch, holder FROM leases WHERE id = 1 FOR UPDATE")
+                row = await cur.fetchone()
+                if row is None or (int(row[0]), row[1]) != (self.epoch, self.instance):
+                    raise Fenced(f"lease is {row}, this instance holds epoch {self.epoch}")
+            async with conn.cursor() as cur:
+                if changes.events:
+                    await cur.executemany(
+                        "INSERT INTO events (seq, epoch, sequencer, time, kind, body) "
+                        "VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
+                        changes.events,
+                    )
+                if changes.orders:
+                    await cur.executemany(
+                        "INSERT INTO orders VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT (order_id) DO UPDATE SET remaining = EXCLUDED.remaining, "
+                        "status = EXCLUDED.status",
+                        [
+                            (
+                                o.order_id,
+                                o.client_order_id,
+                                o.account,
+                                o.market,
+                                o.side,
+                                o.price,
+                                o.qty,
+                                o.remaining,
+                                o.status,
+                            )
+                            for o in changes.orders.values()
+                        ],
+                    )
+                if changes.positions:
+                    rows = []
+                    for key in changes.positions:
+                        p = engine.positions[key]
+                        rows.append(
+                            (
+                                key[0],
+                                key[1],
+                                p.size,
+                                p.entry_price,
+                                p.entry_funding_index,
+                                p.realised_pnl,
+                            )
+                        )
+                    await cur.executemany(
+                        "INSERT INTO positions VALUES (%s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT (account, market) DO UPDATE SET size = EXCLUDED.size, "
+                        "entry_price = EXCLUDED.entry_price, "
+                        "entry_funding_index = EXCLUDED.entry_funding_index, "
+                        "realised_pnl = EXCLUDED.realised_pnl",
+                        rows,
+                    )
+                if changes.accounts:
+                    await cur.executemany(
+                        "INSERT INTO accounts VALUES (%s, %s) ON CONFLICT (account) "
+                        "DO UPDATE SET collateral = EXCLUDED.collateral",
+                        [(a, engine.collateral.get(a, 0.0)) for a in changes.accounts],
+                    )
+                if changes.idempotency:
+                    await cur.executemany(
+                        "INSERT INTO idempotency VALUES (%s, %s::jsonb) "
+                        "ON CONFLICT (client_order_id) DO NOTHING",
+                        changes.idempotency,
+                    )
+                if changes.mode is not None:
+                    await cur.execute(
+                        "INSERT INTO trading_mode VALUES (1, %s, %s) ON CONFLICT (id) "
+                        "DO UPDATE SET mode = EXCLUDED.mode, ts = EXCLUDED.ts",
+                        (changes.mode, time.time()),
+                    )
+
+    # -- HTTP ---------------------------------------------------------------------------
+    async def health(self, _request: web.Request) -> web.Response:
+        body = {
+            "status": "ok",
+            "instance": self.instance,
+            "role": self.role,
+            "epoch": self.epoch,
+            "mode": self.engine.mode,
+            "seq": self.engine.seq,
+        }
+        if not self.ready or self.role == "loading":
+            return json_response({**body, "status": "unavailable", "reason": "loading"}, 503)
+        return json_response(body)
+
+    async def orders(self, request: web.Request) -> web.Response:
+        return await self.submit("order", await read_json(request))
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        return await self.submit("cancel", await read_json(request))
+
+    async def liquidations(self, request: web.Request) -> web.Response:
+        return await self.submit("liquidation", await read_json(request))
+
+    async def set_mode(self, request: web.Request) -> web.Response:
+        return await self.submit("mode", await read_json(request))
+
+    async def get_mode(self, _request: web.Request) -> web.Response:
+        return json_response({"mode": self.engine.mode, "role": self.role, "epoch": self.epoch})
+
+    async def markets(self, _request: web.Request) -> web.Response:
+        now = time.time()
+        body = {}
+        for market, book in self.engine.books.items():
+            price = self.engine.prices.get(market)
+            body[market] = {
+                "oracle_price": price.mark_price if price else None,
+                "funding_index": price.funding_index if price else None,
+                "oracle_ts": price.ts if price else None,
+                "oracle_age": (now - price.ts) if price else None,
+                "best_bid": book.best("buy"),
+                "best_ask": book.best("sell"),
+            }
+        return json_response({"markets": body, "mode": self.engine.mode})
+
+    async def account(self, request: web.Request) -> web.Response:
+        try:
+            account = int(request.match_info["account"])
+        except ValueError as err:
+            raise web.HTTPBadRequest(text="account must be an integer") from err
+        return json_response(self.engine.account_view(account))
+
+    async def promote(self, _request: web.Request) -> web.Response:
+        if self.role == "leader":
+            return json_response({"status": "already leader", "epoch": self.epoch})
+        await self.take_over("promoted by operator")
+        return json_response({"status": "leader", "epoch": self.epoch})
+
+
+def build_app(args: Any) -> web.Application:
+    seq = Sequencer(args)
+    app = web.Application(client_max_size=1 << 20)
+    app.add_routes(
+        [
+            web.get("/health", seq.health),
+            web.post("/orders", seq.orders),
+            web.post("/orders/cancel", seq.cancel),
+            web.post("/liquidations", seq.liquidations),
+            web.get("/markets", seq.markets),
+            web.get("/mode", seq.get_mode),
+            web.post("/admin/mode", seq.set_mode),
+            web.post("/admin/promote", seq.promote),
+            web.get("/accounts/{account}", seq.account),
+        ]
+    )
+
+    async def run() -> None:
+        await seq.start_role()
+        await asyncio.gather(
+            seq.batch_loop(),
+            every(0.2, seq.lease_step, "lease"),
+            every(0.1, seq.poll_prices, "oracle price poll"),
+        )
+
+    spawn(app, run, "sequencer")
+    app["sequencer"] = seq
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser("sequencer")
+    parser.add_argument("--db", required=True, help="host:port (the sequencer-db link)")
+    parser.add_argument("--instance", default="a")
+    parser.add_argument("--role", choices=("primary", "standby"), default="primary")
+    parser.add_argument("--rto", type=float, default=5.0, help="failover budget, s")
+    parser.add_argument("--band-bps", type=float, default=200.0)
+    parser.add_argument("--stale-after", type=float, default=3.0)
+    parser.add_argument("--db-timeout", type=float, default=5.0)
+    args = parse_args(parser, argv)
+    serve(build_app(args), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Maintenance procedures: trading-mode changes and database upgrades.
+
+``trading_mode`` (not a fault: kept by ``--no-faults``) posts the mode to every running
+sequencer (``sequencer`` and its standbys ``sequencer_*``) directly, not through a link,
+so a faulted client link cannot block maintenance. It is not undone at heal.
+
+``db_upgrade``
+- ``in_place``: stop the database server, wait ``downtime``, start it again (same data).
+- ``migrate``: start a new instance (``new_name``, default ``<db>2``) from the db's
+  ServiceSpec via ``backend.add_service``; copy the tables with the stack's copier
+  (``chaos.stack.db.copy_tables``, ``copy_delay`` between tables, the copier's order:
+  ``market_state`` last) and switch every link whose server is the db to the new instance,
+  ``before_copy`` (online migration: services run against a half-copied database, the
+  Paradex race) or ``after_copy`` (the safe order).
+- ``stack: halted`` stops every other running service first and starts them again, in
+  the stack's start order, when the upgrade is done (full downtime).
+The upgrade stands after heal (it is not rolled back); heal only brings back services the
+procedure stopped, if it was cut short.
+
+Evidence: pids before/after, each link's upstream before/after, the tables copied with
+their row counts in the new instance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from chaos.errors import FaultError
+from chaos.faults import http
+from chaos.faults.base import FaultContext, RecordedFault, step_target
+from chaos.faults.process import ProcessFault, _seconds
+from chaos.faults.registry import ActionInfo, StepLike
+
+COPIER = "chaos.stack.db:copy_tables"  # (src_dsn, dst_dsn, delay_s, order) -> None
+DB_NAME = "tradechaos"
+
+
+def sequencers(ctx: FaultContext, names: list[str] | None) -> list[str]:
+    if names:
+        return names
+    return [
+        s for s in ctx.definition.service_names if s == "sequencer" or s.startswith("sequencer_")
+    ]
+
+
+class TradingMode(RecordedFault):
+    def _inject(self) -> None:
+        mode = str(self.params["mode"])
+        answers: dict[str, Any] = {}
+        for service in sequencers(self.ctx, self.target):
+            if not self.ctx.backend.is_running(service):
+                answers[service] = "not running"
+                continue
+            url = self.ctx.backend.endpoint(service).url
+            try:
+                http.call("POST", f"{url}/admin/mode", {"mode": mode})
+                answers[service] = http.call("GET", f"{url}/mode")
+            except FaultError as err:
+                answers[service] = {"error": str(err)}
+        self.evidence(mode=mode, sequencers=answers)
+        if not any(isinstance(a, dict) and "error" not in a for a in answers.values()):
+            raise FaultError(f"no sequencer took trading mode {mode}: {answers}")
+
+    def _heal(self) -> dict[str, Any]:
+        return {}
+
+
+def load_copier() -> tuple[Callable[..., None], list[str]]:
+    """The stack's table copier and its default table order (imported by name: the engine
+    does not import the reference stack)."""
+    module_name, _, name = COPIER.partition(":")
+    module = importlib.import_module(module_name)
+    copier: Callable[..., None] = getattr(module, name)
+    return copier, [str(t) for t in getattr(module, "COPY_ORDER", ())]
+
+
+def _row_counts(dsn: str, tables: list[str]) -> dict[str, int]:
+    import psycopg
+
+    host, _, port = dsn.rpartition(":")
+    counts: dict[str, int] = {}
+    with psycopg.connect(
+        host=host, port=int(port), user="postgres", dbname=DB_NAME, connect_timeout=5
+    ) as conn:
+        for table in tables:
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            counts[table] = int(row[0]) if row else 0
+    return counts
+
+
+class DbUpgrade(ProcessFault):
+    def __init__(
+        self,
+        ctx: FaultContext,
+        step_id: str,
+        target: list[str] | None,
+        params: Mapping[str, object],
+    ) -> None:
+        super().__init__(ctx, step_id, "db_upgrade", target or ["db"], params)
+        self.db = self.services[0]
+
+    def _inject(self) -> None:
+        timeout = _seconds(self.params.get("timeout"), 30.0)
+        halted = self._halt_others() if self.params.get("stack") == "halted" else []
+        if self.params["strategy"] == "in_place":
+            before = self.ctx.backend.pid(self.db)
+            self.take_down(self.db, "term")
+            self.wait(_seconds(self.params.get("downtime")))
+            self.start_in_order([self.db], timeout=timeout)
+            self.evidence(
+                strategy="in_place", pid_before=before, pid_after=self.ctx.backend.pid(self.db)
+            )
+        else:
+            self._migrate(timeout)
+        if halted:
+            self.evidence(restarted=self.start_in_order(halted, timeout=timeout))
+
+    def _halt_others(self) -> list[str]:
+        running = [
+            s
+            for s in self.ctx.definition.start_order()
+            if s != self.db and self.ctx.backend.is_running(s)
+        ]
+        for service in reversed(running):
+            self.take_down(service, "term")
+        self.evidence(halted=list(reversed(running)))
+        return running
+
+    def _migrate(self, timeout: float) -> None:
+        backend = self.ctx.backend
+        new_name = str(self.params.get("new_name") or f"{self.db}2")
+        spec = dataclasses.replace(self.ctx.definition.service(self.db), name=new_name)
+        new_endpoint = backend.add_service(spec, timeout_s=timeout)
+        old_endpoint = backend.endpoint(self.db)
+        links = [lk.name for lk in self.ctx.definition.links if lk.server == self.db]
+        upstream_before = {lk: self._upstream(lk) for lk in links}
+        self.evidence(
+            new_instance=new_name,
+            new_endpoint=str(new_endpoint),
+            old_endpoint=str(old_endpoint),
+            upstream_before=upstream_before,
+        )
+        switch_first = self.params.get("switch") == "before_copy"
+        if switch_first:
+            self._switch(links, new_endpoint)
+        tables = self.params.get("tables")
+        copier, default_order = load_copier()
+        args: list[Any] = [
+            str(old_endpoint),
+            str(new_endpoint),
+            _seconds(self.params.get("copy_delay")),
+        ]
+        if isinstance(tables, list):
+            args.append([str(t) for t in tables])
+        try:
+            copier(*args)
+        except Exception as err:
+            raise FaultError(f"db_upgrade could not copy the tables: {err}") from err
+        if not switch_first:
+            self._switch(links, new_endpoint)
+        order = [str(t) for t in tables] if isinstance(tables, list) else default_order
+        try:
+            rows = _row_counts(str(new_endpoint), order)
+        except Exception as err:  # evidence is best-effort
+            rows = {"error": str(err)}  # type: ignore[dict-item]
+        self.evidence(
+            strategy="migrate",
+            switch=self.params.get("switch"),
+            rows_copied=rows,
+            upstream_after={lk: self._upstream(lk) for lk in links},
+        )
+
+    def _switch(self, links: list[str], endpoint: Any) -> None:
+        for link in links:
+            self.ctx.backend.set_link_upstream(link, endpoint)
+        self.evidence(switched=links, upstream=str(endpoint))
+
+    def _upstream(self, link: str) -> str | None:
+        try:
+            return str(self.ctx.proxy.get(link).get("upstream"))
+        except Exception:
+            return None
+
+    def _heal(self) -> dict[str, Any]:
+        return self.bring_back()
+
+
+def build(
+    step: StepLike, info: ActionInfo, params: dict[str, object], ctx: FaultContext
+) -> RecordedFault:
+    targets = step_target(step.target)
+    if info.name == "trading_mode":
+        return TradingMode(ctx, step.id, info.name, targets, params)
+    return DbUpgrade(ctx, step.id, targets, params)

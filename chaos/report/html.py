@@ -37,7 +37,7 @@ tr.fail{background:#fdecea}tr.pass{background:#eef7ee}
 ul.examples{margin:4px 0 0 0;padding-left:18px;font-family:ui-monospace,monospace;font-size:12px}
 .error{background:#fdecea;border:1px solid #c5221f;padding:10px;border-radius:4px}
 figure{margin:16px 0}figure img{max-width:100%;border:1px solid #eee}
-figcaption{color:#555;font-size:13px}.plot-error{color:#c5221f}
+figcaption{color:#555;font-size:13px}.no-data{color:#c5221f;font-weight:600}.plot-error{color:#c5221f}
 td.fault{color:#c5221f;font-weight:600}td.maint{color:#1f77b4}
 """
 
@@ -181,6 +181,7 @@ def _timeline_section(journal: Mapping[str, Any], data: RunData) -> str:
         "Fault and maintenance timeline",
         "Rows: faults (red) and maintenance steps (blue) from faults.jsonl; "
         "top row: trading mode from modes.jsonl.",
+        _missing("faults.jsonl", "modes.jsonl")(data),
     )
     return (
         f'<section id="timeline"><h2>Fault and maintenance timeline</h2>{figure}{table}</section>'
@@ -203,39 +204,75 @@ def _when(value: Any, data: RunData) -> str:
     return f"{epoch:.2f}s"
 
 
-_PLOTS: tuple[tuple[Callable[[RunData], bytes], str, str], ...] = (
+_PlotSpec = tuple[Callable[[RunData], bytes], str, str, Callable[[RunData], str | None]]
+
+
+def _missing(*names: str) -> Callable[[RunData], str | None]:
+    """A caption prefix naming the history files a plot lacks, or None when it has data."""
+
+    def check(data: RunData) -> str | None:
+        empty = {
+            "oracle.jsonl": not data.published,
+            "client.jsonl": not data.client_ops,
+            "load.jsonl": not data.load_samples,
+            "events.jsonl": not data.event_seq,
+            "chain.jsonl": not data.chain,
+            "faults.jsonl": not data.windows,
+            "modes.jsonl": not data.modes,
+        }
+        if all(empty[name] for name in names):
+            return f"No data: history/{' and history/'.join(names)} missing or empty."
+        return None
+
+    return check
+
+
+_PLOTS: tuple[_PlotSpec, ...] = (
     (
         plots.price_plot,
         "Price per market",
-        "True price (chaos.truth with the recorded price moves) against the oracle's published "
-        "mark; liquidations: green = intended, red X = unintended (listed by "
+        "True price (chaos.truth with the recorded price moves) against the oracle's "
+        "published mark; liquidations: green = intended, red X = unintended (listed by "
         "no_unintended_liquidations). Shaded: faults (red), maintenance (blue).",
+        _missing("oracle.jsonl"),
     ),
     (
         plots.funding_plot,
         "Funding index per market",
         "True funding index against the one the oracle published.",
+        _missing("oracle.jsonl"),
     ),
     (
         plots.load_plot,
         "Order latency and error rate",
         "Per second of client operations (client.jsonl), else the load samples (load.jsonl).",
+        _missing("client.jsonl", "load.jsonl"),
     ),
     (
         plots.chain_plot,
         "Chain against the event log",
         "Highest event-log sequence (events.jsonl) and last sequence written on chain "
         "(chain.jsonl); the gap is the writer's lag.",
+        _missing("events.jsonl", "chain.jsonl"),
     ),
 )
 
 
 def _plots_section(data: RunData) -> str:
-    figures = [_figure(data, draw, title, caption) for draw, title, caption in _PLOTS]
+    figures = [
+        _figure(data, draw, title, caption, missing(data))
+        for draw, title, caption, missing in _PLOTS
+    ]
     return '<section id="plots"><h2>Over time</h2>' + "".join(figures) + "</section>"
 
 
-def _figure(data: RunData, draw: Callable[[RunData], bytes], title: str, caption: str) -> str:
+def _figure(
+    data: RunData,
+    draw: Callable[[RunData], bytes],
+    title: str,
+    caption: str,
+    no_data: str | None = None,
+) -> str:
     """One plot as an inline PNG; a failing plot becomes a sentence, never a broken page."""
     try:
         png = draw(data)
@@ -247,5 +284,7 @@ def _figure(data: RunData, draw: Callable[[RunData], bytes], title: str, caption
     encoded = base64.b64encode(png).decode("ascii")
     return (
         f'<figure class="plot"><img alt="{_e(title)}" src="data:image/png;base64,{encoded}">'
-        f"<figcaption><strong>{_e(title)}.</strong> {_e(caption)}</figcaption></figure>"
+        f"<figcaption><strong>{_e(title)}.</strong> "
+        + (f'<span class="no-data">{_e(no_data)}</span> ' if no_data else "")
+        + f"{_e(caption)}</figcaption></figure>"
     )

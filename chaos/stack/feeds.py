@@ -1,0 +1,192 @@
+"""Simulated external venues serving the true price path with per-venue noise.
+
+``python -m chaos.stack.feeds --port P --seed N --epoch T --venues 3``
+
+Data faults (per venue and market, ``*`` for all): ``freeze`` (serve the price at the time
+the fault began), ``zero``, ``scale`` (x value), ``offset`` (+ value), ``drop`` (503).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from chaos.stack.common import base_parser, json_response, parse_args, read_json, serve
+from chaos.truth import MARKET_NAMES, STEP_S, PriceMove, PricePath, venue_noise
+
+FAULT_KINDS = ("freeze", "zero", "scale", "offset", "drop")
+
+
+@dataclass(frozen=True)
+class DataFault:
+    id: int
+    venue: int | str
+    market: str
+    kind: str
+    value: float
+    began: float
+
+    def applies(self, venue: int, market: str) -> bool:
+        return self.venue in ("*", venue) and self.market in ("*", market)
+
+
+class Feeds:
+    def __init__(self, seed: int, epoch: float, venues: int) -> None:
+        self.seed = seed
+        self.path = PricePath(seed, epoch)
+        self.venues = venues
+        self.faults: dict[int, DataFault] = {}
+        self._ids = itertools.count(1)
+
+    def clean_price(self, venue: int, market: str, t: float) -> float:
+        step = max(0, int((t - self.path.epoch) / STEP_S))
+        return self.path.price(market, t) * venue_noise(self.seed, venue, market, step)
+
+    def quote(self, venue: int, market: str, t: float) -> float | None:
+        """The venue's quote at ``t`` after data faults; None when the venue drops it."""
+        price = self.clean_price(venue, market, t)
+        for fault in self.faults.values():
+            if not fault.applies(venue, market):
+                continue
+            if fault.kind == "drop":
+                return None
+            if fault.kind == "freeze":
+                price = self.clean_price(venue, market, fault.began)
+            elif fault.kind == "zero":
+                price = 0.0
+            elif fault.kind == "scale":
+                price *= fault.value
+            elif fault.kind == "offset":
+                price += fault.value
+        return price
+
+    def add_fault(self, body: dict[str, Any]) -> DataFault:
+        kind = body.get("kind")
+        if kind not in FAULT_KINDS:
+            raise web.HTTPBadRequest(text=f"kind must be one of {', '.join(FAULT_KINDS)}")
+        venue = body.get("venue", "*")
+        if venue != "*" and not (isinstance(venue, int) and 0 <= venue < self.venues):
+            raise web.HTTPBadRequest(text=f"venue must be '*' or 0..{self.venues - 1}")
+        market = body.get("market", "*")
+        if market != "*" and market not in MARKET_NAMES:
+            raise web.HTTPBadRequest(text=f"unknown market {market!r}")
+        value = body.get("value", 1.0 if kind == "scale" else 0.0)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise web.HTTPBadRequest(text="value must be a finite number")
+        fault = DataFault(next(self._ids), venue, market, kind, float(value), time.time())
+        self.faults[fault.id] = fault
+        return fault
+
+
+def build_app(feeds: Feeds) -> web.Application:
+    async def health(_request: web.Request) -> web.Response:
+        return json_response({"status": "ok", "venues": feeds.venues, "faults": len(feeds.faults)})
+
+    async def venue_price(request: web.Request) -> web.Response:
+        try:
+            venue = int(request.match_info["venue"])
+        except ValueError as err:
+            raise web.HTTPNotFound(text="unknown venue") from err
+        market = request.match_info["market"]
+        if not 0 <= venue < feeds.venues or market not in MARKET_NAMES:
+            raise web.HTTPNotFound(text="unknown venue or market")
+        now = time.time()
+        price = feeds.quote(venue, market, now)
+        if price is None:
+            return json_response({"error": "venue unavailable"}, 503)
+        return json_response({"venue": venue, "market": market, "price": price, "ts": now})
+
+    async def all_prices(_request: web.Request) -> web.Response:
+        now = time.time()
+        quotes = []
+        for venue in range(feeds.venues):
+            for market in MARKET_NAMES:
+                price = feeds.quote(venue, market, now)
+                if price is not None:
+                    quotes.append({"venue": venue, "market": market, "price": price})
+        return json_response({"ts": now, "venues": quotes})
+
+    async def add_fault(request: web.Request) -> web.Response:
+        fault = feeds.add_fault(await read_json(request))
+        return json_response({"id": fault.id})
+
+    async def delete_fault(request: web.Request) -> web.Response:
+        try:
+            removed = feeds.faults.pop(int(request.match_info["id"]), None)
+        except ValueError:
+            removed = None
+        return json_response({"removed": removed is not None})
+
+    async def delete_faults(_request: web.Request) -> web.Response:
+        count = len(feeds.faults)
+        feeds.faults.clear()
+        return json_response({"removed": count})
+
+    async def move(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        try:
+            market = str(body.get("market", "*"))
+            price_move = PriceMove(
+                market,
+                float(body.get("start", time.time())),
+                float(body.get("duration", 0.0)),
+                float(body["pct"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise web.HTTPBadRequest(text=f"move needs pct (and start, duration): {err}") from err
+        if market != "*" and market not in MARKET_NAMES:
+            raise web.HTTPBadRequest(text=f"unknown market {market!r}")
+        feeds.path.add_move(price_move)
+        return json_response(
+            {
+                "market": market,
+                "start": price_move.start,
+                "duration": price_move.duration,
+                "pct": price_move.pct,
+            }
+        )
+
+    async def truth(request: web.Request) -> web.Response:
+        market = request.match_info["market"]
+        if market not in MARKET_NAMES:
+            raise web.HTTPNotFound(text="unknown market")
+        t = float(request.query.get("t", time.time()))
+        return json_response(
+            {
+                "market": market,
+                "t": t,
+                "price": feeds.path.price(market, t),
+                "funding_index": feeds.path.funding_index(market, t),
+            }
+        )
+
+    app = web.Application()
+    app.add_routes(
+        [
+            web.get("/health", health),
+            web.get("/venues/{venue}/price/{market}", venue_price),
+            web.get("/prices", all_prices),
+            web.post("/admin/fault", add_fault),
+            web.delete("/admin/fault/{id}", delete_fault),
+            web.delete("/admin/faults", delete_faults),
+            web.post("/admin/move", move),
+            web.get("/admin/truth/{market}", truth),
+        ]
+    )
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser("feeds")
+    parser.add_argument("--venues", type=int, default=3)
+    args = parse_args(parser, argv)
+    serve(build_app(Feeds(args.seed, args.epoch, args.venues)), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

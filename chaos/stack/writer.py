@@ -1,0 +1,197 @@
+"""The chain writer: batches sequenced events and market data into blocks on the chain.
+
+``python -m chaos.stack.writer --port P --db H:P --chain H:P``
+
+Every 250 ms: events with seq > cursor (seq order) and the newest oracle price per market
+become one block (a block with no events is written at most once a second, for the market
+data). After the chain accepts it, ``writer_state`` records (height, last_seq, hash). The
+chain's head is authoritative: at start and after a 409 the cursor is resynced from
+``GET /head`` (this is how a rollback is followed).
+
+Guards: ``readiness_gates`` (no block until the db answers and the ``writer_state`` row
+exists); ``data_validation`` (a market's data is left out of the block when its price is
+zero/negative/NaN or its funding index jumped beyond the bound from the previous block).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from chaos.stack.blocks import EVENT_COLUMNS, GENESIS_HASH, event_record, make_block
+from chaos.stack.common import (
+    Pg,
+    base_parser,
+    every,
+    funding_jump_ok,
+    json_response,
+    parse_args,
+    serve,
+    spawn,
+)
+from chaos.truth import FUNDING_INTERVAL_S, MARKET_NAMES, market_spec
+
+log = logging.getLogger("chaos.stack.writer")
+MAX_EVENTS_PER_BLOCK = 2000
+EMPTY_BLOCK_EVERY_S = 1.0
+
+ORACLE_SQL = " UNION ALL ".join(
+    f"(SELECT market, mark_price, funding_index, ts FROM oracle_prices "
+    f"WHERE market = '{m}' ORDER BY id DESC LIMIT 1)"
+    for m in MARKET_NAMES
+)
+
+
+class Writer:
+    def __init__(self, args: Any) -> None:
+        self.args = args
+        self.mitigations: frozenset[str] = args.mitigations
+        self.db = Pg(args.db, "writer", timeout_s=3.0)
+        self.chain_url = f"http://{args.chain}"
+        self.session: aiohttp.ClientSession | None = None
+        self.height = 0
+        self.hash = GENESIS_HASH
+        self.last_seq = 0
+        self.last_market: dict[str, dict[str, Any]] = {}
+        self.synced = False
+        self.ready_reason: str | None = "starting"
+        self.last_block_at = 0.0
+        self.rejected_market_data = 0
+
+    async def wait_ready(self) -> None:
+        while "readiness_gates" in self.mitigations:
+            try:
+                if await self.db.fetch("SELECT height FROM writer_state WHERE id = 1"):
+                    break
+                self.ready_reason = "writer_state row missing"
+            except Exception as err:
+                self.ready_reason = f"db unreachable: {err}"
+            await asyncio.sleep(0.2)
+        self.ready_reason = None
+
+    async def resync(self) -> None:
+        assert self.session is not None
+        async with self.session.get(f"{self.chain_url}/head") as resp:
+            resp.raise_for_status()
+            head = await resp.json(loads=json.loads)
+        self.height, self.hash, self.last_seq = head["height"], head["hash"], head["last_seq"]
+        block = head.get("block") or {}
+        self.last_market = {md["market"]: md for md in block.get("market_data", [])}
+        self.synced = True
+        log.info(
+            "cursor synced from the chain head: height %d, last_seq %d", self.height, self.last_seq
+        )
+
+    def valid_market_data(self, md: dict[str, Any]) -> bool:
+        price, index = md["mark_price"], md["funding_index"]
+        if not (math.isfinite(price) and price > 0 and math.isfinite(index)):
+            return False
+        prev = self.last_market.get(md["market"])
+        if prev is None:
+            return True
+        elapsed = (md["ts"] - prev["ts"]) / FUNDING_INTERVAL_S
+        return funding_jump_ok(
+            prev["funding_index"], index, price, market_spec(md["market"]).max_funding_rate, elapsed
+        )
+
+    async def step(self) -> None:
+        if self.ready_reason is not None:
+            return
+        if not self.synced:
+            await self.resync()
+        rows = await self.db.fetch(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > %s ORDER BY seq, id LIMIT %s",
+            (self.last_seq, MAX_EVENTS_PER_BLOCK),
+        )
+        now = time.time()
+        if not rows and now - self.last_block_at < EMPTY_BLOCK_EVERY_S:
+            return
+        events = [event_record(row) for row in rows]
+        market_data = []
+        for market, price, index, ts in await self.db.fetch(ORACLE_SQL):
+            md = {
+                "market": market,
+                "mark_price": float(price),
+                "funding_index": float(index),
+                "ts": float(ts),
+            }
+            if "data_validation" in self.mitigations and not self.valid_market_data(md):
+                self.rejected_market_data += 1
+                log.warning("leaving invalid market data out of the block: %s", md)
+                continue
+            market_data.append(md)
+        first_seq = events[0]["seq"] if events else self.last_seq + 1
+        last_seq = events[-1]["seq"] if events else self.last_seq
+        block = make_block(
+            self.height + 1, self.hash, events, market_data, first_seq, last_seq, now
+        )
+        await self.post(block)
+
+    async def post(self, block: dict[str, Any]) -> None:
+        assert self.session is not None
+        async with self.session.post(f"{self.chain_url}/blocks", json=block) as resp:
+            if resp.status == 409:
+                log.warning("chain refused height %d (409): resyncing", block["height"])
+                self.synced = False
+                return
+            resp.raise_for_status()
+        self.height, self.hash, self.last_seq = block["height"], block["hash"], block["last_seq"]
+        for md in block["market_data"]:
+            self.last_market[md["market"]] = md
+        self.last_block_at = time.time()
+        try:
+            await self.db.fetch(
+                "INSERT INTO writer_state (id, height, last_seq, hash, ts) "
+                "VALUES (1, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "height = EXCLUDED.height, last_seq = EXCLUDED.last_seq, hash = EXCLUDED.hash, "
+                "ts = EXCLUDED.ts",
+                (self.height, self.last_seq, self.hash, time.time()),
+            )
+        except Exception as err:
+            log.warning("recording writer_state failed: %s", err)
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=5.0)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            self.session = session
+            await self.wait_ready()
+            await every(0.25, self.step, "block")
+
+    async def health(self, _request: web.Request) -> web.Response:
+        body = {
+            "height": self.height,
+            "last_seq": self.last_seq,
+            "rejected_market_data": self.rejected_market_data,
+        }
+        if self.ready_reason is not None:
+            return json_response(
+                {"status": "unavailable", "reason": self.ready_reason, **body}, 503
+            )
+        return json_response({"status": "ok", **body})
+
+
+def build_app(args: Any) -> web.Application:
+    writer = Writer(args)
+    app = web.Application()
+    app.add_routes([web.get("/health", writer.health)])
+    spawn(app, writer.run, "writer")
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser("writer")
+    parser.add_argument("--db", required=True, help="host:port (the writer-db link)")
+    parser.add_argument("--chain", required=True, help="host:port (the writer-chain link)")
+    args = parse_args(parser, argv)
+    serve(build_app(args), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -179,13 +179,18 @@ class ProcessBackend:
         with self._signal_lock:
             svc.paused = True
             procutil.signal_group(svc.proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        if not procutil.wait_stopped(svc.proc.pid, stopped=True):  # type: ignore[union-attr]
+            raise StackError(f"{service} did not stop on SIGSTOP within 2 s")
 
     def resume(self, service: str) -> None:
         svc = self._get(service)
         with self._signal_lock:
             svc.paused = False
-            if svc.proc is not None and svc.proc.poll() is None:
-                procutil.signal_group(svc.proc.pid, signal.SIGCONT)
+            proc = svc.proc
+            if proc is not None and proc.poll() is None:
+                procutil.signal_group(proc.pid, signal.SIGCONT)
+        if proc is not None and svc.duty_cycle is None:
+            procutil.wait_stopped(proc.pid, stopped=False)
 
     def throttle(self, service: str, cpu_fraction: float | None) -> None:
         svc = self._get(service)
@@ -454,6 +459,8 @@ class ProcessBackend:
         if svc.duty_cycle is not None:
             svc.duty_cycle.stop()
             svc.duty_cycle = None
+            if not svc.paused and svc.proc is not None and svc.proc.poll() is None:
+                procutil.wait_stopped(svc.proc.pid, stopped=False)
 
     def _remove_data_dir(self, service: str) -> None:
         data_dir = self.run.data_dir(service)

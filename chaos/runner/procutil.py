@@ -287,3 +287,16 @@ class DutyCycle:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
+
+
+def wait_stopped(pid: int, stopped: bool, timeout_s: float = 2.0) -> bool:
+    """Poll until ``pid`` is (``stopped=True``) or is no longer (False) in the stopped state
+    'T'; signals are delivered asynchronously. False at the timeout; True if pid is gone."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = proc_state(pid)
+        if state is None or state == "Z" or (state in ("T", "t")) == stopped:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)

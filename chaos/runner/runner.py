@@ -1,0 +1,356 @@
+"""One experiment variant, start to finish, in one ExitStack.
+
+Order (each undone in reverse on success, failure, exception, SIGINT, SIGTERM):
+run folder -> backend.start_stack -> recorder (run.json) -> load -> steady state before ->
+method (faults on the schedule; abort watcher) -> heal all -> steady state after ->
+stop load -> export history -> [stack stopped] -> checkers -> journal.json -> reports.
+
+``run_variant`` never raises for a run that went wrong: it returns a ``RunResult`` whose
+journal (docs/contracts.md section 3) is also written to the run folder in every case
+where the folder exists. Modules are reached through ``Deps`` so tests can inject fakes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos import __version__
+from chaos.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_EXPECTATION_NOT_MET,
+    EXIT_INFRASTRUCTURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ChaosError,
+    InfrastructureError,
+)
+from chaos.experiment.catalog import is_fault
+from chaos.experiment.model import Experiment, Variant
+from chaos.history.recorder import Recorder
+from chaos.runner import wiring
+from chaos.runner.probes import AbortWatcher, ProbeEnv, steady_state
+from chaos.runner.progress import Progress
+from chaos.runner.schedule import Clock, Schedule, StepRun
+from chaos.runner.signals import SignalGuard, Terminated
+
+
+@dataclass
+class RunOptions:
+    out_dir: Path = Path("runs")
+    backend: str = "process"
+    seed: int | None = None
+    no_faults: bool = False
+    toxiproxy_url: str | None = None
+    quiet: bool = False
+    steady_within_s: float = 20.0
+    recover_within_s: float = 30.0
+
+
+@dataclass
+class Deps:
+    """The seams to the other modules (defaults in ``chaos.runner.wiring``)."""
+
+    definition: Callable[..., Any] = wiring.definition
+    run_folder: Callable[..., Any] = wiring.run_folder
+    backend: Callable[..., Any] = wiring.backend
+    load: Callable[..., Any] = wiring.load
+    fault_context: Callable[..., Any] = wiring.fault_context
+    fault: Callable[..., Any] = wiring.fault
+    export_history: Callable[..., None] = wiring.export_history
+    check: Callable[..., list[dict[str, Any]]] = wiring.check
+    reports: Callable[..., Any] = wiring.reports
+
+
+@dataclass
+class RunResult:
+    journal: dict[str, Any]
+    exit_code: int
+    run_dir: Path | None = None
+
+
+@dataclass
+class _Run:
+    """What the lifecycle has reached, read by the cleanup and the journal."""
+
+    journal: dict[str, Any]
+    runs: list[StepRun] = field(default_factory=list)
+    run_dir: Path | None = None
+    folder: Any = None
+    exported: bool = False
+    error: str | None = None
+    exit_code: int = EXIT_OK
+
+
+def judge(
+    verdicts: Sequence[Mapping[str, Any]], checked: Sequence[str], expected: Sequence[str]
+) -> bool:
+    """Exactly the expected violations: each expected invariant valid is False, every other
+    checked invariant valid is True; unknown or missing counts as not met."""
+    by_name = {v.get("invariant"): v.get("valid") for v in verdicts}
+    for name in checked:
+        want = name not in expected
+        if by_name.get(name) is not want:
+            return False
+    return all(name in checked for name in expected)
+
+
+def run_variant(
+    experiment: Experiment,
+    variant: str,
+    *,
+    backend: str = "process",
+    seed: int | None = None,
+    out_dir: Path | str = "runs",
+    no_faults: bool = False,
+    toxiproxy_url: str | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run one variant and return its journal (for the pytest plugin and other callers)."""
+    options = RunOptions(Path(out_dir), backend, seed, no_faults, toxiproxy_url, quiet)
+    with SignalGuard() as guard:
+        return execute_variant(experiment, variant, options, guard=guard).journal
+
+
+def execute_variant(
+    experiment: Experiment,
+    variant_name: str,
+    options: RunOptions,
+    deps: Deps | None = None,
+    guard: SignalGuard | None = None,
+) -> RunResult:
+    """Run one variant; never raises for a run that went wrong (see the RunResult)."""
+    deps = deps or Deps()
+    guard = guard or SignalGuard()
+    variant = experiment.variant(variant_name)
+    seed = experiment.seed if options.seed is None else options.seed
+    progress = Progress(f"{experiment.name}/{variant.name}", options.quiet)
+    state = _Run(_new_journal(experiment, variant, seed, options))
+    progress.event(f"seed {seed} (replay with --seed {seed}); backend {options.backend}")
+    progress.start_ticker()
+    try:
+        with ExitStack() as stack:
+            try:
+                _lifecycle(stack, state, experiment, variant, seed, options, deps, progress)
+            finally:
+                guard.shield()
+                progress.set_phase("healing and stopping")
+        guard.unshield()
+        if state.exported and not guard.interrupted:
+            progress.set_phase("checking")
+            _check(state, experiment, variant, options, deps)
+    except (KeyboardInterrupt, Terminated) as err:
+        _fail(state, "interrupted", EXIT_INTERRUPTED, f"interrupted by {_signal_name(err)}")
+    except ChaosError as err:
+        _fail(state, "error", err.exit_code, str(err))
+    except Exception as err:
+        _fail(state, "error", EXIT_INFRASTRUCTURE, f"{type(err).__name__}: {err}")
+    finally:
+        guard.shield()
+        if guard.interrupted and state.journal["status"] != "interrupted":
+            _fail(state, "interrupted", EXIT_INTERRUPTED, "interrupted during cleanup")
+        _finish(state, deps, progress)
+        progress.close()
+    return RunResult(state.journal, state.exit_code, state.run_dir)
+
+
+def _lifecycle(
+    stack: ExitStack,
+    state: _Run,
+    experiment: Experiment,
+    variant: Variant,
+    seed: int,
+    options: RunOptions,
+    deps: Deps,
+    progress: Progress,
+) -> None:
+    state.runs = [
+        StepRun(
+            step, fault=is_fault(step.action), skipped=options.no_faults and is_fault(step.action)
+        )
+        for step in experiment.steps_for(variant.name)
+    ]
+    folder = deps.run_folder(options.out_dir, experiment.name, variant.name)
+    state.folder, state.run_dir = folder, Path(folder.path)
+    state.journal["run_dir"] = str(state.run_dir)
+    definition = deps.definition(experiment.stack.standby, experiment.stack.venues)
+    master = random.Random(seed)
+    load_seed, fault_seed = master.getrandbits(31), master.getrandbits(63)
+    epoch = round(time.time(), 3)
+    params = {"seed": str(seed), "epoch": repr(epoch), "mitigations": variant.mitigations_flag}
+    backend = deps.backend(options.backend, definition, folder, params, options.toxiproxy_url)
+    stack.callback(backend.stop_stack)
+    progress.set_phase("starting stack")
+    backend.start_stack()
+    recorder = stack.enter_context(Recorder(folder.history))
+    recorder.write_run(_run_record(experiment, variant, seed, epoch, load_seed, options, folder))
+    load = deps.load(backend, folder, load_seed, experiment.load, experiment.stack.standby)
+    if load is not None:
+        stack.callback(load.stop)
+        progress.set_phase("starting load")
+        load.start()
+        progress.rps = lambda: float(load.sample().rps)
+    env = ProbeEnv(backend, load)
+    progress.set_phase("steady state before")
+    before = steady_state(experiment.steady_state, env, options.steady_within_s)
+    state.journal["steady_state"]["before"] = before.to_dict()
+    if not before.ok:
+        raise InfrastructureError(
+            f"steady state did not hold before the method: {before.failures()}"
+        )
+    ctx = deps.fault_context(backend, recorder, definition, random.Random(fault_seed), load)
+    clock = Clock()
+    schedule = Schedule(state.runs, lambda step: deps.fault(step, ctx), clock, progress.event)
+    stack.callback(_heal, schedule, state)
+    progress.active = lambda: schedule.active
+    progress.set_phase("method", experiment.duration_s)
+    with AbortWatcher(experiment.abort_when, env, lambda reason: schedule.stop()) as watcher:
+        schedule.run(clock.mono(), experiment.duration_s)
+    _heal(schedule, state)
+    if watcher.reason is not None:
+        state.error = f"run aborted: {watcher.reason}"
+    elif schedule.errors:
+        first = schedule.errors[0]
+        state.error = f"step {first.step.id} ({first.step.action}) failed: {first.error}"
+    if state.error is None:
+        progress.set_phase("steady state after")
+        after = steady_state(experiment.steady_state, env, options.recover_within_s)
+        state.journal["steady_state"]["after"] = after.to_dict()
+    if load is not None:
+        load.stop()
+    progress.set_phase("exporting history")
+    deps.export_history(definition, folder.path, backend)
+    state.exported = True
+
+
+def _heal(schedule: Schedule, state: _Run) -> None:
+    problems = schedule.heal_all()
+    if problems and state.error is None:
+        state.error = "; ".join(problems)
+
+
+def _check(
+    state: _Run, experiment: Experiment, variant: Variant, options: RunOptions, deps: Deps
+) -> None:
+    assert state.run_dir is not None
+    verdicts = deps.check(state.run_dir, experiment.invariants, dict(experiment.params))
+    state.journal["verdicts"] = verdicts
+    expected = () if options.no_faults else variant.expect_violated
+    met = judge(verdicts, experiment.invariants, expected)
+    after = state.journal["steady_state"].get("after")
+    if met and not expected and after is not None and not after.get("ok", True):
+        met = False
+        state.error = state.error or "steady state did not hold after the method"
+    state.journal["expectation_met"] = met
+    if state.error is not None:
+        _fail(state, "error", EXIT_INFRASTRUCTURE, state.error)
+    else:
+        state.journal["status"] = "passed" if met else "failed"
+        state.exit_code = EXIT_OK if met else EXIT_EXPECTATION_NOT_MET
+
+
+def _fail(state: _Run, status: str, code: int, message: str) -> None:
+    state.journal["status"] = status
+    state.journal["expectation_met"] = False
+    state.journal["error"] = message
+    state.exit_code = code
+
+
+def _finish(state: _Run, deps: Deps, progress: Progress) -> None:
+    journal = state.journal
+    if journal["status"] == "running":  # the lifecycle ended without a verdict
+        _fail(state, "error", EXIT_INFRASTRUCTURE, state.error or "the run ended without checks")
+    journal["ended_at"] = time.time()
+    journal["timeline"] = [run.to_dict() for run in state.runs]
+    if state.run_dir is None:
+        progress.event(f"{journal['status']}: {journal.get('error', '')}")
+        return
+    _write_json(state.run_dir / "journal.json", journal)
+    try:
+        deps.reports(state.run_dir, journal)
+    except Exception as err:  # a report is a convenience; the journal is the record
+        progress.event(f"reports not written: {type(err).__name__}: {err}")
+    with contextlib.suppress(Exception):
+        state.folder.mark("finished")
+    progress.event(f"{journal['status']}; journal {state.run_dir / 'journal.json'}")
+
+
+def _new_journal(
+    experiment: Experiment, variant: Variant, seed: int, options: RunOptions
+) -> dict[str, Any]:
+    return {
+        "tradechaos": __version__,
+        "status": "running",
+        "experiment": experiment.name,
+        "file": experiment.path,
+        "variant": variant.name,
+        "seed": seed,
+        "no_faults": options.no_faults,
+        "started_at": time.time(),
+        "ended_at": None,
+        "run_dir": None,
+        "backend": options.backend,
+        "expected_violations": [] if options.no_faults else list(variant.expect_violated),
+        "expectation_met": False,
+        "steady_state": {"before": None, "after": None},
+        "timeline": [],
+        "verdicts": [],
+    }
+
+
+def _run_record(
+    experiment: Experiment,
+    variant: Variant,
+    seed: int,
+    epoch: float,
+    load_seed: int,
+    options: RunOptions,
+    folder: Any,
+) -> dict[str, Any]:
+    markets = wiring.markets()
+    return {
+        "time": time.time(),
+        "run_id": folder.run_id,
+        "experiment": experiment.name,
+        "variant": variant.name,
+        "seed": seed,
+        "load_seed": load_seed,
+        "epoch": epoch,
+        "started_at": time.time(),
+        "mitigations": list(variant.mitigations),
+        "markets": markets,
+        "no_faults": options.no_faults,
+        "params": dict(experiment.params),
+        "invariants": list(experiment.invariants),
+        "expected_violations": [] if options.no_faults else list(variant.expect_violated),
+    }
+
+
+def _signal_name(err: BaseException) -> str:
+    text = str(err)
+    if text.startswith("SIG"):
+        return text
+    return "SIGTERM" if isinstance(err, Terminated) else "SIGINT"
+
+
+def _write_json(path: Path, content: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def exit_code_of(results: Sequence[RunResult]) -> int:
+    """130 if interrupted, else 2/3 for bad input/infrastructure, 1 for a failed expectation."""
+    codes = [r.exit_code for r in results]
+    for code in (EXIT_INTERRUPTED, EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, EXIT_EXPECTATION_NOT_MET):
+        if code in codes:
+            return code
+    return EXIT_OK

@@ -1,0 +1,311 @@
+"""The runner's lifecycle with fake backend, load and faults: order of start and stop,
+healing on every way out, the journal in every case, exit codes, SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from chaos.backends.base import Endpoint, ServiceStatus
+from chaos.errors import StackError
+from chaos.experiment.loader import load
+from chaos.runner.runner import Deps, RunOptions, execute_variant, judge
+from chaos.runner.signals import SignalGuard
+from chaos.stackdef import LinkSpec, ServiceSpec, StackDefinition
+
+EXPERIMENT = """\
+name: fake-run
+seed: 5
+duration: {duration}
+steady_state:
+  probes:
+    - {{probe: health}}
+    - {{probe: error_rate, max: 0.5}}
+safety:
+  abort_when:
+    - {{probe: error_rate, above: 0.8, for: 0.3s}}
+variants:
+  calm: {{mitigations: all}}
+  broken: {{mitigations: none, expect: {{violated: [no_duplicate_orders]}}}}
+method:
+{method}
+invariants: [no_duplicate_orders, sequence_integrity]
+"""
+ONE_FAULT = (
+    "  - {id: slow, at: 0.1s, action: latency, target: sequencer-db, latency: 1s, for: 0.2s}"
+)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.lock = threading.Lock()
+
+    def add(self, text: str) -> None:
+        with self.lock:
+            self.items.append(text)
+
+    def index(self, text: str) -> int:
+        return self.items.index(text)
+
+
+class FakeBackend:
+    name = "fake"
+
+    def __init__(self, events: Events, fail_start: bool = False) -> None:
+        self.events = events
+        self.fail_start = fail_start
+        self.definition = StackDefinition(
+            "fake",
+            (ServiceSpec("db", ("true",)),),
+            (LinkSpec("clients-sequencer", "c", "db"),),
+            "x:y",
+        )
+        self.running = False
+
+    def start_stack(self) -> None:
+        self.events.add("start_stack")
+        if self.fail_start:
+            raise StackError("db did not become healthy within 1s")
+        self.running = True
+
+    def stop_stack(self) -> None:
+        self.events.add("stop_stack")
+        self.running = False
+
+    def status(self) -> list[ServiceStatus]:
+        return [ServiceStatus("db", self.running, self.running, 1, None, "a")]
+
+    def link_endpoint(self, link: str) -> Endpoint:
+        return Endpoint("127.0.0.1", 9)
+
+
+class FakeLoad:
+    def __init__(self, events: Events, error_rate: float = 0.0) -> None:
+        self.events = events
+        self.error_rate = error_rate
+
+    def start(self) -> None:
+        self.events.add("load.start")
+
+    def stop(self) -> None:
+        self.events.add("load.stop")
+
+    def sample(self) -> Any:
+        return SimpleNamespace(rps=5.0, error_rate=self.error_rate, p99_ms=20.0)
+
+
+class FakeFault:
+    def __init__(self, step: Any, events: Events, behaviour: dict[str, Any]) -> None:
+        self.step = step
+        self.events = events
+        self.behaviour = behaviour
+        self.healed = threading.Event()
+
+    def inject(self) -> None:
+        self.events.add(f"inject {self.step.id}")
+        action = self.behaviour.get(self.step.id)
+        if action == "raise":
+            raise RuntimeError("toxic refused")
+        if action == "block":
+            self.healed.wait(10)
+        if callable(action):
+            action()
+
+    def heal(self) -> None:
+        self.events.add(f"heal {self.step.id}")
+        self.healed.set()
+        hook = self.behaviour.get(f"heal {self.step.id}")
+        if callable(hook):
+            hook()
+
+    def describe(self) -> str:
+        return self.step.id
+
+
+def make_deps(
+    events: Events,
+    verdicts: dict[str, bool | str] | None = None,
+    behaviour: dict[str, Any] | None = None,
+    error_rate: float = 0.0,
+    fail_start: bool = False,
+    check_hook: Any = None,
+) -> Deps:
+    valid = verdicts or {"no_duplicate_orders": True, "sequence_integrity": True}
+
+    def check(run_dir: Path, invariants: tuple[str, ...], params: Any) -> list[dict[str, Any]]:
+        events.add("check")
+        if check_hook is not None:
+            check_hook()
+        return [{"invariant": n, "valid": valid[n], "count": 0, "checked": 1} for n in invariants]
+
+    return Deps(
+        definition=lambda standby, venues: None,
+        backend=lambda *a: FakeBackend(events, fail_start),
+        load=lambda *a: FakeLoad(events, error_rate),
+        fault_context=lambda *a: None,
+        fault=lambda step, ctx: FakeFault(step, events, behaviour or {}),
+        export_history=lambda definition, run_dir, backend: events.add("export"),
+        check=check,
+        reports=lambda run_dir, journal: events.add("reports"),
+    )
+
+
+def experiment(tmp_path: Path, method: str = ONE_FAULT, duration: str = "0.5s") -> Any:
+    path = tmp_path / "fake.yaml"
+    path.write_text(EXPERIMENT.format(method=method, duration=duration))
+    return load(path)
+
+
+def run(
+    tmp_path: Path, deps: Deps, variant: str = "calm", no_faults: bool = False, **kw: Any
+) -> Any:
+    exp = kw.pop("exp", None) or experiment(tmp_path, **kw)
+    options = RunOptions(tmp_path / "runs", "process", None, no_faults, None, quiet=True)
+    with SignalGuard() as guard:
+        result = execute_variant(exp, variant, options, deps, guard)
+    assert result.run_dir is not None
+    on_disk = json.loads((result.run_dir / "journal.json").read_text())
+    assert on_disk["status"] == result.journal["status"]
+    return result
+
+
+def test_a_clean_run_passes_and_undoes_everything_in_reverse_order(tmp_path: Path) -> None:
+    events = Events()
+    result = run(tmp_path, make_deps(events))
+    assert result.exit_code == 0, result.journal.get("error")
+    journal = result.journal
+    assert journal["status"] == "passed" and journal["expectation_met"] is True
+    assert journal["seed"] == 5 and journal["steady_state"]["before"]["ok"] is True
+    assert journal["steady_state"]["after"]["ok"] is True
+    order = ["start_stack", "load.start", "inject slow", "heal slow", "load.stop", "export",
+             "stop_stack", "check", "reports"]  # fmt: skip
+    assert [events.index(e) for e in order] == sorted(events.index(e) for e in order)
+    (step,) = journal["timeline"]
+    assert step["id"] == "slow" and step["fault"] is True and step["skipped"] is False
+    assert step["lateness_ms"] is not None and step["lateness_ms"] < 200
+    assert step["ended"] - step["started"] == pytest.approx(0.2, abs=0.15)
+    run_json = json.loads((result.run_dir / "history" / "run.json").read_text())
+    assert run_json["seed"] == 5 and run_json["mitigations"] and "epoch" in run_json
+
+
+def test_expectation_not_met_fails_with_exit_1(tmp_path: Path) -> None:
+    result = run(tmp_path, make_deps(Events()), variant="broken")
+    assert (result.exit_code, result.journal["status"]) == (1, "failed")
+    assert result.journal["expected_violations"] == ["no_duplicate_orders"]
+
+
+def test_expected_violation_found_passes(tmp_path: Path) -> None:
+    deps = make_deps(Events(), {"no_duplicate_orders": False, "sequence_integrity": True})
+    result = run(tmp_path, deps, variant="broken")
+    assert (result.exit_code, result.journal["status"]) == (0, "passed")
+
+
+def test_no_faults_skips_fault_steps_and_ignores_expectations(tmp_path: Path) -> None:
+    events = Events()
+    result = run(tmp_path, make_deps(events), variant="broken", no_faults=True)
+    assert (result.exit_code, result.journal["status"]) == (0, "passed")
+    assert result.journal["expected_violations"] == []
+    (step,) = result.journal["timeline"]
+    assert step["skipped"] is True and step["started"] is None
+    assert "inject slow" not in events.items
+
+
+def test_stack_failure_is_error_exit_3_with_journal(tmp_path: Path) -> None:
+    events = Events()
+    result = run(tmp_path, make_deps(events, fail_start=True))
+    assert (result.exit_code, result.journal["status"]) == (3, "error")
+    assert "db did not become healthy" in result.journal["error"]
+    assert "stop_stack" in events.items and "check" not in events.items
+
+
+def test_failed_inject_is_error_and_still_heals(tmp_path: Path) -> None:
+    events = Events()
+    result = run(tmp_path, make_deps(events, behaviour={"slow": "raise"}))
+    assert (result.exit_code, result.journal["status"]) == (3, "error")
+    assert "toxic refused" in result.journal["error"]
+    assert "toxic refused" in result.journal["timeline"][0]["error"]
+    assert "heal slow" in events.items and "stop_stack" in events.items
+
+
+def test_abort_condition_stops_the_run_and_heals(tmp_path: Path) -> None:
+    events = Events()
+    exp = experiment(tmp_path, duration="30s")
+    deps = make_deps(events, error_rate=0.9)
+    deps.load = lambda *a: AbortingLoad(events)
+    started = time.monotonic()
+    result = run(tmp_path, deps, exp=exp)
+    assert time.monotonic() - started < 10
+    assert (result.exit_code, result.journal["status"]) == (3, "error")
+    assert "abort condition held: error_rate > 0.8" in result.journal["error"]
+    assert "heal slow" in events.items and "stop_stack" in events.items
+
+
+class AbortingLoad(FakeLoad):
+    """Healthy for the steady-state check, then errors once the method runs."""
+
+    def __init__(self, events: Events) -> None:
+        super().__init__(events)
+        self.calls = 0
+
+    def sample(self) -> Any:
+        self.calls += 1
+        return SimpleNamespace(rps=5.0, error_rate=0.0 if self.calls <= 1 else 0.95, p99_ms=1.0)
+
+
+def test_a_blocking_step_does_not_delay_later_steps(tmp_path: Path) -> None:
+    method = "\n".join([
+        "  - {id: upgrade, at: 0.05s, action: latency, target: sequencer-db, latency: 1s}",
+        "  - {id: later, at: 0.3s, action: latency, target: oracle-db, latency: 1s, for: 0.1s}",
+    ])  # fmt: skip
+    result = run(tmp_path, make_deps(Events(), behaviour={"upgrade": "block"}), method=method)
+    upgrade, later = result.journal["timeline"]
+    assert later["lateness_ms"] < 100, later
+    assert later["started"] < upgrade["ended"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_a_fault_heals_stops_and_records_interrupted(
+    tmp_path: Path, signum: int
+) -> None:
+    events = Events()
+    kill = lambda: os.kill(os.getpid(), signum)  # noqa: E731
+    second = lambda: os.kill(os.getpid(), signal.SIGINT)  # noqa: E731
+    behaviour = {"slow": kill, "heal slow": second}  # a second Ctrl-C while healing
+    result = run(tmp_path, make_deps(events, behaviour=behaviour), duration="5s")
+    assert (result.exit_code, result.journal["status"]) == (130, "interrupted")
+    assert signal.Signals(signum).name in result.journal["error"]
+    for undone in ("heal slow", "load.stop", "stop_stack"):
+        assert undone in events.items
+    assert "check" not in events.items
+
+
+def test_signal_while_checking_is_interrupted(tmp_path: Path) -> None:
+    hook = lambda: os.kill(os.getpid(), signal.SIGTERM)  # noqa: E731
+    result = run(tmp_path, make_deps(Events(), check_hook=hook))
+    assert (result.exit_code, result.journal["status"]) == (130, "interrupted")
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "expected", "met"),
+    [
+        ({"a": True, "b": True}, [], True),
+        ({"a": False, "b": True}, ["a"], True),
+        ({"a": False, "b": True}, [], False),
+        ({"a": True, "b": True}, ["a"], False),
+        ({"a": "unknown", "b": True}, [], False),
+        ({"a": "unknown", "b": True}, ["a"], False),
+        ({"b": True}, [], False),
+    ],
+)
+def test_judge(verdicts: dict[str, Any], expected: list[str], met: bool) -> None:
+    found = [{"invariant": k, "valid": v} for k, v in verdicts.items()]
+    assert judge(found, ["a", "b"], expected) is met

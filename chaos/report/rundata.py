@@ -18,6 +18,7 @@ from chaos.report.junit import to_epoch
 
 _T = TypeVar("_T")
 MAX_POINTS = 4000  # per series; longer series are thinned evenly
+MAINTENANCE_ACTIONS = frozenset({"trading_mode"})  # when the journal does not say
 _SEQ_KEYS = ("seq", "liquidation_seq", "event_seq")
 
 
@@ -93,7 +94,7 @@ def load_run(run_dir: Path, journal: Mapping[str, Any]) -> RunData:
     run = _read_json(history / "run.json")
     data = RunData(run=run, t0=0.0, t_end=0.0)
     unintended = unintended_liquidation_keys(journal)
-    _read_faults(history / "faults.jsonl", data)
+    _read_faults(history / "faults.jsonl", data, _fault_steps(journal))
     _read_oracle(history / "oracle.jsonl", data)
     _read_client(history / "client.jsonl", data)
     data.load_samples = [r for r in iter_jsonl(history / "load.jsonl") if num(r.get("time"))]
@@ -124,7 +125,16 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _read_faults(path: Path, data: RunData) -> None:
+def _fault_steps(journal: Mapping[str, Any]) -> dict[str, bool]:
+    """Step id -> whether the journal's timeline calls it a fault (else maintenance)."""
+    return {
+        str(step.get("id")): bool(step.get("fault"))
+        for step in journal.get("timeline") or []
+        if isinstance(step, Mapping) and step.get("id") is not None
+    }
+
+
+def _read_faults(path: Path, data: RunData, fault_steps: Mapping[str, bool]) -> None:
     begins: dict[str, tuple[str, float, bool]] = {}
     for record in iter_jsonl(path):
         t = num(record.get("time"))
@@ -138,10 +148,13 @@ def _read_faults(path: Path, data: RunData) -> None:
         key = str(record.get("id") or f"{action}:{record.get('target')}")
         if phase == "begin":
             target = record.get("target")
+            if isinstance(target, list):
+                target = ",".join(str(x) for x in target)
             label = f"{action} {target}" if target else action
             if record.get("id") and record.get("id") != action:
                 label = f"{record['id']}: {label}"
-            begins[key] = (label, t, record.get("fault", action != "trading_mode") is not False)
+            fault = fault_steps.get(key, action not in MAINTENANCE_ACTIONS)
+            begins[key] = (label, t, fault)
         elif key in begins:
             label, start, fault = begins.pop(key)
             data.windows.append(Window(label, start, t, fault))

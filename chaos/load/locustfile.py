@@ -1,0 +1,276 @@
+"""Trading users for Locust: market makers and takers against the sequencer.
+
+Imported only inside the load worker process (``python -m chaos.load.worker``): importing
+locust monkey-patches the process with gevent.
+
+Every order or cancel is one client operation in ``client.jsonl`` (``chaos.load.ops``):
+``invoke`` then exactly one of ``ok`` / ``fail`` / ``info``. An unknown outcome (a timeout
+or a reset after the request was sent, a 5xx that says so) is ``info`` and is retried with
+the same client_order_id, up to ``RETRIES`` more attempts, as trading bots do. A
+connection refused before sending is ``fail``. When the primary does not serve (refused,
+503 not leader) and a standby URL is configured, the user fails over to the standby.
+
+Market makers quote post-only limits 0.05..0.3% around the sequencer's oracle price and
+cancel their oldest quotes; takers send market orders and crossing limits toward a target
+position of ``leverage x collateral`` (leverage drawn per account from 5x to 45x, so some
+accounts end up below maintenance margin in a normal run). In cancel_only mode users only
+cancel; in post_only takers send post-only limits; a halted sequencer refuses all (fail).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from typing import Any
+
+from locust import HttpUser, between, task
+from requests import ConnectionError as RequestsConnectionError
+from requests import ConnectTimeout
+
+from chaos.load.ops import classify_answer, op_record, reason_of
+
+TIMEOUT_S = 5.0
+RETRIES = 3
+MARKETS_TTL_S = 1.0
+DEFAULT_COLLATERAL = 100_000.0
+
+
+class Config:
+    """Set by the worker before users start."""
+
+    seed = 0
+    standby_url: str | None = None
+    accounts: list[int] = list(range(1, 37))
+    retry_unknown = True
+    ops_fd: int | None = None
+    stopping = threading.Event()
+
+
+_process_ids = iter(range(1, 1_000_000))
+_lock = threading.Lock()
+
+
+def write_op(record: dict[str, Any]) -> None:
+    """One line, one ``write``: the worker process is this file's only writer here."""
+    if Config.ops_fd is not None:
+        os.write(Config.ops_fd, (json.dumps(record, default=str) + "\n").encode())
+
+
+def _outcome_of_error(error: BaseException) -> str:
+    """fail when the request certainly was not sent, else info."""
+    if isinstance(error, ConnectTimeout):
+        return "fail"
+    if isinstance(error, RequestsConnectionError) and "refused" in str(error).lower():
+        return "fail"
+    return "info"
+
+
+class Trader(HttpUser):
+    abstract = True
+    wait_time = between(0.1, 0.3)
+
+    def on_start(self) -> None:
+        with _lock:
+            self.process = next(_process_ids)
+        self.rng = random.Random(Config.seed * 1_000_003 + self.process)
+        accounts = Config.accounts or [self.process]
+        self.account = accounts[(self.process - 1) % len(accounts)]
+        self.leverage = self.rng.uniform(5.0, 45.0)
+        self.base = self.host.rstrip("/") if self.host else ""
+        self.primary = self.base
+        self.counter = 0
+        self.prices: dict[str, float] = {}
+        self.mode = "normal"
+        self.fetched_at = 0.0
+        self.open_orders: list[str] = []
+        self.position: dict[str, float] = {}
+        self.collateral = DEFAULT_COLLATERAL
+
+    # -- market data (not a client operation) -----------------------------------------------
+    def refresh(self) -> bool:
+        if time.monotonic() - self.fetched_at < MARKETS_TTL_S and self.prices:
+            return True
+        try:
+            response = self.client.get(f"{self.base}/markets", timeout=TIMEOUT_S, name="markets")
+            body = response.json() if response.status_code == 200 else None
+        except Exception:
+            body = None
+        if not isinstance(body, dict):
+            self.maybe_fail_over()
+            return bool(self.prices)
+        self.mode = str(body.get("mode") or self.mode)
+        for market, entry in (body.get("markets") or {}).items():
+            price = entry.get("oracle_price") if isinstance(entry, dict) else None
+            if isinstance(price, int | float) and price > 0:
+                self.prices[market] = float(price)
+        self.fetched_at = time.monotonic()
+        return bool(self.prices)
+
+    def maybe_fail_over(self) -> None:
+        if Config.standby_url:
+            standby = Config.standby_url.rstrip("/")
+            self.base = standby if self.base == self.primary else self.primary
+
+    # -- one client operation, with retries of unknown outcomes ------------------------------
+    def new_id(self) -> str:
+        self.counter += 1
+        return f"u{self.process}-{self.counter}"
+
+    def operate(self, f: str, body: dict[str, Any]) -> tuple[str, Any]:
+        """Send ``body``; record invoke/completion per attempt; retry ``info`` outcomes."""
+        path = "/orders" if f == "order" else "/orders/cancel"
+        outcome, answer = "info", None
+        for attempt in range(1, RETRIES + 2):
+            write_op(op_record("invoke", self.process, f, body, time.time(), attempt))
+            began = time.monotonic()
+            outcome, answer = "info", None
+            extra: dict[str, Any] = {}
+            try:
+                outcome, answer, extra = self._send(f, path, body)
+            except BaseException as err:  # killed mid-request: the outcome is unknown
+                extra = {"error": f"interrupted: {type(err).__name__}"}
+                raise
+            finally:
+                write_op(
+                    op_record(
+                        outcome,
+                        self.process,
+                        f,
+                        body,
+                        time.time(),
+                        attempt,
+                        latency=round(time.monotonic() - began, 4),
+                        **extra,
+                    )
+                )
+            if outcome != "info" or not Config.retry_unknown or Config.stopping.is_set():
+                break
+        return outcome, answer
+
+    def _send(self, f: str, path: str, body: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
+        with self.client.post(
+            f"{self.base}{path}", json=body, timeout=TIMEOUT_S, name=f, catch_response=True
+        ) as response:
+            error = getattr(response, "error", None)
+            if error is not None and response.status_code == 0:
+                outcome = _outcome_of_error(error)
+                response.failure(str(error)[:200])
+                if outcome == "fail":
+                    self.maybe_fail_over()
+                return outcome, None, {"error": str(error)[:200]}
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = None
+            outcome = classify_answer(response.status_code, answer)
+            extra: dict[str, Any] = {"status": response.status_code}
+            if isinstance(answer, dict) and answer.get("seq") is not None:
+                extra["seq"] = answer["seq"]
+            if outcome != "ok":
+                extra["error"] = reason_of(answer) or f"HTTP {response.status_code}"
+            if response.status_code == 200:
+                response.success()  # a business rejection is an answer, not a load error
+            else:
+                response.failure(extra["error"])
+                if outcome == "fail":
+                    self.maybe_fail_over()
+            return outcome, answer, extra
+
+    # -- order helpers -----------------------------------------------------------------------
+    def order(
+        self,
+        market: str,
+        side: str,
+        kind: str,
+        qty: float,
+        price: float | None = None,
+        post_only: bool = False,
+    ) -> tuple[str, Any]:
+        body: dict[str, Any] = {
+            "client_order_id": self.new_id(),
+            "account": self.account,
+            "market": market,
+            "side": side,
+            "type": kind,
+            "qty": qty,
+        }
+        if price is not None:
+            body["price"] = round(price, 2)
+        if post_only:
+            body["post_only"] = True
+        outcome, answer = self.operate("order", body)
+        if outcome == "ok" and isinstance(answer, dict):
+            filled = sum(float(fill.get("qty", 0)) for fill in answer.get("fills") or [])
+            sign = 1.0 if side == "buy" else -1.0
+            self.position[market] = self.position.get(market, 0.0) + sign * filled
+            if kind == "limit":
+                self.open_orders.append(body["client_order_id"])
+        return outcome, answer
+
+    def cancel_oldest(self) -> None:
+        if self.open_orders:
+            client_order_id = self.open_orders.pop(0)
+            self.operate("cancel", {"client_order_id": client_order_id, "account": self.account})
+
+    def notional_qty(self, market: str, fraction: float) -> float:
+        price = self.prices[market]
+        qty = self.leverage * self.collateral * fraction / price
+        return float(f"{qty:.4g}")
+
+
+class MarketMaker(Trader):
+    weight = 1
+
+    @task
+    def quote(self) -> None:
+        if not self.refresh():
+            return
+        if self.mode in ("cancel_only", "halt") or len(self.open_orders) >= 6:
+            self.cancel_oldest()
+            if self.mode in ("cancel_only", "halt"):
+                return
+        market = self.rng.choice(sorted(self.prices))
+        price = self.prices[market]
+        spread = self.rng.uniform(0.0005, 0.003)
+        qty = self.notional_qty(market, 0.02)
+        self.order(market, "buy", "limit", qty, price * (1 - spread), post_only=True)
+        self.order(market, "sell", "limit", qty, price * (1 + spread), post_only=True)
+
+
+class Taker(Trader):
+    weight = 1
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.direction = self.rng.choice(("buy", "sell"))
+
+    @task
+    def trade(self) -> None:
+        if not self.refresh():
+            return
+        if self.mode == "cancel_only":
+            if self.open_orders:
+                self.cancel_oldest()
+            else:  # keeps trying what it wants; the sequencer rejects it (fail)
+                market = self.rng.choice(sorted(self.prices))
+                self.order(market, self.direction, "market", self.notional_qty(market, 0.05))
+            return
+        market = self.rng.choice(sorted(self.prices))
+        price = self.prices[market]
+        target = self.leverage * self.collateral / price
+        held = abs(self.position.get(market, 0.0))
+        side = self.direction if held < target else self.rng.choice(("buy", "sell"))
+        if self.rng.random() < 0.2:
+            side = "sell" if side == "buy" else "buy"
+        qty = self.notional_qty(market, 0.12)
+        if self.mode == "post_only":
+            edge = -0.0005 if side == "buy" else 0.0005
+            self.order(market, side, "limit", qty, price * (1 + edge), post_only=True)
+        elif self.rng.random() < 0.7:
+            self.order(market, side, "market", qty)
+        else:
+            cross = 0.005 if side == "buy" else -0.005
+            self.order(market, side, "limit", qty, price * (1 + cross))

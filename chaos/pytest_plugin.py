@@ -346,7 +346,6 @@ def tradechaos_stack(request: pytest.FixtureRequest) -> Iterator[Backend]:
         "seed": str(options.seed if options.seed is not None else 0),
         "epoch": f"{time.time():.3f}",
         "mitigations": "all",
-        "run_id": run.run_id,
     }
     backend = make_backend(options.backend, reference_stack(), run, params)
     try:
@@ -362,7 +361,7 @@ def tradechaos_stack(request: pytest.FixtureRequest) -> Iterator[Backend]:
 @pytest.fixture
 def toxiproxy_client(tradechaos_stack: Backend) -> Any:
     """A ``chaos.proxy.client.ToxiproxyClient`` for the proxy of ``tradechaos_stack``."""
-    from chaos.proxy.client import ToxiproxyClient
+    from chaos.proxy.client import ToxiproxyClient  # type: ignore[import-not-found,unused-ignore]
 
     return ToxiproxyClient(tradechaos_stack.toxiproxy_url)
 

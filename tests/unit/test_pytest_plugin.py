@@ -168,3 +168,57 @@ def test_plugin_import_is_light() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+FAKE_BACKEND = """
+import pytest
+import chaos.backends.factory
+import chaos.stack.definition
+
+EVENTS = []
+
+class FakeBackend:
+    toxiproxy_url = "http://127.0.0.1:8474"
+    def __init__(self, params):
+        self.params = params
+    def start_stack(self):
+        EVENTS.append("start")
+    def stop_stack(self):
+        EVENTS.append("stop")
+
+@pytest.fixture(autouse=True)
+def fake_backend(monkeypatch):
+    def make_backend(name, definition, run, params, toxiproxy_url=None):
+        EVENTS.append(f"make {name} {definition} {run.path.parent.name}")
+        return FakeBackend(params)
+    monkeypatch.setattr(chaos.backends.factory, "make_backend", make_backend)
+    monkeypatch.setattr(chaos.stack.definition, "reference_stack", lambda: "reference")
+"""
+
+
+def test_tradechaos_stack_is_stopped_even_when_the_test_fails(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(FAKE_BACKEND)
+    pytester.makepyfile(
+        test_user=textwrap.dedent(
+            """
+            import json
+            from conftest import EVENTS
+
+            def test_uses_stack(tradechaos_stack):
+                assert EVENTS[-1] == "start"
+                assert tradechaos_stack.params["mitigations"] == "all"
+                assert tradechaos_stack.params["seed"] == "9"
+                raise AssertionError("the user's test fails")
+
+            def test_after():
+                assert EVENTS[0] == "make docker reference out"
+                assert EVENTS[1:] == ["start", "stop"]
+            """
+        )
+    )
+    result = pytester.runpytest(
+        "--tradechaos-backend", "docker", "--tradechaos-out", "out", "--tradechaos-seed", "9"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    (state,) = (pytester.path / "out").glob("*/state.json")
+    assert '"status": "finished"' in state.read_text()

@@ -280,9 +280,9 @@ def describe_mismatch(journal: dict[str, Any]) -> str:
         lines.append(f"  unknown:           {', '.join(unknown)}")
     error = run_error(journal)
     if error is not None:
-        lines.append(f"  run error: {error}")
+        lines.append(f"  run {error}")
     for case in cases(journal):
-        if not case.passed:
+        if not case.passed and (error is None or case.examples):
             lines.append(f"  first failure: {case.name}: {case.summary}")
             if case.examples:
                 lines.append(f"  first counterexample: {case.examples[0]}")

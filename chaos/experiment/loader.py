@@ -158,20 +158,20 @@ def _load_spec(r: Reader, top: LineDict) -> LoadSpec:
         users=users or default.users,
         spawn_rate=rate or default.spawn_rate,
         retry_unknown=default.retry_unknown if retry is None else retry,
-        accounts=accounts or default.accounts,
+        accounts=accounts,
     )
 
 
 def _incident(r: Reader, top: LineDict) -> Incident | None:
     if "incident" not in top:
         return None
-    allowed = ("date", "operator", "sources", "mechanism", "summary")
+    allowed = ("date", "operator", "sources", "mechanism", "summary", "assumptions")
     section = r.mapping(top["incident"], top.line_of("incident"), "incident", allowed)
     if section is None:
         return None
     text = {
         key: r.string(section, key, f"incident.{key}")
-        for key in ("date", "operator", "mechanism")
+        for key in ("date", "operator", "mechanism", "assumptions")
         if key in section
     }
     if "summary" in section:
@@ -190,6 +190,7 @@ def _incident(r: Reader, top: LineDict) -> Incident | None:
         operator=text.get("operator"),
         sources=tuple(sources),
         mechanism=text.get("mechanism"),
+        assumptions=text.get("assumptions"),
     )
 
 

@@ -35,6 +35,7 @@ class Incident:
     operator: str | None = None
     sources: tuple[str, ...] = ()
     mechanism: str | None = None
+    assumptions: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class LoadSpec:
     users: int = 10
     spawn_rate: float = 10.0
     retry_unknown: bool = True
-    accounts: int = 20
+    accounts: int | None = None  # accounts 1..N trade; None: the load driver's default
 
 
 @dataclass(frozen=True)

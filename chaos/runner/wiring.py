@@ -37,6 +37,7 @@ def load(backend: Any, folder: Any, seed: int, spec: Any, standby: bool) -> Any:
 
     clients = backend.link_endpoint("clients-sequencer").url
     standby_url = backend.link_endpoint("clients-sequencer_b").url if standby else None
+    accounts = list(range(1, spec.accounts + 1)) if spec.accounts else None
     return LoadDriver(
         clients,
         standby_url,
@@ -45,7 +46,8 @@ def load(backend: Any, folder: Any, seed: int, spec: Any, standby: bool) -> Any:
         spec.users,
         spec.spawn_rate,
         folder.log_path("load"),
-        spec.accounts,
+        accounts,
+        retry_unknown=spec.retry_unknown,
     )
 
 
@@ -64,18 +66,18 @@ def fault(step: Any, ctx: Any) -> Any:
     return build(step, ctx)
 
 
-def endpoints(backend: Any, stack: Any) -> dict[str, Any]:
-    """Where each running service listens (by service name) and each link's listener (by
-    link name), for the history exporter."""
-    found: dict[str, Any] = {}
+def endpoints(backend: Any, stack: Any) -> dict[str, str]:
+    """``host:port`` where each running service listens (by service name) and of each
+    link's listener (by link name), for the history exporter."""
+    found: dict[str, str] = {}
     for spec in stack.services:
         try:
-            found[spec.name] = backend.endpoint(spec.name)
+            found[spec.name] = str(backend.endpoint(spec.name))
         except Exception:
             continue
     for link in stack.links:
         try:
-            found[link.name] = backend.link_endpoint(link.name)
+            found[link.name] = str(backend.link_endpoint(link.name))
         except Exception:
             continue
     return found

@@ -146,14 +146,21 @@ def _error_section(journal: Mapping[str, Any]) -> str:
     return f'<section id="error"><h2>Run error</h2><p class="error">{_e(error)}</p></section>'
 
 
+_NON_FAULT_KIND = {"price_move": "world event"}
+
+
 def _timeline_section(journal: Mapping[str, Any], data: RunData) -> str:
     rows = []
     for step in journal.get("timeline") or []:
         if not isinstance(step, Mapping):
             continue
         fault = bool(step.get("fault"))
-        kind = "fault" if fault else "maintenance"
-        state = "skipped" if step.get("skipped") else (step.get("error") or "")
+        kind = "fault" if fault else _NON_FAULT_KIND.get(str(step.get("action")), "maintenance")
+        state = step.get("error") or ""
+        if step.get("skipped"):
+            state = "skipped (control run)"
+        elif step.get("started") is None and not state:
+            state = "not reached"
         cells = [
             step.get("id"),
             step.get("action"),

@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping
+from itertools import islice
 from typing import Any, TypeGuard
 
 from chaos.checkers.base import Findings, Verdict, rounded
@@ -64,20 +65,51 @@ def _hash_matches(block: Mapping[str, Any], stored: object) -> bool:
 
 
 class _DbCursor:
-    """Forward-only lookup of db events by seq (both streams are in seq order)."""
+    """Forward lookup of db events by seq (both the log and the chain are in seq order),
+    with the events of a range given back when a block must be examined one by one."""
 
     def __init__(self, events: Iterator[Event]) -> None:
         self._events = events
+        self._given_back: list[Event] = []  # a stack: the next event is on top
         self._current: Event | None = next(events, None)
 
+    def _next(self) -> Event | None:
+        if self._given_back:
+            return self._given_back.pop()
+        return next(self._events, None)
+
     def find(self, seq: int) -> Event | None:
+        """The db event with ``seq`` (None if the log skips it); earlier ones are passed."""
         current = self._current
         while current is not None and current["seq"] < seq:
-            current = next(self._events, None)
+            current = self._next()
         self._current = current
         if current is not None and current["seq"] == seq:
             return current
         return None
+
+    def take(self, first_seq: int, count: int) -> list[Event]:
+        """The next ``count`` db events from ``first_seq`` on (fewer at the log's end)."""
+        self.find(first_seq)
+        if self._current is None or count <= 0:
+            return []
+        taken = [self._current]
+        if self._given_back:
+            while len(taken) < count and (event := self._next()) is not None:
+                taken.append(event)
+        else:
+            taken.extend(islice(self._events, count - 1))
+        self._current = self._next()
+        return taken
+
+    def give_back(self, taken: list[Event]) -> None:
+        """Undo ``take``: the events come again, in order, before the rest."""
+        if not taken:
+            return
+        if self._current is not None:
+            self._given_back.append(self._current)
+        self._given_back.extend(reversed(taken[1:]))
+        self._current = taken[0]
 
 
 def check(history: History, params: CheckParams) -> Verdict:
@@ -151,6 +183,25 @@ def _check_links(
 
 
 def _check_events(found: Findings, block: Block, db: _DbCursor) -> None:
+    first_seq, last_seq = block.get("first_seq"), block.get("last_seq")
+    events = block.get("events") or []
+    if (
+        events
+        and isinstance(first_seq, int)
+        and isinstance(last_seq, int)
+        and len(events) == last_seq - first_seq + 1
+        and events[0].get("seq") == first_seq
+        and events[-1].get("seq") == last_seq
+    ):
+        # Fast path: the block's events equal the db's events of its range as a whole.
+        taken = db.take(first_seq, len(events))
+        if taken == events:
+            return
+        db.give_back(taken)
+    _check_events_one_by_one(found, block, db)
+
+
+def _check_events_one_by_one(found: Findings, block: Block, db: _DbCursor) -> None:
     height = block.get("height")
     first_seq, last_seq = block.get("first_seq"), block.get("last_seq")
     expected = first_seq if isinstance(first_seq, int) else None

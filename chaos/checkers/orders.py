@@ -8,18 +8,18 @@ learnt (``info``) or that failed (``fail``) is never lost, whether it appears or
 Memory: the acknowledged orders not yet found.
 
 no_duplicate_orders holds when no client intent (account + client_order_id) was accepted
-more than once, and no order was filled for more than its quantity (executed twice).
-Memory: one entry per accepted order.
+more than once, and no fill executes an order that is no longer open (filled beyond its
+quantity, or after its cancel). Memory: the open orders, plus a Bloom filter of intents
+(about 10 bits each); intents the filter flags are confirmed exactly by a second pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from chaos.checkers.base import Findings, Verdict, rounded
+from chaos.checkers.base import Findings, Verdict
 from chaos.checkers.params import CheckParams
-from chaos.history.events import ClientOp, Event, OrderAcceptedEvent
+from chaos.history.events import ClientOp, Event, FillEvent
 from chaos.history.reader import History
 
 LOST = "no_lost_acked_orders"
@@ -79,74 +79,114 @@ def _lost(op: ClientOp, coid: str, where: str) -> dict[str, object]:
     }
 
 
-@dataclass
-class _Order:
-    seq: int
-    qty: float
-    filled: float = 0.0
-    fills: int = 0
-
-
 def check_duplicates(history: History, params: CheckParams) -> Verdict:
     found = Findings(DUPLICATE, params.max_counterexamples)
     if not history.has("events"):
         return found.verdict("accepted orders", unknown="no events.jsonl in the history")
-    first_of_intent: dict[tuple[object, str], tuple[int, object]] = {}
-    orders: dict[object, _Order] = {}
-    overfilled: set[object] = set()
+    size = history.path("events").stat().st_size
+    seen = _Bloom(capacity=size // 100 + 1)
+    maybe_twice: set[str] = set()
+    open_orders: dict[object, list[float]] = {}  # order_id -> [remaining qty, accepted seq]
+    intents = 0
     for event in history.events():
         if event["kind"] == "order_accepted":
-            _accepted(found, event, first_of_intent, orders)
+            intents += 1
+            key = f"{event.get('account')}\x1f{event.get('client_order_id')}"
+            if seen.add(key):
+                maybe_twice.add(key)
+            qty = event.get("qty")
+            if isinstance(qty, int | float):
+                open_orders[event.get("order_id")] = [float(qty), float(event["seq"])]
         elif event["kind"] == "fill":
-            for side in ("taker_order_id", "maker_order_id"):
-                order_id = event.get(side)
-                order = orders.get(order_id) if order_id is not None else None
-                if order is None:
-                    continue
-                order.filled += event["qty"]
-                order.fills += 1
-                if order.filled > order.qty + _QTY_EPS and order_id not in overfilled:
-                    overfilled.add(order_id)
-                    found.add(
-                        {
-                            "problem": f"order {order_id} (accepted at seq {order.seq}, qty "
-                            f"{order.qty}) filled for {rounded(order.filled)} by seq "
-                            f"{event['seq']}: executed more than once",
-                            "order_id": order_id,
-                            "accepted_seq": order.seq,
-                            "qty": order.qty,
-                            "filled": rounded(order.filled),
-                            "fills": order.fills,
-                            "seq": event["seq"],
-                            "time": event.get("time"),
-                        }
-                    )
-    found.checked = len(first_of_intent)
-    return found.verdict("client intents")
+            _fill(found, event, open_orders)
+        elif event["kind"] == "order_cancelled":
+            open_orders.pop(event.get("order_id"), None)
+    if maybe_twice:
+        _confirm_twice(found, history, maybe_twice)
+    found.checked = intents
+    return found.verdict("accepted orders")
 
 
-def _accepted(
-    found: Findings,
-    event: OrderAcceptedEvent,
-    first_of_intent: dict[tuple[object, str], tuple[int, object]],
-    orders: dict[object, _Order],
-) -> None:
-    intent = (event.get("account"), str(event.get("client_order_id")))
-    order_id = event.get("order_id")
-    qty = event.get("qty")
-    orders[order_id] = _Order(event["seq"], float(qty) if isinstance(qty, int | float) else 0.0)
-    first = first_of_intent.setdefault(intent, (event["seq"], order_id))
-    if first[0] != event["seq"]:
+def _fill(found: Findings, event: FillEvent, open_orders: dict[object, list[float]]) -> None:
+    """Count the fill against its orders; a fill of an order that is not open (fully
+    filled or cancelled) executes it again. A liquidation's own side has no order."""
+    for side in ("taker_order_id", "maker_order_id"):
+        order_id = event.get(side)
+        if order_id is None:
+            continue
+        order = open_orders.get(order_id)
+        if order is not None:
+            order[0] -= event["qty"]
+            if order[0] <= _QTY_EPS * max(1.0, event["qty"]):
+                del open_orders[order_id]
+            continue
         found.add(
             {
-                "problem": f"client order {intent[1]} of account {intent[0]} accepted twice: "
-                f"seq {first[0]} (order {first[1]}) and seq {event['seq']} (order {order_id})",
-                "client_order_id": intent[1],
-                "account": intent[0],
-                "first_seq": first[0],
-                "first_order_id": first[1],
+                "problem": f"seq {event['seq']} fills order {order_id} for {event['qty']} "
+                f"but that order is not open (already fully filled or cancelled, or never "
+                f"accepted): executed more than once",
                 "seq": event["seq"],
                 "order_id": order_id,
+                "side": side.removesuffix("_order_id"),
+                "qty": event["qty"],
+                "price": event.get("price"),
+                "market": event.get("market"),
                 "time": event.get("time"),
             }
         )
+
+
+def _confirm_twice(found: Findings, history: History, candidates: set[str]) -> None:
+    """Second pass: exact acceptances of the intents the filter flagged."""
+    accepted: dict[str, list[tuple[int, object, object]]] = {}
+    for event in history.events():
+        if event["kind"] != "order_accepted":
+            continue
+        key = f"{event.get('account')}\x1f{event.get('client_order_id')}"
+        if key in candidates:
+            accepted.setdefault(key, []).append(
+                (event["seq"], event.get("order_id"), event.get("time"))
+            )
+    for key, acceptances in accepted.items():
+        if len(acceptances) < 2:
+            continue
+        account, _, coid = key.partition("\x1f")
+        (first_seq, first_id, _), *again = acceptances
+        for seq, order_id, time in again:
+            found.add(
+                {
+                    "problem": f"client order {coid} of account {account} accepted again at "
+                    f"seq {seq} (order {order_id}); first accepted at seq {first_seq} "
+                    f"(order {first_id})",
+                    "client_order_id": coid,
+                    "account": account,
+                    "first_seq": first_seq,
+                    "first_order_id": first_id,
+                    "seq": seq,
+                    "order_id": order_id,
+                    "time": time,
+                }
+            )
+
+
+class _Bloom:
+    """A Bloom filter of strings: ``add`` says whether the key may have been added before
+    (false positives are confirmed by a second, exact pass). About 10 bits per key."""
+
+    def __init__(self, capacity: int) -> None:
+        bits = 1 << max(16, (capacity * 10).bit_length())
+        self._bits = bytearray(bits // 8)
+        self._mask = bits - 1
+
+    def add(self, key: str) -> bool:
+        h = hash(key)
+        h1, h2 = h & 0xFFFFFFFF, ((h >> 32) & 0xFFFFFFFF) | 1
+        present = True
+        bits, mask = self._bits, self._mask
+        for i in range(3):
+            pos = (h1 + i * h2) & mask
+            byte, bit = pos >> 3, 1 << (pos & 7)
+            if not bits[byte] & bit:
+                present = False
+                bits[byte] |= bit
+        return present

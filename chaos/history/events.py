@@ -93,9 +93,9 @@ class LiquidationEvent(_EventBase):
     qty: float
     mark_price: float
     oracle_ts: float | None
-    funding_index: float
-    equity: NotRequired[float]  # what risk believed: shown, never used to decide
-    maintenance: NotRequired[float]
+    funding_index: float | None
+    equity: NotRequired[float | None]  # what risk believed: shown, never used to decide
+    maintenance: NotRequired[float | None]
 
 
 class ModeEvent(_EventBase):

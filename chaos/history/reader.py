@@ -157,19 +157,39 @@ class History:
     # -- internals -------------------------------------------------------------------------
 
     def _iter_jsonl(self, path: Path) -> Iterator[Any]:
+        # One line decoded and released at a time: decoding chunks into lists is slower
+        # (the garbage collector scans every retained dict).
         if not path.is_file():
             return
         with path.open("rb", buffering=_READ_BUFFER) as fh:
             for lineno, line in enumerate(fh, 1):
                 try:
-                    yield loads(line)
+                    record = loads(line)
                 except ValueError:
-                    if not line.strip():
+                    record = self._decode_slowly(path, lineno, line)
+                    if record is _SKIP:
                         continue
-                    if not line.endswith(b"\n"):
-                        self.problems.append(f"{path}:{lineno}: partial last line skipped")
+                    if record is _STOP:
                         return
-                    raise HistoryError(f"{path}:{lineno}: not a JSON object") from None
+                yield record
+
+    def _decode_slowly(self, path: Path, lineno: int, line: bytes) -> Any:
+        """A line the fast decoder refused: NaN/Infinity (stdlib json reads them: a NaN
+        price is exactly what checkers look for), a blank line, or a torn last line."""
+        if not line.strip():
+            return _SKIP
+        try:
+            return json.loads(line)
+        except ValueError:
+            pass
+        if not line.endswith(b"\n"):
+            self.problems.append(f"{path}:{lineno}: partial last line skipped")
+            return _STOP
+        raise HistoryError(f"{path}:{lineno}: not a JSON object")
+
+
+_SKIP = object()
+_STOP = object()
 
 
 def _read_run(path: Path) -> RunInfo:

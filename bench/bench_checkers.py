@@ -1,0 +1,117 @@
+"""Checker throughput (events/s) and peak memory on generated histories of growing size.
+
+For each size (10^5, 10^6, 10^7 events by default; ``BENCH_CHECKERS_SIZES=100000,1000000``
+to choose) a clean history is written to a temp folder (``tests/unit/histgen.write_bulk``:
+fills and orders about 1 ms apart, 100 events per chain block). Each checker then runs in
+a fresh subprocess, so its peak RSS is its own: the figures are CPU-time throughput
+(events per CPU-second of that process, robust on a shared machine), wall-clock
+throughput, and peak RSS above the interpreter's baseline. Sizes below 10^7 are repeated
+and the median is printed. The last column compares each checker's throughput at the
+largest size with the smallest (the baseline, same run): linear time keeps it near 1.0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "unit"))
+
+DEFAULT_SIZES = (100_000, 1_000_000, 10_000_000)
+TARGET_EPS = 500_000  # sequence and chain checkers, one core
+
+_CHILD = r"""
+import json, resource, sys, time
+from chaos.checkers import REGISTRY, CheckParams
+from chaos.history.reader import History
+history = History.open(sys.argv[1])
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+cpu0, wall0 = time.process_time(), time.perf_counter()
+verdict = REGISTRY[sys.argv[2]].check(history, CheckParams())
+cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"cpu": cpu, "wall": wall, "rss_kib": peak - base, "valid": verdict.valid}))
+"""
+
+
+def _measure(run_dir: Path, checker: str) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(run_dir), checker],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
+    result: dict[str, float] = json.loads(out.stdout)
+    if result["valid"] is not True:
+        raise SystemExit(f"bench: {checker} did not hold on a clean history: {result}")
+    return result
+
+
+def _sizes() -> list[int]:
+    raw = os.environ.get("BENCH_CHECKERS_SIZES")
+    return [int(s) for s in raw.split(",")] if raw else list(DEFAULT_SIZES)
+
+
+def main() -> None:
+    import histgen
+
+    from chaos.checkers import REGISTRY
+    from chaos.history import reader
+
+    print(f"JSON decoder: {reader.loads.__module__}; CPU-time throughput, median of runs")
+    names = [n for n in REGISTRY if n not in ("no_lost_acked_orders", "recovery_within_rto")]
+    print("(no_lost_acked_orders and recovery_within_rto read client ops/faults, not events)")
+    results: dict[int, dict[str, tuple[float, float, float]]] = {}
+    for n in _sizes():
+        tmp = Path(tempfile.mkdtemp(prefix="bench-checkers-"))
+        try:
+            started = time.perf_counter()
+            histgen.write_bulk(tmp, n)
+            size_mb = sum(p.stat().st_size for p in (tmp / "history").iterdir()) / 1e6
+            print(
+                f"\n{n:,} events: generated in {time.perf_counter() - started:.1f}s "
+                f"({size_mb:,.0f} MB on disk)",
+                flush=True,
+            )
+            repeats = 3 if n <= 1_000_000 else 1
+            results[n] = {}
+            for name in names:
+                runs = [_measure(tmp, name) for _ in range(repeats)]
+                cpu = statistics.median(r["cpu"] for r in runs)
+                wall = statistics.median(r["wall"] for r in runs)
+                rss = statistics.median(r["rss_kib"] for r in runs) / 1024
+                results[n][name] = (n / cpu, n / wall, rss)
+                print(
+                    f"  {name:28s} {n / cpu:>10,.0f} ev/s cpu  {n / wall:>10,.0f} ev/s wall"
+                    f"  peak +{rss:7.1f} MiB",
+                    flush=True,
+                )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    _summary(results)
+
+
+def _summary(results: dict[int, dict[str, tuple[float, float, float]]]) -> None:
+    sizes = sorted(results)
+    small, large = sizes[0], sizes[-1]
+    print(f"\nthroughput at {large:,} / at {small:,} (1.0 = linear; within 0.8-1.2 wanted):")
+    for name, (eps_small, _, _) in results[small].items():
+        eps_large = results[large][name][0]
+        flag = ""
+        if name in ("sequence_integrity", "no_corrupt_chain_writes"):
+            flag = "  target >= 500,000 ev/s: " + ("met" if eps_large >= TARGET_EPS else "NOT met")
+        print(f"  {name:28s} {eps_large / eps_small:5.2f}{flag}")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -106,6 +107,8 @@ class ProcessBackend:
             ProxyAdmin(toxiproxy_url) if toxiproxy_url is not None else None
         )
         self._stopped = False
+        self._closing = False
+        self._oneshots: set[subprocess.Popen[bytes]] = set()
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> ProcessBackend:
@@ -118,17 +121,60 @@ class ProcessBackend:
         self.stop_stack()
 
     def start_stack(self) -> None:
+        self._closing = False
         try:
             self._check_links()
             self._start_proxy()
             for link in self.definition.links:
                 self._create_link(link.name, self._services[link.server].endpoint)
-            for name in self.definition.start_order():
-                if not self._services[name].spec.optional:
-                    self._launch(name, self._services[name].spec.health.timeout_s)
+            self._start_services()
         except BaseException:
+            self._abort()
             self.stop_stack()
             raise
+
+    def _start_services(self) -> None:
+        """Launch every non-optional service as soon as its dependencies are healthy
+        (independent services start concurrently); raise the first failure."""
+        try:
+            order = self.definition.start_order()
+        except ValueError as err:
+            raise StackError(f"stack {self.definition.name}: {err}") from None
+        optional = {name for name, svc in self._services.items() if svc.spec.optional}
+        pending = [name for name in order if name not in optional]
+        done: set[str] = set()
+        running: dict[Future[None], str] = {}
+        with ThreadPoolExecutor(
+            max_workers=max(1, len(pending)), thread_name_prefix="tradechaos-start"
+        ) as pool:
+            try:
+                while pending or running:
+                    for name in list(pending):
+                        spec = self._services[name].spec
+                        if all(dep in done or dep in optional for dep in spec.depends_on):
+                            pending.remove(name)
+                            future = pool.submit(self._launch, name, spec.health.timeout_s)
+                            running[future] = name
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        name = running.pop(future)
+                        error = future.exception()
+                        if error is not None:
+                            raise error
+                        done.add(name)
+            except BaseException:
+                self._abort()  # ends the other launches' health waits quickly
+                raise
+
+    def _abort(self) -> None:
+        """SIGKILL every process this backend started, now (used when a start fails)."""
+        with self._lock:
+            self._closing = True
+            procs = [svc.proc for svc in self._services.values() if svc.proc is not None]
+            procs += list(self._oneshots)
+        for proc in procs:
+            if proc.poll() is None:
+                procutil.signal_group(proc.pid, signal.SIGKILL)
 
     def stop_stack(self) -> None:
         with self._lock:
@@ -149,6 +195,7 @@ class ProcessBackend:
             if not self._stopped:
                 self.run.mark("finished")
             self._stopped = True
+            self._closing = False
 
     # ------------------------------------------------------------------ services
     def start(self, service: str, timeout_s: float = 30.0) -> None:
@@ -349,11 +396,14 @@ class ProcessBackend:
                 self._run_once(service, fill.argv(command), env, "setup")
             svc.set_up = True
         argv = fill.argv(svc.spec.command)
-        try:
-            proc = procutil.spawn(argv, self.run.log_path(service), env, cwd=self.run.path)
-        except OSError as err:
-            raise StackError(f"service {service} could not be started ({argv[0]}: {err})") from None
         with self._lock:
+            self._refuse_if_closing(service)
+            try:
+                proc = procutil.spawn(argv, self.run.log_path(service), env, cwd=self.run.path)
+            except OSError as err:
+                raise StackError(
+                    f"service {service} could not be started ({argv[0]}: {err})"
+                ) from None
             svc.proc = proc
             svc.history.append(proc.pid)
             if service not in self._started:
@@ -375,25 +425,33 @@ class ProcessBackend:
     ) -> None:
         """Run a one-shot command (setup / after_healthy) with its output in the service log."""
         log = self.run.log_path(service)
-        try:
-            proc = procutil.spawn(argv, log, env, cwd=self.run.path)
-        except OSError as err:
-            raise StackError(
-                f"{kind} command of {service} could not run ({argv[0]}: {err})"
-            ) from None
+        with self._lock:
+            self._refuse_if_closing(service)
+            try:
+                proc = procutil.spawn(argv, log, env, cwd=self.run.path)
+            except OSError as err:
+                raise StackError(
+                    f"{kind} command of {service} could not run ({argv[0]}: {err})"
+                ) from None
+            self._oneshots.add(proc)
         try:
             code = proc.wait(timeout=SETUP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            procutil.kill(proc)
             code = None
         finally:
             procutil.kill(proc)
+            with self._lock:
+                self._oneshots.discard(proc)
         if code != 0:
             outcome = f"exited with {code}" if code is not None else "timed out"
             raise StackError(
                 f"{kind} command of {service} ({' '.join(argv[:3])} ...) {outcome}; "
                 f"last lines of {log}:\n{log_tail(log, 30)}"
             )
+
+    def _refuse_if_closing(self, service: str) -> None:
+        if self._closing:
+            raise StackError(f"service {service} was not started: the stack is being stopped")
 
     def _not_healthy(self, service: str, err: NotReady) -> StackError:
         log = self.run.log_path(service)

@@ -206,7 +206,9 @@ def _lifecycle(
         raise InfrastructureError(
             f"steady state did not hold before the method: {before.failures()}"
         )
-    ctx = deps.fault_context(backend, recorder, definition, random.Random(fault_seed), load)
+    needs_faults = any(not run.skipped for run in state.runs)
+    rng = random.Random(fault_seed)
+    ctx = deps.fault_context(backend, recorder, definition, rng, load) if needs_faults else None
     clock = Clock()
     schedule = Schedule(state.runs, lambda step: deps.fault(step, ctx), clock, progress.event)
     stack.callback(_heal, schedule, state)
@@ -225,6 +227,7 @@ def _lifecycle(
         after = steady_state(experiment.steady_state, env, options.recover_within_s)
         state.journal["steady_state"]["after"] = after.to_dict()
     if load is not None:
+        progress.set_phase("stopping load")
         load.stop()
     progress.set_phase("exporting history")
     deps.export_history(definition, folder.path, backend)

@@ -22,6 +22,7 @@ Every docker call has a timeout (``docker_client``); progress lines go to stderr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import shutil
@@ -33,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from chaos.errors import InfrastructureError
 
@@ -47,6 +48,7 @@ BUILD_TIMEOUT_S = 900.0
 PIP_TIMEOUT_S = 900.0
 DEBOOTSTRAP_TIMEOUT_S = 900.0
 VENV_PYTHON = "/opt/tradechaos/bin/python"  # the interpreter inside the stack image
+CONTAINER_PG_BIN = "/opt/tradechaos/lib/python3.11/site-packages/pgserver/pginstall/bin"
 
 Progress = Callable[[str], None]
 
@@ -171,8 +173,18 @@ def build_wheelhouse(root: Path, progress: Progress) -> Path:
             root / "chaos", src / "chaos", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
         _run(
-            [*pip, "wheel", "-q", "--no-deps", "--no-index", "--find-links", str(build),
-             str(src), "-w", str(project)],
+            [
+                *pip,
+                "wheel",
+                "-q",
+                "--no-deps",
+                "--no-index",
+                "--find-links",
+                str(build),
+                str(src),
+                "-w",
+                str(project),
+            ],
             PIP_TIMEOUT_S,
             "pip wheel (tradechaos)",
         )
@@ -186,6 +198,11 @@ def _image_id(client: Any, ref: str) -> str | None:
         return str(client.images.get(ref).id)
     except docker.errors.ImageNotFound:
         return None
+
+
+def has_image(client: Any, ref: str) -> bool:
+    """True when the engine has an image named ``ref``."""
+    return _image_id(client, ref) is not None
 
 
 def ensure_base(client: Any, progress: Progress) -> tuple[str, str]:
@@ -218,8 +235,14 @@ def make_local_base(client: Any, progress: Progress) -> str:
         rootfs = Path(scratch) / "rootfs"
         started = time.monotonic()
         _run(
-            ["debootstrap", "--variant=minbase", "--include=python3.11,python3.11-venv,python3-pip,ca-certificates",
-             "bookworm", str(rootfs), DEBIAN_MIRROR],
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3.11,python3.11-venv,python3-pip,ca-certificates",
+                "bookworm",
+                str(rootfs),
+                DEBIAN_MIRROR,
+            ],
             DEBOOTSTRAP_TIMEOUT_S,
             "debootstrap",
         )
@@ -247,16 +270,14 @@ def make_local_base(client: Any, progress: Progress) -> str:
     return found
 
 
-def _context_tar(root: Path, house: Path) -> tempfile.SpooledTemporaryFile[bytes]:
-    """A build context of the Dockerfile and the wheelhouse only (not the work tree)."""
-    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(64 << 20)
+def _write_context(root: Path, house: Path, spool: IO[bytes]) -> None:
+    """Write a build context of the Dockerfile and the wheelhouse only (not the work tree)."""
     with tarfile.open(fileobj=spool, mode="w") as tar:
         tar.add(root / "compose" / "Dockerfile", arcname="Dockerfile")
         for sub in ("deps", "project"):
             for wheel in sorted((house / sub).glob("*.whl")):
                 tar.add(wheel, arcname=f"wheelhouse/{sub}/{wheel.name}")
     spool.seek(0)
-    return spool
 
 
 def _stream_build(chunks: Iterable[dict[str, Any]], progress: Progress) -> None:
@@ -273,7 +294,9 @@ def current_image(client: Any, root: Path) -> tuple[str | None, str]:
 
     The hash needs the base image, so it is '' when no base image exists yet.
     """
-    base_id = next((i for i in (_image_id(client, r) for r in (REGISTRY_BASE, LOCAL_BASE)) if i), "")
+    base_id = next(
+        (i for i in (_image_id(client, r) for r in (REGISTRY_BASE, LOCAL_BASE)) if i), ""
+    )
     wanted = content_hash(root, base_id) if base_id else ""
     import docker
 
@@ -306,8 +329,10 @@ def build(
     _timed(seconds, "wheelhouse", started)
     wanted = content_hash(root, base_id)
     started = time.monotonic()
+    previous = _image_id(client, STACK_IMAGE)
     builder = docker_client(BUILD_TIMEOUT_S)
-    with _context_tar(root, house) as context:
+    with tempfile.SpooledTemporaryFile(64 << 20) as context:
+        _write_context(root, house, context)
         _stream_build(
             builder.api.build(
                 fileobj=context,
@@ -326,7 +351,17 @@ def build(
         )
     _timed(seconds, "image", started)
     _timed(seconds, "total", started_all)
+    if previous and previous != _image_id(client, STACK_IMAGE):
+        _remove_quietly(client, previous)
     return BuildResult(STACK_IMAGE, wanted, False, base_ref, seconds)
+
+
+def _remove_quietly(client: Any, image_id: str) -> None:
+    """Drop a superseded stack image; one still used by a container stays."""
+    import docker
+
+    with contextlib.suppress(docker.errors.APIError):
+        client.images.remove(image_id, noprune=False)
 
 
 def ensure_image(progress: Progress = _stderr_progress) -> str:

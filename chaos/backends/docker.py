@@ -1,0 +1,569 @@
+"""The docker backend: one container per service, host networking, every link a proxy.
+
+Contract (beyond ``chaos.backends.base``)
+- ``start_stack`` makes the stack image current (``chaos.backends.images``; a rebuild
+  after a source change takes seconds), starts the proxy (the embedded
+  ``python -m chaos.proxy`` in a container, or the external Toxiproxy at
+  ``toxiproxy_url``), one proxy per link, then each non-optional service in
+  ``definition.start_order()``: setup commands once (one-shot containers), the service
+  container, a wait until healthy, ``after_healthy`` commands once. Any failure stops
+  everything started so far and raises ``StackError`` with the log tail.
+- Every container runs with ``network_mode=host`` (services listen on 127.0.0.1 only),
+  under ``docker-init`` (signals reach the service), is labelled ``tradechaos.run=<run_id>``
+  and ``tradechaos.service=<name>``, and is recorded in ``state.json`` before it starts.
+  The run folder is bind-mounted at the same path, so ``{run_dir}``/``{data_dir}``, port
+  files and ``logs/<service>.log`` (written by the container, live) mean the same inside
+  and outside.
+- Ports are chosen on the host at construction and kept across restarts.
+- ``stop`` = docker stop (SIGTERM, grace, SIGKILL) then remove; ``kill`` = SIGKILL then
+  remove; ``pause``/``resume`` = the cgroup freezer; ``throttle`` = CFS quota
+  (``cpu_quota``/``cpu_period``). ``pid`` is the host pid of the container's init.
+- ``stop_stack`` is idempotent; afterwards no container labelled with the run id is left.
+- ``sweep_containers(run_id)`` removes leftovers of a run (or of every run) by label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from chaos.backends import images, ports
+from chaos.backends.base import Endpoint, ServiceStatus
+from chaos.backends.health import NotReady, strategy_for, wait_ready
+from chaos.backends.placeholders import Placeholders
+from chaos.backends.process import log_tail
+from chaos.backends.proxyadmin import ProxyAdmin
+from chaos.errors import BadInput, InfrastructureError, ProxyError, StackError
+from chaos.runner.state import RunFolder
+from chaos.stackdef import ServiceSpec, StackDefinition
+
+HOST = ports.HOST
+RUN_LABEL = "tradechaos.run"
+SERVICE_LABEL = "tradechaos.service"
+ROLE_LABEL = "tradechaos.role"
+SETUP_TIMEOUT_S = 120.0
+PROXY_START_TIMEOUT_S = 30.0
+WAIT_EXIT_S = 30.0
+CPU_PERIOD_US = 100_000
+PROXY = "proxy"
+_LOG_WRAPPER = 'exec "$@" >>"$TRADECHAOS_LOG" 2>&1'
+
+
+class _ContainerPlaceholders(Placeholders):
+    """Placeholders as seen inside the stack image (its own pgserver binaries)."""
+
+    def _simple(self, name: str) -> str:
+        if name == "pg_bin":
+            return images.CONTAINER_PG_BIN
+        return super()._simple(name)
+
+
+@dataclass
+class _Service:
+    spec: ServiceSpec
+    endpoint: Endpoint
+    container: Any = None  # docker.models.containers.Container
+    launches: int = 0
+    set_up: bool = False
+    initialised: bool = False
+
+
+def _docker_errors() -> tuple[type[BaseException], ...]:
+    import docker
+    import requests
+
+    return (docker.errors.DockerException, requests.RequestException)
+
+
+def sweep_containers(run_id: str | None, client: Any = None) -> list[str]:
+    """Remove every container labelled ``tradechaos.run=<run_id>`` (every tradechaos
+    container when ``run_id`` is None); return their names. No engine: nothing to sweep."""
+    unavailable: tuple[type[BaseException], ...] = (InfrastructureError, *_docker_errors())
+    try:
+        client = client or images.docker_client(timeout_s=20)
+        selector = RUN_LABEL if run_id is None else f"{RUN_LABEL}={run_id}"
+        found = client.containers.list(all=True, filters={"label": selector})
+    except unavailable:
+        return []
+    removed = []
+    for container in found:
+        with contextlib.suppress(*_docker_errors()):
+            container.remove(force=True)
+            removed.append(str(container.name))
+    return removed
+
+
+class DockerBackend:
+    """Starts and disturbs a ``StackDefinition`` as containers; see the module doc."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        definition: StackDefinition,
+        run: RunFolder,
+        params: Mapping[str, str] | None = None,
+        toxiproxy_url: str | None = None,
+        *,
+        image: str | None = None,
+        client: Any = None,
+    ) -> None:
+        self.definition = definition
+        self.run = run
+        self._params = dict(params or {})
+        self._image = image
+        self._client = client
+        self._lock = threading.RLock()
+        self._services: dict[str, _Service] = {
+            spec.name: _Service(spec, Endpoint(HOST, ports.free_port()))
+            for spec in definition.services
+        }
+        self._started: list[str] = []
+        self._links: dict[str, Endpoint] = {}
+        self._proxy_container: Any = None
+        self._proxy: ProxyAdmin | None = (
+            ProxyAdmin(toxiproxy_url) if toxiproxy_url is not None else None
+        )
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> DockerBackend:
+        self.start_stack()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop_stack()
+
+    def start_stack(self) -> None:
+        try:
+            self._prepare_image()
+            self._start_proxy()
+            for link in self.definition.links:
+                if link.server not in self._services:
+                    raise StackError(f"link {link.name} points at {link.server!r}, not a service")
+                self._create_link(link.name, self._services[link.server].endpoint)
+            for name in self.definition.start_order():
+                if not self._services[name].spec.optional:
+                    self._launch(name, self._services[name].spec.health.timeout_s)
+        except BaseException:
+            self.stop_stack()
+            raise
+
+    def stop_stack(self) -> None:
+        with self._lock:
+            for name in reversed(self._started):
+                with contextlib.suppress(StackError):
+                    self.stop(name)
+            self._started.clear()
+            self._stop_proxy()
+            if self._client is not None:
+                sweep_containers(self.run.run_id, self._client)
+            for svc in self._services.values():
+                self._remove_data_dir(svc.spec.name)
+            with contextlib.suppress(OSError):
+                self.run.data.rmdir()
+            if not self._stopped:
+                self.run.mark("finished")
+            self._stopped = True
+
+    # ------------------------------------------------------------------ services
+    def start(self, service: str, timeout_s: float = 30.0) -> None:
+        if not self.is_running(service):
+            self._launch(service, timeout_s)
+
+    def stop(self, service: str, grace_s: float | None = None) -> None:
+        svc = self._get(service)
+        if svc.container is None:
+            return
+        grace = svc.spec.stop_grace_s if grace_s is None else grace_s
+        self._remove(svc.container, grace)
+        svc.container = None
+
+    def kill(self, service: str) -> None:
+        self.stop(service, grace_s=0.0)
+
+    def signal(self, service: str, signum: int) -> None:
+        container = self._running(service, f"send signal {signum} to")
+        self._call(f"signal {service}", lambda: container.kill(signal=int(signum)))
+
+    def pause(self, service: str) -> None:
+        container = self._running(service, "pause")
+        if self._state(container) != "paused":
+            self._call(f"pause {service}", container.pause)
+
+    def resume(self, service: str) -> None:
+        container = self._get(service).container
+        if container is not None and self._state(container) == "paused":
+            self._call(f"resume {service}", container.unpause)
+
+    def throttle(self, service: str, cpu_fraction: float | None) -> None:
+        if cpu_fraction is not None and not 0.0 < cpu_fraction <= 1.0:
+            raise BadInput(
+                f"throttle {service}: cpu_fraction must be in (0, 1], got {cpu_fraction}"
+            )
+        container = self._running(service, "throttle")
+        if cpu_fraction is None or cpu_fraction >= 1.0:
+            quota = -1  # no limit
+        else:
+            quota = max(1000, int(CPU_PERIOD_US * cpu_fraction))  # the engine's minimum: 1 ms
+        self._call(
+            f"throttle {service}",
+            lambda: container.update(cpu_period=CPU_PERIOD_US, cpu_quota=quota),
+        )
+
+    def restart(self, service: str, downtime_s: float = 0.0, timeout_s: float = 30.0) -> None:
+        self.stop(service)
+        if downtime_s > 0:
+            time.sleep(downtime_s)  # the requested downtime, not a readiness wait
+        self._launch(service, timeout_s)
+
+    def wait_healthy(self, service: str, timeout_s: float = 30.0) -> None:
+        svc = self._get(service)
+        container = svc.container
+        try:
+            wait_ready(
+                strategy_for(svc.spec.health, svc.endpoint),
+                timeout_s,
+                svc.spec.health.interval_s,
+                alive=lambda: container is not None and self._state(container) == "running",
+            )
+        except NotReady as err:
+            log = self.run.log_path(service)
+            raise StackError(
+                f"service {service} did not become healthy: {err}; last lines of {log}:\n"
+                f"{log_tail(log, 30)}"
+            ) from None
+
+    def add_service(self, spec: ServiceSpec, timeout_s: float = 30.0) -> Endpoint:
+        with self._lock:
+            if spec.name in self._services:
+                raise BadInput(f"cannot add service {spec.name!r}: a service of that name exists")
+            svc = _Service(spec, Endpoint(HOST, ports.free_port()))
+            self._services[spec.name] = svc
+        self._launch(spec.name, timeout_s)
+        return svc.endpoint
+
+    # ------------------------------------------------------------------ queries
+    def is_running(self, service: str) -> bool:
+        container = self._get(service).container
+        return container is not None and self._state(container) in ("running", "paused")
+
+    def pid(self, service: str) -> int | None:
+        container = self._get(service).container
+        if container is None or self._state(container) not in ("running", "paused"):
+            return None
+        pid = int(container.attrs.get("State", {}).get("Pid") or 0)
+        return pid or None
+
+    def endpoint(self, service: str) -> Endpoint:
+        return self._get(service).endpoint
+
+    def link_endpoint(self, link: str) -> Endpoint:
+        try:
+            return self._links[link]
+        except KeyError:
+            known = ", ".join(sorted(self._links)) or "none"
+            raise BadInput(f"unknown link {link!r} (known: {known})") from None
+
+    def set_link_upstream(self, link: str, upstream: Endpoint) -> None:
+        self.link_endpoint(link)
+        self._proxy_admin().update(link, upstream=str(upstream))
+
+    def status(self) -> list[ServiceStatus]:
+        result = []
+        for name, svc in list(self._services.items()):
+            state = self._state(svc.container) if svc.container is not None else "absent"
+            running = state in ("running", "paused")
+            healthy = state == "running" and (
+                strategy_for(svc.spec.health, svc.endpoint).probe() is None
+            )
+            pid = self.pid(name) if running else None
+            result.append(ServiceStatus(name, running, healthy, pid, svc.endpoint, svc.spec.site))
+        return result
+
+    def logs(self, service: str, tail: int = 50) -> str:
+        self._get(service)
+        return log_tail(self.run.log_path(service), tail)
+
+    @property
+    def toxiproxy_url(self) -> str:
+        return self._proxy_admin().url
+
+    @property
+    def link_names(self) -> tuple[str, ...]:
+        return tuple(self._links)
+
+    @property
+    def image(self) -> str:
+        return self._image or images.STACK_IMAGE
+
+    # ------------------------------------------------------------------ internals
+    def _docker(self) -> Any:
+        if self._client is None:
+            try:
+                self._client = images.docker_client()
+            except InfrastructureError as err:
+                raise StackError(str(err)) from None
+        return self._client
+
+    def _call(self, what: str, action: Any) -> Any:
+        """Run one docker SDK call; its failure becomes a StackError naming ``what``."""
+        try:
+            return action()
+        except _docker_errors() as err:
+            raise StackError(f"docker could not {what}: {err}") from None
+
+    def _state(self, container: Any) -> str:
+        """The container's state (running, paused, exited, ...; 'absent' once removed)."""
+        import docker
+
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return "absent"
+        except _docker_errors() as err:
+            raise StackError(f"docker could not inspect {container.name}: {err}") from None
+        return str(container.status)
+
+    def _get(self, service: str) -> _Service:
+        try:
+            return self._services[service]
+        except KeyError:
+            known = ", ".join(self._services)
+            raise BadInput(f"unknown service {service!r} (known: {known})") from None
+
+    def _running(self, service: str, verb: str) -> Any:
+        container = self._get(service).container
+        if container is None or self._state(container) not in ("running", "paused"):
+            raise StackError(f"cannot {verb} {service}: it is not running")
+        return container
+
+    def _proxy_admin(self) -> ProxyAdmin:
+        if self._proxy is None:
+            raise StackError("this stack runs without a proxy (no links can be managed)")
+        return self._proxy
+
+    def _prepare_image(self) -> None:
+        client = self._docker()
+        if self._image is not None:
+            return
+        log = self.run.log_path("images")
+
+        def progress(line: str) -> None:
+            with open(log, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+
+        try:
+            result = images.build(progress=progress, client=client)
+        except InfrastructureError as err:
+            if not images.has_image(client, images.STACK_IMAGE):
+                raise StackError(f"the stack image is unavailable: {err}") from None
+            progress(f"using the existing {images.STACK_IMAGE}: {err}")
+            return
+        progress(result.summary())
+
+    def _placeholders(self, svc: _Service) -> Placeholders:
+        return _ContainerPlaceholders(
+            python=images.VENV_PYTHON,
+            port=svc.endpoint.port,
+            run_dir=self.run.path,
+            data_dir=self.run.data_dir(svc.spec.name),
+            params={"run_id": self.run.run_id, **self._params},
+            toxiproxy_url=self._proxy.url if self._proxy is not None else "",
+            links=dict(self._links),
+            services={name: s.endpoint for name, s in self._services.items()},
+        )
+
+    def _run_container(
+        self, service: str, argv: Sequence[str], env: Mapping[str, str], role: str, name: str
+    ) -> Any:
+        """Create and start one container of ``service`` (recorded before it starts)."""
+        client = self._docker()
+        run_dir = str(self.run.path)
+        environment = {
+            **env,
+            "TRADECHAOS_LOG": str(self.run.log_path(service)),
+            "TRADECHAOS_RUN_ID": self.run.run_id,
+            "PYTHONUNBUFFERED": "1",
+        }
+        container = self._call(
+            f"create the {role} container of {service}",
+            lambda: client.containers.create(
+                self.image,
+                command=["/bin/sh", "-c", _LOG_WRAPPER, "sh", *argv],
+                name=name,
+                labels={RUN_LABEL: self.run.run_id, SERVICE_LABEL: service, ROLE_LABEL: role},
+                environment=environment,
+                network_mode="host",
+                init=True,
+                volumes={run_dir: {"bind": run_dir, "mode": "rw"}},
+                working_dir=run_dir,
+                stop_signal="SIGTERM",
+            ),
+        )
+        self.run.record_container(str(container.id))
+        try:
+            self._call(f"start the {role} container of {service}", container.start)
+        except StackError:
+            self._remove(container, 0.0)
+            raise
+        return container
+
+    def _container_name(self, service: str, role: str, svc: _Service) -> str:
+        svc.launches += 1
+        return f"tc-{self.run.run_id}-{service}-{role}{svc.launches}"[:200]
+
+    def _launch(self, service: str, timeout_s: float) -> None:
+        svc = self._get(service)
+        fill = self._placeholders(svc)
+        env = {key: fill.fill(value) for key, value in svc.spec.env.items()}
+        data_dir = self.run.data_dir(service)
+        if not data_dir.exists():
+            data_dir.mkdir(parents=True)
+            self.run.record_data_dir(data_dir)
+        if not svc.set_up:
+            for command in svc.spec.setup:
+                self._run_once(service, fill.argv(command), env, "setup")
+            svc.set_up = True
+        container = self._run_container(
+            service,
+            fill.argv(svc.spec.command),
+            env,
+            "service",
+            self._container_name(service, "run", svc),
+        )
+        with self._lock:
+            svc.container = container
+            if service not in self._started:
+                self._started.append(service)
+            self._stopped = False
+        try:
+            self.wait_healthy(service, timeout_s)
+            if not svc.initialised:
+                for command in svc.spec.after_healthy:
+                    self._run_once(service, fill.argv(command), env, "after_healthy")
+                svc.initialised = True
+        except BaseException:
+            self.stop(service, grace_s=1.0)
+            raise
+
+    def _run_once(
+        self, service: str, argv: Sequence[str], env: Mapping[str, str], kind: str
+    ) -> None:
+        """Run a one-shot command in its own container; output goes to the service log."""
+        svc = self._get(service)
+        container = self._run_container(
+            service, argv, env, kind, self._container_name(service, kind.replace("_", ""), svc)
+        )
+        try:
+            code: int | None = int(container.wait(timeout=SETUP_TIMEOUT_S)["StatusCode"])
+        except _docker_errors():
+            code = None
+        finally:
+            self._remove(container, 0.0)
+        if code != 0:
+            log = self.run.log_path(service)
+            outcome = f"exited with {code}" if code is not None else "timed out"
+            raise StackError(
+                f"{kind} command of {service} ({' '.join(argv[:3])} ...) {outcome}; "
+                f"last lines of {log}:\n{log_tail(log, 30)}"
+            )
+
+    def _remove(self, container: Any, grace_s: float) -> None:
+        """Stop (SIGTERM, ``grace_s``, SIGKILL), wait for the exit, remove; idempotent."""
+        import docker
+
+        try:
+            container.reload()
+            if container.status == "paused":
+                container.unpause()
+            if container.status in ("running", "paused", "restarting"):
+                if grace_s <= 0:
+                    container.kill()
+                else:
+                    container.stop(timeout=max(1, round(grace_s)))
+                container.wait(timeout=WAIT_EXIT_S)
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except _docker_errors() as err:
+            raise StackError(f"docker could not remove {container.name}: {err}") from None
+        self.run.forget_container(str(container.id))
+
+    def _start_proxy(self) -> None:
+        if self._proxy is not None:
+            self._proxy.wait_ready(PROXY_START_TIMEOUT_S)
+            self.run.record_proxy(self._proxy.url, embedded=False)
+            return
+        port_file = self.run.path / "proxy.port"
+        port_file.unlink(missing_ok=True)
+        self.run.record_proxy("", embedded=True)
+        argv = [
+            images.VENV_PYTHON,
+            "-m",
+            "chaos.proxy",
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+        ]
+        self._proxy_container = self._run_container(
+            PROXY, argv, {}, PROXY, f"tc-{self.run.run_id}-proxy"
+        )
+        port = self._wait_port_file(port_file)
+        self._proxy = ProxyAdmin(f"http://{HOST}:{port}")
+        self.run.record_proxy(self._proxy.url, embedded=True)
+        self._proxy.wait_ready(PROXY_START_TIMEOUT_S)
+
+    def _wait_port_file(self, path: Path) -> int:
+        deadline = time.monotonic() + PROXY_START_TIMEOUT_S
+        while True:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                text = path.read_text().strip()
+                if text:
+                    return int(text)
+            state = self._state(self._proxy_container)
+            if state != "running" or time.monotonic() >= deadline:
+                log = self.run.log_path(PROXY)
+                what = f"its container is {state}" if state != "running" else "timed out"
+                raise StackError(
+                    f"the embedded proxy did not report its port in {path} ({what}); "
+                    f"last lines of {log}:\n{log_tail(log, 30)}"
+                )
+            time.sleep(0.02)
+
+    def _create_link(self, name: str, upstream: Endpoint) -> None:
+        admin = self._proxy_admin()
+        self.run.record_proxy_name(name)
+        self._links[name] = admin.create(name, listen=f"{HOST}:0", upstream=str(upstream))
+
+    def _stop_proxy(self) -> None:
+        if self._proxy is not None and self._proxy_container is None:
+            for name in list(self._links):  # an external Toxiproxy outlives us: tidy it
+                with contextlib.suppress(ProxyError):
+                    self._proxy.delete(name)
+        if self._proxy_container is not None:
+            with contextlib.suppress(StackError):
+                self._remove(self._proxy_container, 2.0)
+            self._proxy_container = None
+            self._proxy = None
+        self._links.clear()
+        if self.run.state().proxy is not None:
+            self.run.forget_proxy()
+
+    def _remove_data_dir(self, service: str) -> None:
+        data_dir = self.run.data_dir(service)
+        if data_dir.exists():
+            shutil.rmtree(data_dir, ignore_errors=True)
+        self.run.forget_data_dir(data_dir)

@@ -1,0 +1,241 @@
+"""A Backend for a stack this process did not start (``tradechaos stack up`` did): for
+game-day faults by hand (``tradechaos fault ...``).
+
+It reads the stack file (``<out>/current-stack.json``) on every call, so pids replaced by
+the owner are seen. Signals go to each service's process group (services are group
+leaders): kill, stop (SIGTERM, grace, SIGKILL), pause/resume, and a throttle as a
+stop/continue duty cycle run by this process. Starting a service needs its owner: ``start``
+waits ``timeout_s`` for the owner (or an operator) to bring it back healthy and raises
+``FaultError`` otherwise; ``add_service`` is not possible here.
+
+Stack file (tolerant reader): ``{"toxiproxy_url", "run_dir"?, "standby"?, "services":
+{name: {"endpoint": "host:port", "pid": int, "site"?: str}}, "links": {name: "host:port"
+| {"listen": "host:port"}}}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from chaos.backends.base import Endpoint, ServiceStatus
+from chaos.errors import BadInput, FaultError
+from chaos.stackdef import ServiceSpec, StackDefinition
+
+DUTY_PERIOD_S = 0.1
+
+
+def _endpoint(text: str) -> Endpoint:
+    host, _, port = text.rpartition(":")
+    return Endpoint(host or "127.0.0.1", int(port))
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return raw[raw.rindex(")") + 2] != "Z"
+
+
+class AttachedBackend:
+    name = "attached"
+
+    def __init__(self, stack_file: Path, definition: StackDefinition) -> None:
+        self.stack_file = stack_file
+        self.definition = definition
+        self._duty: dict[str, threading.Event] = {}
+        self.stack_data()  # fail early on a missing or unreadable file
+
+    def stack_data(self) -> dict[str, Any]:
+        try:
+            loaded = json.loads(self.stack_file.read_text())
+        except FileNotFoundError:
+            raise BadInput(
+                f"{self.stack_file}: no running stack; start one with `tradechaos stack up`"
+            ) from None
+        except (OSError, ValueError) as err:
+            raise BadInput(f"{self.stack_file}: unreadable stack file ({err})") from None
+        if not isinstance(loaded, dict):
+            raise BadInput(f"{self.stack_file}: not a JSON object")
+        return loaded
+
+    def _service(self, service: str) -> dict[str, Any]:
+        services = self.stack_data().get("services") or {}
+        entry = services.get(service)
+        if not isinstance(entry, dict):
+            known = ", ".join(sorted(services)) or "none"
+            raise BadInput(f"unknown service {service!r} (known: {known})")
+        return entry
+
+    # -- queries ---------------------------------------------------------------------------
+    def pid(self, service: str) -> int | None:
+        pid = self._service(service).get("pid")
+        return int(pid) if isinstance(pid, int) and _alive(pid) else None
+
+    def is_running(self, service: str) -> bool:
+        return self.pid(service) is not None
+
+    def endpoint(self, service: str) -> Endpoint:
+        entry = self._service(service)
+        return _endpoint(str(entry.get("endpoint") or entry.get("listen")))
+
+    def link_endpoint(self, link: str) -> Endpoint:
+        links = self.stack_data().get("links") or {}
+        entry = links.get(link)
+        if isinstance(entry, dict):
+            entry = entry.get("listen") or entry.get("endpoint")
+        if not isinstance(entry, str):
+            raise BadInput(f"unknown link {link!r} (known: {', '.join(sorted(links))})")
+        return _endpoint(entry)
+
+    @property
+    def toxiproxy_url(self) -> str:
+        return str(self.stack_data()["toxiproxy_url"])
+
+    def status(self) -> list[ServiceStatus]:
+        result = []
+        for spec in self.definition.services:
+            try:
+                pid = self.pid(spec.name)
+                endpoint: Endpoint | None = self.endpoint(spec.name)
+            except BadInput:
+                pid, endpoint = None, None
+            result.append(
+                ServiceStatus(spec.name, pid is not None, pid is not None, pid, endpoint, spec.site)
+            )
+        return result
+
+    def logs(self, service: str, tail: int = 50) -> str:
+        run_dir = self.stack_data().get("run_dir")
+        if not run_dir:
+            return ""
+        path = Path(str(run_dir)) / "logs" / f"{service}.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-tail:])
+        except OSError:
+            return ""
+
+    # -- signals ---------------------------------------------------------------------------
+    def signal(self, service: str, signum: int) -> None:
+        pid = self.pid(service)
+        if pid is None:
+            raise FaultError(f"cannot signal {service}: it is not running")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signum)
+
+    def kill(self, service: str) -> None:
+        self._stop_duty(service)
+        if self.is_running(service):
+            self.signal(service, signal.SIGKILL)
+            self._wait_gone(service, 5.0)
+
+    def stop(self, service: str, grace_s: float | None = None) -> None:
+        self._stop_duty(service)
+        if not self.is_running(service):
+            return
+        self.signal(service, signal.SIGTERM)
+        self.signal(service, signal.SIGCONT)
+        if not self._wait_gone(service, 5.0 if grace_s is None else grace_s):
+            self.kill(service)
+
+    def _wait_gone(self, service: str, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.is_running(service):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def pause(self, service: str) -> None:
+        self.signal(service, signal.SIGSTOP)
+
+    def resume(self, service: str) -> None:
+        self.signal(service, signal.SIGCONT)
+
+    def throttle(self, service: str, cpu_fraction: float | None) -> None:
+        self._stop_duty(service)
+        if cpu_fraction is None or cpu_fraction >= 1.0:
+            return
+        stop = threading.Event()
+        self._duty[service] = stop
+        on, off = DUTY_PERIOD_S * cpu_fraction, DUTY_PERIOD_S * (1.0 - cpu_fraction)
+
+        def cycle() -> None:
+            try:
+                while not stop.is_set():
+                    self.signal(service, signal.SIGSTOP)
+                    if stop.wait(off):
+                        break
+                    self.signal(service, signal.SIGCONT)
+                    stop.wait(on)
+            except FaultError:
+                return
+            finally:
+                if self.is_running(service):
+                    self.signal(service, signal.SIGCONT)
+
+        threading.Thread(target=cycle, name=f"throttle-{service}", daemon=True).start()
+
+    def _stop_duty(self, service: str) -> None:
+        stop = self._duty.pop(service, None)
+        if stop is not None:
+            stop.set()
+            if self.is_running(service):
+                self.signal(service, signal.SIGCONT)
+
+    # -- lifecycle needs the owner -----------------------------------------------------------
+    def wait_healthy(self, service: str, timeout_s: float = 30.0) -> None:
+        import requests
+
+        url = f"{self.endpoint(service).url}/health"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url, timeout=1.0).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise FaultError(f"{service} did not become healthy within {timeout_s:g}s at {url}")
+
+    def start(self, service: str, timeout_s: float = 30.0) -> None:
+        if self.is_running(service):
+            return
+        deadline = time.monotonic() + timeout_s
+        while not self.is_running(service):
+            if time.monotonic() >= deadline:
+                raise FaultError(
+                    f"{service} is down and only the process that ran `tradechaos stack up` "
+                    "can start it; restart the stack or use `pause`/`restart` there"
+                )
+            time.sleep(0.1)
+        self.wait_healthy(service, max(0.1, deadline - time.monotonic()))
+
+    def restart(self, service: str, downtime_s: float = 0.0, timeout_s: float = 30.0) -> None:
+        self.stop(service)
+        time.sleep(downtime_s)
+        self.start(service, timeout_s)
+
+    def add_service(self, spec: ServiceSpec, timeout_s: float = 30.0) -> Endpoint:
+        raise FaultError(f"cannot add {spec.name}: only `tradechaos stack up` can start services")
+
+    def set_link_upstream(self, link: str, upstream: Endpoint) -> None:
+        from chaos.faults.proxyapi import proxy_control
+
+        proxy_control(self.toxiproxy_url).update(link, upstream=str(upstream))
+
+    def start_stack(self) -> None:
+        raise FaultError("the stack is owned by `tradechaos stack up`")
+
+    def stop_stack(self) -> None:
+        for service in list(self._duty):
+            self._stop_duty(service)

@@ -126,9 +126,10 @@ def proc_state(pid: int) -> str | None:
 
 
 def is_same_process(pid: int, recorded_start_time: int | None) -> bool:
-    """True when ``pid`` is alive and is the process that had ``recorded_start_time``."""
+    """True when ``pid`` is alive (not a zombie) and is the process that had
+    ``recorded_start_time`` (any process with that pid, when None)."""
     current = start_time(pid)
-    if current is None:
+    if current is None or proc_state(pid) == "Z":
         return False
     return recorded_start_time is None or current == recorded_start_time
 

@@ -90,11 +90,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
 
 
-def write_json_atomic(path: Path, content: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, content: dict[str, Any], sort_keys: bool = True) -> None:
     """Replace ``path`` with ``content`` so that readers never see a partial file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(content, handle, indent=2, sort_keys=True)
+        json.dump(content, handle, indent=2, sort_keys=sort_keys)
         handle.write("\n")
         handle.flush()
         os.fsync(handle.fileno())
@@ -259,3 +259,104 @@ class RunFolder:
             self._state.pid = me
             self._state.pid_start_time = procutil.start_time(me)
             self._write()
+
+
+# ---------------------------------------------------------------------------- the stack file
+CURRENT_STACK_FILE = "current-stack.json"
+
+
+def default_out_dir() -> Path:
+    """Where runs go unless ``--out`` says otherwise: ``$TRADECHAOS_OUT`` or ``./runs``."""
+    return Path(os.environ.get("TRADECHAOS_OUT") or "runs")
+
+
+@dataclass
+class StackService:
+    endpoint: str  # host:port
+    pid: int | None
+    site: str
+    health_kind: str = "http"
+    health_path: str = "/health"
+
+
+@dataclass
+class CurrentStack:
+    """``<out>/current-stack.json``: the stack ``tradechaos stack up`` keeps running, so that
+    ``stack status|down`` and ``tradechaos fault`` (other processes) can find it.
+
+    ``pid``/``pid_start_time`` identify the owner (the foreground ``stack up`` or the detached
+    supervisor); the file is stale when that process is gone. The owner rewrites it when a
+    service's pid changes.
+    """
+
+    run_dir: str
+    pid: int
+    pid_start_time: int | None
+    backend: str
+    toxiproxy_url: str
+    services: dict[str, StackService]
+    links: dict[str, str]
+    seed: int = 0
+    mitigations: str = "all"
+    standby: bool = False
+    started_at: float = 0.0
+    status: Literal["starting", "up", "stopping"] = "up"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CurrentStack:
+        services = {
+            name: StackService(**entry) for name, entry in dict(raw.get("services", {})).items()
+        }
+        fields = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        fields["services"] = services
+        fields["links"] = {str(k): str(v) for k, v in dict(raw.get("links", {})).items()}
+        return cls(**fields)
+
+    def owner_alive(self) -> bool:
+        return procutil.is_same_process(self.pid, self.pid_start_time)
+
+
+def current_stack_path(out_dir: Path | str) -> Path:
+    return Path(out_dir) / CURRENT_STACK_FILE
+
+
+def write_current_stack(out_dir: Path | str, stack: CurrentStack) -> None:
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(current_stack_path(out_dir), stack.to_json(), sort_keys=False)
+
+
+def read_current_stack(out_dir: Path | str) -> CurrentStack | None:
+    """The stack file under ``out_dir``, or None when there is none.
+
+    Raises ``ValueError`` naming the file when it exists but cannot be read.
+    """
+    path = current_stack_path(out_dir)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        return CurrentStack.from_json(raw)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"{path}: unreadable stack file ({err})") from None
+
+
+def remove_current_stack(out_dir: Path | str, owner_pid: int | None = None) -> bool:
+    """Delete the stack file (only if ``owner_pid`` owns it, when given); True if deleted."""
+    path = current_stack_path(out_dir)
+    if owner_pid is not None:
+        try:
+            current = read_current_stack(out_dir)
+        except ValueError:
+            current = None
+        if current is None or current.pid != owner_pid:
+            return False
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True

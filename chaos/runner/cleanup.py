@@ -134,3 +134,18 @@ def _clean_containers(state: RunState) -> list[str]:
 def _docker_engine_likely() -> bool:
     host = os.environ.get("DOCKER_HOST", "")
     return bool(host) or Path("/var/run/docker.sock").exists()
+
+
+def sweep_stale_stack_file(out_dir: Path | str) -> list[str]:
+    """Remove ``<out>/current-stack.json`` when the process that wrote it is gone."""
+    from chaos.runner.state import read_current_stack, remove_current_stack
+
+    try:
+        current = read_current_stack(out_dir)
+    except ValueError:
+        current = None
+    if current is None or current.owner_alive():
+        return []
+    if remove_current_stack(out_dir):
+        return [f"removed the stale stack file of pid {current.pid} ({current.run_dir})"]
+    return []

@@ -1,0 +1,136 @@
+"""A SIGKILLed runner's leftovers are swept by ``tradechaos cleanup`` (and nothing else is)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chaos.runner import procutil
+from chaos.runner.cleanup import sweep_dead_runs
+from chaos.runner.state import RunFolder, load_state
+
+pytestmark = pytest.mark.integration
+
+FAKE = Path(__file__).with_name("test_process_backend.py")
+
+RUNNER = """
+import json, sys
+from pathlib import Path
+from chaos.backends.process import ProcessBackend
+from chaos.runner.state import RunFolder
+from chaos.stackdef import HealthCheck, ServiceSpec, StackDefinition
+
+fake, out = sys.argv[1], sys.argv[2]
+def svc(name, *flags):
+    return ServiceSpec(name, ("{python}", fake, "serve", "--name", name, "--port", "{port}",
+                              *flags), HealthCheck(timeout_s=15.0))
+definition = StackDefinition("crash", (svc("db", "--grandchild"), svc("api")), (), "x:y")
+run = RunFolder.create(out, "crash", "test")
+backend = ProcessBackend(definition, run, embedded_proxy=False)
+backend.start_stack()
+(run.data_dir("db") / "pgdata").mkdir()
+print(json.dumps({"run_dir": str(run.path), "db": backend.pid("db"), "api": backend.pid("api")}),
+      flush=True)
+sys.stdin.read()
+"""
+
+
+def _wait_dead(pid: int, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while procutil.proc_state(pid) not in (None, "Z"):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _grandchild(run_dir: Path) -> int:
+    for line in (run_dir / "logs" / "db.log").read_text().splitlines():
+        if line.startswith("grandchild "):
+            return int(line.split()[1])
+    raise AssertionError("no grandchild line in db.log")
+
+
+def _cleanup(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chaos", "cleanup", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_sigkilled_runner_is_swept_and_logs_are_kept(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(FAKE), str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert runner.stdout is not None
+        started = json.loads(runner.stdout.readline())
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=10)
+    run_dir = Path(started["run_dir"])
+    leftover = _grandchild(run_dir)
+    # the group leaders die with their runner (PR_SET_PDEATHSIG) ...
+    assert _wait_dead(started["db"]) and _wait_dead(started["api"])
+    # ... but what they spawned survives, and so do the data dir and the state
+    assert procutil.proc_state(leftover) not in (None, "Z")
+    assert (run_dir / "data" / "db" / "pgdata").is_dir()
+    assert load_state(run_dir).status == "running"
+    (run_dir / "journal.json").write_text("{}")
+
+    result = _cleanup(out)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"{run_dir.name}: killed db (process group {started['db']})" in lines
+    assert any(line.endswith(f"removed data dir {run_dir / 'data' / 'db'}") for line in lines)
+    assert _wait_dead(leftover)
+    assert not (run_dir / "data").exists()
+    assert (run_dir / "logs" / "db.log").exists() and (run_dir / "journal.json").exists()
+    assert (run_dir / "history").is_dir()
+    assert load_state(run_dir).status == "cleaned"
+
+    again = _cleanup(out, "--json")
+    assert json.loads(again.stdout)["removed"] == []
+    assert _cleanup(out).stdout.strip() == "nothing to clean"
+
+
+def test_reused_pid_and_live_runs_are_left_alone(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    try:
+        # a dead run that recorded the bystander's pid with another start time: a reused pid
+        dead = RunFolder.create(out, "dead", "v")
+        dead.record_process("db", bystander.pid, bystander.pid, 1)
+        dead_state = dead.state()
+        raw = json.loads(dead.state_path.read_text())
+        raw["pid_start_time"] = (dead_state.pid_start_time or 0) + 12345  # runner "gone"
+        dead.state_path.write_text(json.dumps(raw))
+        # a live run (this process) with the bystander as its own process: not touched
+        live = RunFolder.create(out, "live", "v")
+        live.record_process("db", bystander.pid, bystander.pid, procutil.start_time(bystander.pid))
+
+        removed = sweep_dead_runs(out)
+
+        assert removed == []
+        assert bystander.poll() is None
+        assert load_state(dead.path).status == "cleaned"
+        assert load_state(live.path).status == "running"
+    finally:
+        bystander.kill()
+        bystander.wait(timeout=5)
+    assert os.path.isdir(out)

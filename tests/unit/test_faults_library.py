@@ -244,7 +244,7 @@ def test_flap_alternates_and_heal_stops_it_clean(ctx: FaultContext) -> None:
     fault.heal()
     assert states == [True, False, True]
     assert proxy.clean()
-    end = [r for s, r in ctx.recorder.records if r.get("phase") == "end"][0]  # type: ignore[attr-defined]
+    end = next(r for s, r in ctx.recorder.records if r.get("phase") == "end")  # type: ignore[attr-defined]
     assert end["evidence"]["bad_periods"] >= 2
 
 
@@ -264,7 +264,7 @@ def test_restart_changes_the_pid(ctx: FaultContext) -> None:
     before = backend.pid("sequencer")
     build(Step("restart", ["sequencer"], {"downtime": 0.01}), ctx).inject()
     assert backend.pid("sequencer") not in (None, before)
-    evidence = [r for s, r in ctx.recorder.records if r.get("phase") == "evidence"][0]  # type: ignore[attr-defined]
+    evidence = next(r for s, r in ctx.recorder.records if r.get("phase") == "evidence")  # type: ignore[attr-defined]
     assert evidence["evidence"]["pid_changed"] == {"sequencer": True}
 
 

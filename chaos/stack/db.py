@@ -18,11 +18,14 @@ database upgrade strategy), ``market_state`` last by default.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +74,14 @@ def _run_as_user() -> str | None:
     raise SystemExit("running as root and neither user 'postgres' nor 'nobody' exists")
 
 
+def _drop_privileges(user: str | None) -> dict[str, object]:
+    """Popen arguments that run the child as ``user`` (uid, gid and no extra groups)."""
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
 def _prepare_dir(data_dir: Path, user: str | None) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     if user is None:
@@ -85,17 +96,57 @@ def _prepare_dir(data_dir: Path, user: str | None) -> None:
             parent.chmod(mode | 0o001)
 
 
+def cluster_dir(data_dir: Path) -> Path:
+    """Where the cluster of ``data_dir`` lives.
+
+    As a normal user: ``data_dir`` itself. As root the server runs as another user, who
+    must traverse every parent folder, and test runners (pytest) reset their temp roots to
+    0700 at any time; so the cluster lives under ``$TMPDIR/tradechaos-pgdata/<hash>``
+    (recorded in ``data_dir/CLUSTER``) and is swept once its ``data_dir`` is gone.
+    """
+    if os.geteuid() != 0:
+        return data_dir
+    digest = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    return _cluster_root() / digest
+
+
+def _cluster_root() -> Path:
+    return Path(tempfile.gettempdir()) / "tradechaos-pgdata"
+
+
+def _sweep_orphan_clusters() -> None:
+    root = _cluster_root()
+    for origin in root.glob("*.origin"):
+        try:
+            if not Path(origin.read_text().strip()).exists():
+                shutil.rmtree(root / origin.stem, ignore_errors=True)
+                origin.unlink(missing_ok=True)
+        except OSError:
+            continue
+
+
 def setup(data_dir: Path, pg_bin: Path) -> None:
-    """initdb into ``data_dir`` unless it already holds a cluster."""
-    if (data_dir / "PG_VERSION").exists():
+    """initdb the cluster of ``data_dir`` unless it already holds one."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cluster = cluster_dir(data_dir)
+    if (cluster / "PG_VERSION").exists():
         return
     user = _run_as_user()
-    _prepare_dir(data_dir, user)
+    if cluster != data_dir:
+        root = _cluster_root()
+        root.mkdir(mode=0o711, exist_ok=True)
+        root.chmod(0o711)
+        _sweep_orphan_clusters()
+        if cluster.exists():
+            shutil.rmtree(cluster)
+        (root / f"{cluster.name}.origin").write_text(str(data_dir.resolve()))
+        (data_dir / "CLUSTER").write_text(str(cluster) + "\n")
+    _prepare_dir(cluster, user)
     subprocess.run(
         [
             str(pg_bin / "initdb"),
             "-D",
-            str(data_dir),
+            str(cluster),
             "-U",
             "postgres",
             "--auth=trust",
@@ -104,7 +155,7 @@ def setup(data_dir: Path, pg_bin: Path) -> None:
             "--no-sync",
             "--no-instructions",
         ],
-        user=user,
+        **_drop_privileges(user),  # type: ignore[arg-type]
         check=True,
         stdout=subprocess.DEVNULL,
         timeout=120,
@@ -152,7 +203,9 @@ def serve(data_dir: Path, port: int, pg_bin: Path) -> int:
     """Run postgres in the foreground; SIGTERM/SIGINT become a fast shutdown."""
     user = _run_as_user()
     proc = subprocess.Popen(
-        postgres_argv(data_dir, port, pg_bin), user=user, preexec_fn=_death_signal_setter()
+        postgres_argv(cluster_dir(data_dir), port, pg_bin),
+        **_drop_privileges(user),  # type: ignore[arg-type]
+        preexec_fn=_death_signal_setter(),
     )
 
     def forward(_signum: int, _frame: object) -> None:
@@ -208,11 +261,12 @@ def init(
         if conn.execute("SELECT 1 FROM leases").fetchone():
             return False
         conn.execute("INSERT INTO accounts VALUES (%s, 0)", (INSURANCE_FUND,))
+        # the genesis deposits are epoch 1's first events, written by its leaseholder 'a'
         for account in range(1, accounts + 1):
             conn.execute("INSERT INTO accounts VALUES (%s, %s)", (account, collateral))
             conn.execute(
                 "INSERT INTO events (seq, epoch, sequencer, time, kind, body) "
-                "VALUES (%s, %s, 'genesis', %s, 'deposit', %s::jsonb)",
+                "VALUES (%s, %s, 'a', %s, 'deposit', %s::jsonb)",
                 (
                     account,
                     GENESIS_EPOCH,
@@ -268,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("setup", "serve"):
         p = sub.add_parser(name)
         p.add_argument("--data-dir", type=Path, required=True)
-        p.add_argument("--pg-bin", type=Path, default=None)
+        p.add_argument("--pg-bin", default="")
         if name == "serve":
             p.add_argument("--port", type=int, required=True)
     p = sub.add_parser("init")
@@ -286,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         created = init(hostport, args.seed, args.accounts, args.collateral)
         print("genesis created" if created else "genesis already present", file=sys.stderr)
         return 0
-    pg_bin = args.pg_bin or default_pg_bin()
+    pg_bin = Path(args.pg_bin) if args.pg_bin else default_pg_bin()
     if args.cmd == "setup":
         setup(args.data_dir.resolve(), pg_bin)
         return 0

@@ -75,7 +75,10 @@ def _suite(journal: Mapping[str, Any]) -> ET.Element:
     out_text = _run_folder_text(journal)
     for case in run_cases:
         case_time = duration if case.name == RUN_CASE else 0.0
-        suite.append(_testcase(name, case, case_time, out_text))
+        testcase = _testcase(name, case, case_time, out_text)
+        if journal.get("file"):
+            testcase.set("file", _clean(str(journal["file"])))  # GitLab links the file
+        suite.append(testcase)
     ET.SubElement(suite, "system-out").text = out_text
     ET.SubElement(suite, "system-err").text = ""
     return suite

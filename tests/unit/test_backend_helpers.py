@@ -1,0 +1,142 @@
+"""Command placeholders, wait strategies, process identity and the backend factory."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.backends import ports
+from chaos.backends.base import Endpoint
+from chaos.backends.factory import make_backend
+from chaos.backends.health import HttpWait, NotReady, TcpWait, wait_ready
+from chaos.backends.placeholders import Placeholders
+from chaos.errors import StackError, UsageError
+from chaos.runner import procutil
+from chaos.runner.state import RunFolder
+from chaos.stackdef import StackDefinition
+
+
+def placeholders(tmp_path: Path) -> Placeholders:
+    return Placeholders(
+        python="/usr/bin/python3",
+        port=4000,
+        run_dir=tmp_path,
+        data_dir=tmp_path / "data" / "db",
+        params={"seed": "7", "run_id": "r1"},
+        toxiproxy_url="http://127.0.0.1:8474",
+        links={"api-db": Endpoint("127.0.0.1", 5000)},
+        services={"db": Endpoint("127.0.0.1", 4001)},
+    )
+
+
+def test_placeholders_fill_every_documented_name(tmp_path: Path) -> None:
+    fill = placeholders(tmp_path)
+    argv = fill.argv(
+        (
+            "{python}",
+            "--listen={host}:{port}",
+            "--db",
+            "{link:api-db}",
+            "--direct",
+            "{service:db}",
+            "{run_dir}/x",
+            "{data_dir}",
+            "{seed}-{epoch}-{mitigations}-{run_id}",
+            "{toxiproxy_url}",
+        )
+    )
+    assert argv == [
+        "/usr/bin/python3",
+        "--listen=127.0.0.1:4000",
+        "--db",
+        "127.0.0.1:5000",
+        "--direct",
+        "127.0.0.1:4001",
+        f"{tmp_path}/x",
+        str(tmp_path / "data" / "db"),
+        "7-1-all-r1",  # epoch and mitigations take their defaults
+        "http://127.0.0.1:8474",
+    ]
+    assert fill.fill("{pg_bin}").endswith("pginstall/bin")
+
+
+def test_placeholders_leave_other_braces_and_reject_unknown_links(tmp_path: Path) -> None:
+    fill = placeholders(tmp_path)
+    assert fill.fill("print({x: 1}, {}, '{port_x}')") == "print({x: 1}, {}, '{port_x}')"
+    with pytest.raises(StackError, match=r"unknown link 'api-dbx'.*known: api-db"):
+        fill.fill("{link:api-dbx}")
+    with pytest.raises(StackError, match="unknown service 'nope'"):
+        fill.fill("{service:nope}")
+
+
+@pytest.fixture
+def http_server() -> Iterator[tuple[Endpoint, list[int]]]:
+    status = [503]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status[0])
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"no")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Endpoint("127.0.0.1", server.server_address[1]), status
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_wait_times_out_naming_what_it_waited_for(
+    http_server: tuple[Endpoint, list[int]],
+) -> None:
+    endpoint, _ = http_server
+    started = time.monotonic()
+    with pytest.raises(NotReady) as caught:
+        wait_ready(HttpWait(endpoint, "/health"), timeout_s=0.3, interval_s=0.02)
+    assert 0.3 <= time.monotonic() - started < 2.0
+    assert f"GET {endpoint.url}/health to answer 200" in str(caught.value)
+    assert "HTTP 503 no" in str(caught.value) and not caught.value.exited
+
+
+def test_http_wait_returns_once_healthy(http_server: tuple[Endpoint, list[int]]) -> None:
+    endpoint, status = http_server
+    threading.Timer(0.2, lambda: status.__setitem__(0, 200)).start()
+    waited = wait_ready(HttpWait(endpoint, "/health"), timeout_s=5.0, interval_s=0.02)
+    assert 0.15 <= waited < 2.0
+
+
+def test_wait_stops_early_when_the_process_exits() -> None:
+    port = ports.free_port()
+    started = time.monotonic()
+    with pytest.raises(NotReady) as caught:
+        wait_ready(TcpWait(Endpoint("127.0.0.1", port)), timeout_s=10.0, alive=lambda: False)
+    assert caught.value.exited and time.monotonic() - started < 1.0
+
+
+def test_process_identity_uses_the_start_time() -> None:
+    me = os.getpid()
+    mine = procutil.start_time(me)
+    assert mine is not None and procutil.is_same_process(me, mine)
+    assert not procutil.is_same_process(me, mine + 1)
+    assert procutil.start_time(2**22 + 12345) is None  # beyond pid_max: no such process
+    assert procutil.proc_state(me) in ("R", "S")
+
+
+def test_factory_rejects_unknown_backends(tmp_path: Path) -> None:
+    run = RunFolder.create(tmp_path, "x", "v")
+    definition = StackDefinition("empty", (), (), "none:none")
+    with pytest.raises(UsageError, match="unknown backend 'k8s'"):
+        make_backend("k8s", definition, run, {})
+    backend = make_backend("process", definition, run, {}, embedded_proxy=False)
+    assert backend.name == "process"

@@ -1,0 +1,8 @@
+"""The embedded Toxiproxy-compatible proxy server and its client.
+
+- ``chaos.proxy.daemon.run`` / ``python -m chaos.proxy``: the server process.
+- ``chaos.proxy.client.ToxiproxyClient``: a typed client for it or a real Toxiproxy.
+
+See ``docs/proxy.md``. Nothing is imported here so that the client does not pull in the
+server (aiohttp, uvloop) and the server does not pull in ``requests``.
+"""

@@ -6,15 +6,21 @@
 
 ``BackgroundServer`` runs one on its own event loop in a thread (a context manager that stops
 and joins the thread on exit); ``python -m chaos.proxy.testing echo|sink --port-file PATH``
-runs one as its own process until SIGTERM.
+runs one as its own process until SIGTERM. ``ProxyProcess`` runs the proxy server itself as
+a real process (``python -m chaos.proxy``) and stops it with SIGTERM, a grace period, SIGKILL.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -107,6 +113,77 @@ class BackgroundServer:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10.0)
+
+
+class ProxyProcess:
+    """``python -m chaos.proxy --port 0`` as a child process; ``url`` once entered.
+
+    Entering waits (polling, with a timeout) for the port file; exiting sends SIGTERM, waits
+    ``grace_s``, then SIGKILL, and always reaps the child. ``stop()`` returns the exit code.
+    """
+
+    def __init__(
+        self, *extra_args: str, start_timeout_s: float = 15.0, grace_s: float = 5.0
+    ) -> None:
+        self.extra_args = extra_args
+        self.start_timeout_s = start_timeout_s
+        self.grace_s = grace_s
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self._dir = tempfile.TemporaryDirectory(prefix="tradechaos-proxy-")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def __enter__(self) -> ProxyProcess:
+        port_file = Path(self._dir.name) / "port"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chaos.proxy",
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                *list(self.extra_args),
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + self.start_timeout_s
+        while not port_file.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                code = self.stop()
+                raise RuntimeError(f"the proxy process did not start (exit code {code})")
+            time.sleep(0.02)
+        self.port = int(port_file.read_text())
+        return self
+
+    def stop(self) -> int | None:
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(self.grace_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        code = process.wait()
+        self._dir.cleanup()
+        return code
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 async def _serve_until_signal(kind: str, port_file: Path) -> None:

@@ -29,6 +29,7 @@ import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -132,6 +133,7 @@ class DockerBackend:
             ProxyAdmin(toxiproxy_url) if toxiproxy_url is not None else None
         )
         self._stopped = False
+        self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> DockerBackend:
@@ -151,18 +153,52 @@ class DockerBackend:
                 if link.server not in self._services:
                     raise StackError(f"link {link.name} points at {link.server!r}, not a service")
                 self._create_link(link.name, self._services[link.server].endpoint)
-            for name in self.definition.start_order():
-                if not self._services[name].spec.optional:
-                    self._launch(name, self._services[name].spec.health.timeout_s)
+            self._start_services()
         except BaseException:
+            self._abort()
             self.stop_stack()
             raise
 
+    def _start_services(self) -> None:
+        """Launch every non-optional service as soon as its dependencies are healthy
+        (independent services start concurrently); raise the first failure."""
+        try:
+            order = self.definition.start_order()
+        except ValueError as err:
+            raise StackError(f"stack {self.definition.name}: {err}") from None
+        optional = {name for name, svc in self._services.items() if svc.spec.optional}
+        pending = [name for name in order if name not in optional]
+        done: set[str] = set()
+        running: dict[Future[None], str] = {}
+        with ThreadPoolExecutor(max(1, len(pending)), "tradechaos-docker-start") as pool:
+            try:
+                while pending or running:
+                    for name in list(pending):
+                        spec = self._services[name].spec
+                        if all(dep in done or dep in optional for dep in spec.depends_on):
+                            pending.remove(name)
+                            running[pool.submit(self._launch, name, spec.health.timeout_s)] = name
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        name = running.pop(future)
+                        error = future.exception()
+                        if error is not None:
+                            raise error
+                        done.add(name)
+            except BaseException:
+                self._abort()  # ends the other launches' health waits at once
+                raise
+
+    def _abort(self) -> None:
+        """Remove every container of this run now (used when a start fails)."""
+        with self._lock:
+            self._closing = True
+        if self._client is not None:
+            sweep_containers(self.run.run_id, self._client)
+
     def stop_stack(self) -> None:
         with self._lock:
-            for name in reversed(self._started):
-                with contextlib.suppress(StackError):
-                    self.stop(name)
+            self._stop_in_reverse_order()
             self._started.clear()
             self._stop_proxy()
             if self._client is not None:
@@ -174,6 +210,28 @@ class DockerBackend:
             if not self._stopped:
                 self.run.mark("finished")
             self._stopped = True
+            self._closing = False
+
+    def _stop_in_reverse_order(self) -> None:
+        """Stop every started service, each after the services that depend on it; the
+        services of one depth stop concurrently."""
+        depth: dict[str, int] = {}
+
+        def depth_of(name: str) -> int:
+            if name not in depth:
+                deps = [d for d in self._services[name].spec.depends_on if d in self._services]
+                depth[name] = 1 + max((depth_of(d) for d in deps), default=-1)
+            return depth[name]
+
+        started = [name for name in self._started if name in self._services]
+        by_depth: dict[int, list[str]] = {}
+        for name in started:
+            by_depth.setdefault(depth_of(name), []).append(name)
+        with ThreadPoolExecutor(max(1, len(started)), "tradechaos-docker-stop") as pool:
+            for level in sorted(by_depth, reverse=True):
+                for future in [pool.submit(self.stop, name) for name in by_depth[level]]:
+                    with contextlib.suppress(StackError):
+                        future.result()
 
     # ------------------------------------------------------------------ services
     def start(self, service: str, timeout_s: float = 30.0) -> None:
@@ -388,6 +446,9 @@ class DockerBackend:
     ) -> Any:
         """Create and start one container of ``service`` (recorded before it starts)."""
         client = self._docker()
+        with self._lock:
+            if self._closing:
+                raise StackError(f"not starting {service}: the stack is being stopped")
         run_dir = str(self.run.path)
         environment = {
             **env,

@@ -44,5 +44,12 @@ def test_restarting_services_under_traffic_keeps_chain_and_sequence(tmp_path: Pa
         true_index = truth.funding_index(publication["market"], publication["time"])
         assert publication["funding_index"] == pytest.approx(true_index, rel=1e-3)
     assert_chain_equals_event_log(records)
-    assert_checkers_pass(tmp_path, ["no_unintended_liquidations", "no_corrupt_chain_writes",
-                                    "sequence_integrity", "no_stale_price_execution"])
+    assert_checkers_pass(
+        tmp_path,
+        [
+            "no_unintended_liquidations",
+            "no_corrupt_chain_writes",
+            "sequence_integrity",
+            "no_stale_price_execution",
+        ],
+    )

@@ -1,0 +1,214 @@
+"""The proxy's HTTP API as a real process: status codes, error bodies, process lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from chaos.errors import ProxyError
+from chaos.proxy.client import ToxiproxyClient
+from chaos.proxy.testing import BackgroundServer, ProxyProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ProxyProcess]:
+    with ProxyProcess() as process:
+        yield process
+
+
+@pytest.fixture
+def client(server: ProxyProcess) -> Iterator[ToxiproxyClient]:
+    with ToxiproxyClient(server.url, timeout_s=5.0) as api:
+        yield api
+        api.reset()
+        for name in api.proxies():
+            api.delete(name)
+
+
+def _post(url: str, body: str | bytes) -> requests.Response:
+    return requests.post(url, data=body, timeout=5)
+
+
+BAD_REQUESTS = [
+    # (method, path, body, status, fragment of the error)
+    ("POST", "/proxies", "{not json", 400, "bad request body"),
+    ("POST", "/proxies", '{"upstream": "127.0.0.1:1"}', 400, "missing required field: name"),
+    ("POST", "/proxies", '{"name": "x"}', 400, "missing required field: upstream"),
+    ("POST", "/proxies", '{"name": "x", "upstream": "nope"}', 400, "host:port"),
+    ("POST", "/proxies", '{"name": "x", "upstream": "10.1.2.3:80"}', 400, "--allow-remote"),
+    ("POST", "/proxies", '{"name": "base", "upstream": "127.0.0.1:1"}', 409, "already exists"),
+    ("POST", "/populate", '{"name": "p"}', 400, "JSON array"),
+    ("GET", "/proxies/unknown", "", 404, "proxy not found"),
+    ("DELETE", "/proxies/unknown", "", 404, "proxy not found"),
+    ("POST", "/proxies/unknown/toxics", '{"type": "latency"}', 404, "proxy not found"),
+    ("GET", "/proxies/unknown/stats", "", 404, "proxy not found"),
+    ("POST", "/proxies/base/toxics", "[1,", 400, "bad request body"),
+    ("POST", "/proxies/base/toxics", '{"type": "explode"}', 400, "invalid toxic type"),
+    ("POST", "/proxies/base/toxics", '{"type": "latency", "stream": "sideways"}', 400, "stream"),
+    (
+        "POST",
+        "/proxies/base/toxics",
+        '{"type": "latency", "attributes": {"latency": -5}}',
+        400,
+        "must not be negative",
+    ),
+    (
+        "POST",
+        "/proxies/base/toxics",
+        '{"type": "bandwidth", "attributes": {"rate": "fast"}}',
+        400,
+        "must be a number",
+    ),
+    ("POST", "/proxies/base/toxics", '{"type": "latency", "toxicity": 1.5}', 400, "toxicity"),
+    ("POST", "/proxies/base/toxics", '{"type": "timeout"}', 409, "toxic already exists"),
+    ("GET", "/proxies/base/toxics/unknown", "", 404, "toxic not found"),
+    ("DELETE", "/proxies/base/toxics/unknown", "", 404, "toxic not found"),
+    ("GET", "/no/such/route", "", 404, "not found"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "fragment"), BAD_REQUESTS)
+def test_bad_requests_get_toxiproxy_codes_and_json_errors(
+    server: ProxyProcess,
+    client: ToxiproxyClient,
+    method: str,
+    path: str,
+    body: str,
+    status: int,
+    fragment: str,
+) -> None:
+    client.create("base", "127.0.0.1:0", "127.0.0.1:1")
+    client.add_toxic("base", "timeout_downstream", "timeout")
+    response = requests.request(method, server.url + path, data=body, timeout=5)
+    assert response.status_code == status
+    error = response.json()
+    assert error["status"] == status
+    assert fragment in error["error"]
+    assert client.version()  # still serving
+
+
+def test_shapes_and_defaults(client: ToxiproxyClient) -> None:
+    with BackgroundServer("echo") as echo:
+        created = client.create("shape", "127.0.0.1:0", f"127.0.0.1:{echo.port}")
+        assert set(created) == {"name", "listen", "upstream", "enabled", "toxics"}
+        assert created["enabled"] is True and created["toxics"] == []
+        toxic = client.add_toxic("shape", "", "latency", attributes={"latency": 5})
+        assert toxic == {
+            "name": "latency_downstream",
+            "type": "latency",
+            "stream": "downstream",
+            "toxicity": 1.0,
+            "attributes": {"latency": 5, "jitter": 0},
+        }
+        assert client.toxics("shape") == [toxic]
+        assert client.get("shape")["toxics"] == [toxic]
+        assert client.proxies()["shape"]["toxics"] == [toxic]
+        stats = client.stats("shape")
+        assert set(stats) == {
+            "connections_total",
+            "connections_active",
+            "bytes_upstream",
+            "bytes_downstream",
+            "refused",
+            "resets",
+            "toxics",
+        }
+        assert stats["toxics"] == {"latency_downstream": 0}
+
+
+def test_status_codes_of_successes(server: ProxyProcess) -> None:
+    url = server.url
+    body = json.dumps({"name": "codes", "upstream": "127.0.0.1:1"})
+    assert _post(url + "/proxies", body).status_code == 201
+    toxic = json.dumps({"type": "slicer", "attributes": {"average_size": 10}})
+    assert _post(url + "/proxies/codes/toxics", toxic).status_code == 200
+    update = json.dumps({"attributes": {"delay": 5}})
+    updated = _post(url + "/proxies/codes/toxics/slicer_downstream", update)
+    assert updated.status_code == 200
+    assert updated.json()["attributes"] == {"average_size": 10, "size_variation": 0, "delay": 5}
+    assert (
+        requests.delete(url + "/proxies/codes/toxics/slicer_downstream", timeout=5).status_code
+        == 204
+    )
+    assert _post(url + "/populate", "[]").status_code == 201
+    assert _post(url + "/reset", "").status_code == 204
+    assert requests.delete(url + "/proxies/codes", timeout=5).status_code == 204
+
+
+def test_refused_upstream_is_counted(client: ToxiproxyClient) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead_port = unused.getsockname()[1]
+    proxy = client.create("dead", "127.0.0.1:0", f"127.0.0.1:{dead_port}")
+    host, _, port = proxy["listen"].rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.settimeout(5)
+        assert sock.recv(10) == b""
+    assert client.stats("dead")["refused"] == 1
+
+
+def test_client_errors_are_one_sentence(client: ToxiproxyClient) -> None:
+    with pytest.raises(ProxyError, match="404 proxy not found"):
+        client.get("ghost")
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    with ToxiproxyClient(f"http://127.0.0.1:{port}", timeout_s=1.0) as nobody:
+        with pytest.raises(ProxyError, match="did not answer"):
+            nobody.version()
+        with pytest.raises(ProxyError, match="not ready within"):
+            nobody.wait_ready(0.3)
+
+
+def test_sigterm_stops_cleanly_and_closes_connections(tmp_path: Path) -> None:
+    with BackgroundServer("echo") as echo, ProxyProcess() as process:
+        api = ToxiproxyClient(process.url)
+        api.wait_ready(5)
+        proxy = api.create("term", "127.0.0.1:0", f"127.0.0.1:{echo.port}")
+        host, _, port = proxy["listen"].rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"x")
+            assert sock.recv(1) == b"x"
+            os.kill(process.pid, signal.SIGTERM)
+            assert process.stop() == 0
+            sock.settimeout(5)
+            with contextlib.suppress(ConnectionResetError):  # closed: FIN or RST
+                assert sock.recv(1) == b""
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, int(port)), timeout=5)
+
+
+def test_cli_rejects_bad_port_and_busy_port() -> None:
+    bad = subprocess.run(
+        [sys.executable, "-m", "chaos", "proxy", "--port", "70000"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2
+    assert "not a port number" in bad.stderr and "Traceback" not in bad.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = subprocess.run(
+            [sys.executable, "-m", "chaos", "proxy", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert taken.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr
+    assert "Traceback" not in taken.stderr

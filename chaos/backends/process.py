@@ -241,16 +241,17 @@ class ProcessBackend:
 
     def throttle(self, service: str, cpu_fraction: float | None) -> None:
         svc = self._get(service)
-        self._stop_duty_cycle(svc)
-        if cpu_fraction is None or cpu_fraction >= 1.0:
-            return
-        if not 0.0 < cpu_fraction <= 1.0:
+        if cpu_fraction is not None and not 0.0 < cpu_fraction <= 1.0:
             raise BadInput(
                 f"throttle {service}: cpu_fraction must be in (0, 1], got {cpu_fraction}"
             )
-        self._running(service, "throttle")
+        self._stop_duty_cycle(svc)
+        if cpu_fraction is None or cpu_fraction == 1.0:
+            return
+        proc = self._running(service, "throttle").proc
+        assert proc is not None
         svc.duty_cycle = DutyCycle(
-            pgid=svc.proc.pid,  # type: ignore[union-attr]
+            pgid=proc.pid,
             fraction=cpu_fraction,
             lock=self._signal_lock,
             paused=lambda: svc.paused,

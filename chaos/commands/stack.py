@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 from chaos.backends.base import Backend, Endpoint
+from chaos.backends.control import ControlServer
 from chaos.backends.health import strategy_for
 from chaos.errors import BadInput, Interrupted, StackError, UsageError
 from chaos.runner import procutil
@@ -186,12 +187,15 @@ def run_up(args: argparse.Namespace) -> int:
     backend = make_backend(args.backend, definition, run, params, args.toxiproxy_url)
     stop_signal = _StopSignal()
     stop_signal.install()
+    control: ControlServer | None = None
     try:
         started = time.monotonic()
         backend.start_stack()
         elapsed = time.monotonic() - started
         stop_signal.stack_up = True
+        control = ControlServer(backend)
         stack = _stack_record(backend, run, args)
+        stack.control_url = control.url
         write_current_stack(out, stack)
         print(render_table(stack, definition))
         print(f"healthy in {elapsed:.2f} s; stack file {current_stack_path(out)}")
@@ -204,6 +208,8 @@ def run_up(args: argparse.Namespace) -> int:
     finally:
         stop_signal.ignore()
         try:
+            if control is not None:
+                control.close()
             backend.stop_stack()
             remove_current_stack(out, owner_pid=os.getpid())
         finally:

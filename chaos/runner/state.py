@@ -301,6 +301,7 @@ class CurrentStack:
     standby: bool = False
     started_at: float = 0.0
     status: Literal["starting", "up", "stopping"] = "up"
+    control_url: str | None = None  # chaos.backends.control API of the owner
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

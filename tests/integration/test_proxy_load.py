@@ -1,0 +1,156 @@
+"""1,000 concurrent connections through one proxy while toxics come and go.
+
+No connection may be dropped by toxics that do not close connections, connections of another
+proxy being reset must not disturb them, and once everything closes the proxy process must
+be back to its baseline of file descriptors, asyncio tasks and links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.proxy.client import ToxiproxyClient
+from chaos.proxy.testing import ProxyProcess
+
+pytestmark = pytest.mark.integration
+
+CONNECTIONS = 1000
+ROUNDS = 20
+VICTIMS = 50
+
+
+@pytest.fixture
+def echo_port(tmp_path: Path) -> Iterator[int]:
+    port_file = tmp_path / "echo.port"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos.proxy.testing", "echo", "--port-file", str(port_file)]
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not port_file.exists():
+            assert process.poll() is None and time.monotonic() < deadline, "echo did not start"
+            time.sleep(0.02)
+        yield int(port_file.read_text())
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _addr(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host, int(port)
+
+
+async def _open(addr: tuple[str, int]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.wait_for(asyncio.open_connection(*addr), 20)
+
+
+async def _converse(
+    number: int, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], start: asyncio.Event
+) -> int:
+    """Round trips of distinct payloads; returns how many round trips completed intact."""
+    reader, writer = conn
+    await start.wait()
+    done = 0
+    for round_no in range(ROUNDS):
+        payload = f"{number:05d}:{round_no:03d}:".encode() * 20
+        writer.write(payload)
+        echoed = await asyncio.wait_for(reader.readexactly(len(payload)), 20)
+        if echoed != payload:
+            break
+        done += 1
+        await asyncio.sleep(0.05)
+    return done
+
+
+async def _victim(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> bool:
+    """A connection of the other proxy: True when it was reset as its toxic demands."""
+    reader, writer = conn
+    writer.write(b"hello")
+    try:
+        await asyncio.wait_for(reader.read(10), 10)
+    except ConnectionResetError:
+        return True
+    return False
+
+
+async def _scenario(api: ToxiproxyClient, echo_port: int) -> None:
+    main = api.create("load", "127.0.0.1:0", f"127.0.0.1:{echo_port}")
+    other = api.create("other", "127.0.0.1:0", f"127.0.0.1:{echo_port}")
+    conns = await asyncio.gather(*(_open(_addr(main["listen"])) for _ in range(CONNECTIONS)))
+    victims = await asyncio.gather(*(_open(_addr(other["listen"])) for _ in range(VICTIMS)))
+    start = asyncio.Event()
+    talks = [asyncio.create_task(_converse(i, conn, start)) for i, conn in enumerate(conns)]
+    start.set()
+
+    toggles = [
+        ("lat", "latency", "downstream", 1.0, {"latency": 20, "jitter": 10}),
+        ("slice", "slicer", "upstream", 1.0, {"average_size": 16, "size_variation": 4}),
+        ("bw", "bandwidth", "downstream", 0.5, {"rate": 10_000}),
+        ("stall", "timeout", "upstream", 1.0, {"timeout": 0}),
+        ("lat_up", "latency", "upstream", 0.3, {"latency": 15}),
+    ]
+    for name, kind, stream, toxicity, attributes in toggles:
+        await asyncio.to_thread(api.add_toxic, "load", name, kind, stream, toxicity, attributes)
+        await asyncio.sleep(0.1)
+        await asyncio.to_thread(api.remove_toxic, "load", name)
+    await asyncio.to_thread(api.add_toxic, "other", "cut", "reset_peer", "downstream")
+    reset = await asyncio.gather(*(_victim(conn) for conn in victims))
+    completed = await asyncio.gather(*talks)
+
+    for _, writer in [*conns, *victims]:
+        writer.close()
+    for _, writer in [*conns, *victims]:
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+    assert all(reset), f"{reset.count(False)} victims were not reset"
+    short = [n for n in completed if n != ROUNDS]
+    assert not short, f"{len(short)} connections were cut short: {short[:10]}"
+    stats = api.stats("load")
+    assert stats["connections_total"] == CONNECTIONS
+    assert stats["toxics"]["lat"] > 0 and stats["toxics"]["stall"] > 0
+    assert api.stats("other")["resets"] == VICTIMS
+
+
+def _runtime(api: ToxiproxyClient) -> dict[str, int]:
+    response = api._request("GET", "/runtime")
+    result: dict[str, int] = response.json()
+    return result
+
+
+def test_thousand_connections_with_live_toxics(echo_port: int) -> None:
+    with ProxyProcess() as server, ToxiproxyClient(server.url, timeout_s=10) as api:
+        api.create("warmup", "127.0.0.1:0", f"127.0.0.1:{echo_port}")
+        api.delete("warmup")
+        baseline = _runtime(api)
+        baseline_fds = server.open_fds()
+        asyncio.run(_scenario(api, echo_port))
+        api.delete("load")
+        api.delete("other")
+        deadline = time.monotonic() + 10
+        while True:
+            now = _runtime(api)
+            if (now["links"], now["open_fds"], now["tasks"]) == (
+                0,
+                baseline["open_fds"],
+                baseline["tasks"],
+            ) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert now["links"] == 0
+        assert now["open_fds"] == baseline["open_fds"], (baseline, now)
+        assert now["tasks"] == baseline["tasks"], (baseline, now)
+        assert server.open_fds() == baseline_fds

@@ -5,6 +5,12 @@ SIGINT into ``KeyboardInterrupt`` raised where the main thread is, so an ``ExitS
 unwinds and heals. After ``shield()`` (called when cleanup begins) a further SIGINT or
 SIGTERM no longer raises: it is counted and acknowledged on stderr, and cleanup goes on.
 The previous handlers are restored on exit.
+
+An exception raised by a signal handler lands wherever the main thread is. A few places
+must not be cut in half: the at-fork handlers of ``logging`` (an exception there is
+swallowed and leaves the logging lock held, which deadlocks every later fork) and
+``subprocess`` while it starts a child (the child would be started but not owned). When
+the signal lands there, it is delivered again to the main thread ``REDELIVER_S`` later.
 """
 
 from __future__ import annotations
@@ -16,6 +22,25 @@ from types import FrameType, TracebackType
 from typing import Any
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
+REDELIVER_S = 0.02
+_UNSAFE_FUNCTIONS = frozenset({"_acquireLock", "_releaseLock", "_at_fork_reinit"})
+_UNSAFE_SUBPROCESS = frozenset({"__init__", "_execute_child"})
+
+
+def _unsafe(frame: FrameType | None) -> bool:
+    """True when the main thread is inside code that must not be interrupted."""
+    depth = 0
+    while frame is not None and depth < 40:
+        code = frame.f_code
+        if (
+            code.co_name in _UNSAFE_FUNCTIONS
+            or code.co_filename.endswith("logging/__init__.py")
+            or (code.co_filename.endswith("/subprocess.py") and code.co_name in _UNSAFE_SUBPROCESS)
+        ):
+            return True
+        frame = frame.f_back
+        depth += 1
+    return False
 
 
 class Terminated(BaseException):
@@ -54,6 +79,13 @@ class SignalGuard:
         self._shielded = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if not self._shielded and _unsafe(frame):
+            timer = threading.Timer(
+                REDELIVER_S, signal.pthread_kill, (threading.main_thread().ident, signum)
+            )
+            timer.daemon = True
+            timer.start()
+            return
         self.received.append(signum)
         name = signal.Signals(signum).name
         if self._shielded:

@@ -1,0 +1,180 @@
+"""Stopping ``tradechaos run`` with SIGINT, SIGTERM and SIGKILL at several points.
+
+SIGINT/SIGTERM: exit 130, journal status interrupted, every process of the run gone, the
+proxy (and with it every toxic) gone, the run's ports free. SIGKILL: leftovers exist, and
+``tradechaos cleanup`` reports and removes them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from run_cli_helpers import (
+    DATA,
+    RunProcess,
+    alive,
+    only_run_dir,
+    port_free,
+    ports_of,
+    processes_mentioning,
+    proxy_listing,
+    skip_reason,
+    state_of,
+    tradechaos,
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(bool(skip_reason(False)), reason=skip_reason(False) or "ready"),
+]
+needs_faults = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready")
+TARGET = str(DATA / "signal-target.yaml")
+SIGNALS = [signal.SIGINT, signal.SIGTERM]
+
+
+def start(out: Path) -> RunProcess:
+    return RunProcess(TARGET, "--out", str(out))
+
+
+def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
+    """Pids still alive after ``timeout`` (a killed child is reaped by init shortly)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [p for p in pids if alive(p)]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
+
+
+def fault_in_effect(run_dir: Path) -> tuple[list[int], set[int], str]:
+    """Pids, ports and proxy URL of the run, after checking the toxic is really there."""
+    state = state_of(run_dir)
+    url = state["proxy"]["url"]
+    listing = proxy_listing(url)
+    with urllib.request.urlopen(f"{url}/proxies/sequencer-db/toxics", timeout=3) as reply:
+        toxics = json.loads(reply.read().decode())
+    assert toxics, "the latency toxic should be in place during the fault"
+    pids = [p["pid"] for p in state["processes"]]
+    if state["proxy"].get("pid"):
+        pids.append(state["proxy"]["pid"])
+    assert pids and all(alive(p) for p in pids)
+    return pids, ports_of(listing), url
+
+
+def assert_interrupted_and_clean(
+    run: RunProcess, run_dir: Path, pids: list[int], ports: set[int]
+) -> None:
+    code = run.finish()
+    assert code == 130, "".join(run.seen[-20:])
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert journal["status"] == "interrupted"
+    assert "interrupted" in journal["error"]
+    assert wait_gone(pids) == []
+    assert processes_mentioning(str(run_dir)) == []
+    busy = [p for p in ports if not port_free(p)]
+    assert busy == [], f"ports still in use: {busy}"
+
+
+@needs_faults
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_signal_during_a_fault(tmp_path: Path, signum: int) -> None:
+    run = start(tmp_path)
+    try:
+        run.wait_for("start slow-db")
+        run_dir = only_run_dir(tmp_path)
+        pids, ports, url = fault_in_effect(run_dir)
+        run.send(signum)
+        assert_interrupted_and_clean(run, run_dir, pids, ports)
+        with pytest.raises(OSError):
+            proxy_listing(url)  # the proxy is gone, and every toxic with it
+        journal = json.loads((run_dir / "journal.json").read_text())
+        assert journal["timeline"][0]["started"] is not None
+    finally:
+        run.stop_everything()
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_signal_while_starting(tmp_path: Path, signum: int) -> None:
+    run = start(tmp_path)
+    try:
+        run.wait_for("starting stack")
+        run_dir = only_run_dir(tmp_path)
+        run.send(signum)
+        assert_interrupted_and_clean(run, run_dir, [], set())
+    finally:
+        run.stop_everything()
+
+
+@needs_faults
+def test_second_ctrl_c_does_not_abandon_cleanup(tmp_path: Path) -> None:
+    run = start(tmp_path)
+    try:
+        run.wait_for("start slow-db")
+        run_dir = only_run_dir(tmp_path)
+        pids, ports, _ = fault_in_effect(run_dir)
+        run.send(signal.SIGINT)
+        run.wait_for("healing and stopping")
+        run.send(signal.SIGINT)
+        assert_interrupted_and_clean(run, run_dir, pids, ports)
+    finally:
+        run.stop_everything()
+
+
+@needs_faults
+def test_sigterm_while_checking(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    short = tmp_path / "short.yaml"
+    short.write_text(
+        Path(TARGET)
+        .read_text()
+        .replace("duration: 30s", "duration: 2s")
+        .replace("for: 28s", "for: 1s")
+    )
+    run = RunProcess(str(short), "--out", str(out))
+    try:
+        run.wait_for("checking", timeout=180)
+        run.send(signal.SIGTERM)
+        code = run.finish()
+        if code != 130:
+            pytest.skip(f"the checkers finished before the signal arrived (exit {code})")
+        run_dir = only_run_dir(out)
+        assert json.loads((run_dir / "journal.json").read_text())["status"] == "interrupted"
+        assert processes_mentioning(str(run_dir)) == []
+    finally:
+        run.stop_everything()
+
+
+@needs_faults
+@pytest.mark.skipif(
+    importlib.util.find_spec("chaos.commands.cleanup") is None,
+    reason="chaos/commands/cleanup.py not written yet",
+)
+def test_sigkill_leaves_leftovers_that_cleanup_removes(tmp_path: Path) -> None:
+    run = start(tmp_path)
+    try:
+        run.wait_for("start slow-db")
+        run_dir = only_run_dir(tmp_path)
+        pids, ports, _ = fault_in_effect(run_dir)
+        run.send(signal.SIGKILL)
+        run.proc.wait(timeout=10)
+        assert any(alive(p) for p in pids), "SIGKILL of the runner should leave its services"
+        helptext = tradechaos("cleanup", "--help").stdout
+        args = (
+            ["cleanup", "--out", str(tmp_path)]
+            if "--out" in helptext
+            else ["cleanup", str(tmp_path)]
+        )
+        cleaned = tradechaos(*args)
+        assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+        assert run_dir.name in cleaned.stdout + cleaned.stderr
+        assert wait_gone(pids) == []
+        assert processes_mentioning(str(run_dir)) == []
+        assert [p for p in ports if not port_free(p)] == []
+    finally:
+        run.stop_everything()

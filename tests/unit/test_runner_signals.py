@@ -36,7 +36,7 @@ def test_sigint_raises_keyboard_interrupt() -> None:
 def test_signal_inside_an_unsafe_function_is_redelivered_after_it() -> None:
     finished: list[bool] = []
 
-    def _releaseLock() -> None:  # the name of logging's at-fork hook  # noqa: N802
+    def _releaseLock() -> None:  # the name of logging's at-fork hook
         os.kill(os.getpid(), signal.SIGTERM)
         _spin(0.1)
         finished.append(True)

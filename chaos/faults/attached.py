@@ -1,12 +1,15 @@
 """A Backend for a stack this process did not start (``tradechaos stack up`` did): for
 game-day faults by hand (``tradechaos fault ...``).
 
-It reads the stack file (``<out>/current-stack.json``) on every call, so pids replaced by
-the owner are seen. Signals go to each service's process group (services are group
-leaders): kill, stop (SIGTERM, grace, SIGKILL), pause/resume, and a throttle as a
-stop/continue duty cycle run by this process. Starting a service needs its owner: ``start``
-waits ``timeout_s`` for the owner (or an operator) to bring it back healthy and raises
-``FaultError`` otherwise; ``add_service`` is not possible here.
+When the stack file names the owner's control API (``control_url``, served by ``stack up``:
+``chaos.backends.control``), every process operation is done by the owner: start, stop,
+kill, restart, pause, resume, throttle, link upstreams. Without it (an older owner) this
+process signals each service's process group itself (services are group leaders) and runs
+a throttle's stop/continue duty cycle; ``start`` then waits for the owner (or an operator)
+to bring the service back and raises ``FaultError`` at the timeout. ``add_service`` (a
+database migration) needs the runner: it is not possible here.
+
+The stack file is read on every call, so pids replaced by the owner are seen.
 
 Stack file (tolerant reader): ``{"toxiproxy_url", "run_dir"?, "standby"?, "services":
 {name: {"endpoint": "host:port", "pid": int, "site"?: str}}, "links": {name: "host:port"
@@ -53,7 +56,18 @@ class AttachedBackend:
         self.stack_file = stack_file
         self.definition = definition
         self._duty: dict[str, threading.Event] = {}
-        self.stack_data()  # fail early on a missing or unreadable file
+        control_url = self.stack_data().get("control_url")  # fails early on a bad file
+        self.control: Any = None
+        if control_url:
+            from chaos.backends.control import ControlClient
+
+            self.control = ControlClient(str(control_url))
+
+    def _owner_status(self, service: str) -> dict[str, Any] | None:
+        for entry in self.control.status():
+            if entry.get("name") == service:
+                return dict(entry)
+        return None
 
     def stack_data(self) -> dict[str, Any]:
         try:
@@ -78,6 +92,11 @@ class AttachedBackend:
 
     # -- queries ---------------------------------------------------------------------------
     def pid(self, service: str) -> int | None:
+        if self.control is not None:
+            entry = self._owner_status(service)
+            if entry is None:
+                raise BadInput(f"unknown service {service!r}")
+            return int(entry["pid"]) if entry.get("running") and entry.get("pid") else None
         pid = self._service(service).get("pid")
         return int(pid) if isinstance(pid, int) and _alive(pid) else None
 
@@ -85,6 +104,10 @@ class AttachedBackend:
         return self.pid(service) is not None
 
     def endpoint(self, service: str) -> Endpoint:
+        if self.control is not None:
+            owned = self._owner_status(service)
+            if owned is not None and owned.get("endpoint"):
+                return _endpoint(str(owned["endpoint"]))
         entry = self._service(service)
         return _endpoint(str(entry.get("endpoint") or entry.get("listen")))
 
@@ -126,6 +149,9 @@ class AttachedBackend:
 
     # -- signals ---------------------------------------------------------------------------
     def signal(self, service: str, signum: int) -> None:
+        if self.control is not None:
+            self.control.call(service, "signal", signum=int(signum))
+            return
         pid = self.pid(service)
         if pid is None:
             raise FaultError(f"cannot signal {service}: it is not running")
@@ -133,12 +159,18 @@ class AttachedBackend:
             os.killpg(pid, signum)
 
     def kill(self, service: str) -> None:
+        if self.control is not None:
+            self.control.call(service, "kill")
+            return
         self._stop_duty(service)
         if self.is_running(service):
             self.signal(service, signal.SIGKILL)
             self._wait_gone(service, 5.0)
 
     def stop(self, service: str, grace_s: float | None = None) -> None:
+        if self.control is not None:
+            self.control.call(service, "stop", grace_s=grace_s)
+            return
         self._stop_duty(service)
         if not self.is_running(service):
             return
@@ -156,12 +188,21 @@ class AttachedBackend:
         return True
 
     def pause(self, service: str) -> None:
+        if self.control is not None:
+            self.control.call(service, "pause")
+            return
         self.signal(service, signal.SIGSTOP)
 
     def resume(self, service: str) -> None:
+        if self.control is not None:
+            self.control.call(service, "resume")
+            return
         self.signal(service, signal.SIGCONT)
 
     def throttle(self, service: str, cpu_fraction: float | None) -> None:
+        if self.control is not None:
+            self.control.call(service, "throttle", cpu_fraction=cpu_fraction)
+            return
         self._stop_duty(service)
         if cpu_fraction is None or cpu_fraction >= 1.0:
             return
@@ -194,6 +235,9 @@ class AttachedBackend:
 
     # -- lifecycle needs the owner -----------------------------------------------------------
     def wait_healthy(self, service: str, timeout_s: float = 30.0) -> None:
+        if self.control is not None:
+            self.control.call(service, "wait_healthy", timeout_s=timeout_s)
+            return
         import requests
 
         url = f"{self.endpoint(service).url}/health"
@@ -208,6 +252,9 @@ class AttachedBackend:
         raise FaultError(f"{service} did not become healthy within {timeout_s:g}s at {url}")
 
     def start(self, service: str, timeout_s: float = 30.0) -> None:
+        if self.control is not None:
+            self.control.call(service, "start", timeout_s=timeout_s)
+            return
         if self.is_running(service):
             return
         deadline = time.monotonic() + timeout_s
@@ -221,6 +268,9 @@ class AttachedBackend:
         self.wait_healthy(service, max(0.1, deadline - time.monotonic()))
 
     def restart(self, service: str, downtime_s: float = 0.0, timeout_s: float = 30.0) -> None:
+        if self.control is not None:
+            self.control.call(service, "restart", downtime_s=downtime_s, timeout_s=timeout_s)
+            return
         self.stop(service)
         time.sleep(downtime_s)
         self.start(service, timeout_s)
@@ -229,6 +279,9 @@ class AttachedBackend:
         raise FaultError(f"cannot add {spec.name}: only `tradechaos stack up` can start services")
 
     def set_link_upstream(self, link: str, upstream: Endpoint) -> None:
+        if self.control is not None:
+            self.control.set_link_upstream(link, upstream)
+            return
         from chaos.faults.proxyapi import proxy_control
 
         proxy_control(self.toxiproxy_url).update(link, upstream=str(upstream))

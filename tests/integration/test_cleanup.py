@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,15 +26,16 @@ import json, sys
 from pathlib import Path
 from chaos.backends.process import ProcessBackend
 from chaos.runner.state import RunFolder
-from chaos.stackdef import HealthCheck, ServiceSpec, StackDefinition
+from chaos.stackdef import HealthCheck, LinkSpec, ServiceSpec, StackDefinition
 
-fake, out = sys.argv[1], sys.argv[2]
+fake, out, toxiproxy_url = sys.argv[1], sys.argv[2], sys.argv[3] or None
 def svc(name, *flags):
     return ServiceSpec(name, ("{python}", fake, "serve", "--name", name, "--port", "{port}",
                               *flags), HealthCheck(timeout_s=15.0))
-definition = StackDefinition("crash", (svc("db", "--grandchild"), svc("api")), (), "x:y")
+links = (LinkSpec("api-db", "api", "db"),) if toxiproxy_url else ()
+definition = StackDefinition("crash", (svc("db", "--grandchild"), svc("api")), links, "x:y")
 run = RunFolder.create(out, "crash", "test")
-backend = ProcessBackend(definition, run, embedded_proxy=False)
+backend = ProcessBackend(definition, run, toxiproxy_url=toxiproxy_url, embedded_proxy=False)
 backend.start_stack()
 (run.data_dir("db") / "pgdata").mkdir()
 print(json.dumps({"run_dir": str(run.path), "db": backend.pid("db"), "api": backend.pid("api")}),
@@ -67,20 +69,26 @@ def _cleanup(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_sigkilled_runner_is_swept_and_logs_are_kept(tmp_path: Path) -> None:
-    out = tmp_path / "runs"
+def _crash_a_runner(out: Path, toxiproxy_url: str = "") -> dict[str, Any]:
+    """Start a backend in a child runner, SIGKILL the runner, return what it had started."""
     runner = subprocess.Popen(
-        [sys.executable, "-c", RUNNER, str(FAKE), str(out)],
+        [sys.executable, "-c", RUNNER, str(FAKE), str(out), toxiproxy_url],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert runner.stdout is not None
-        started = json.loads(runner.stdout.readline())
+        started: dict[str, Any] = json.loads(runner.stdout.readline())
     finally:
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=10)
+    return started
+
+
+def test_sigkilled_runner_is_swept_and_logs_are_kept(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    started = _crash_a_runner(out)
     run_dir = Path(started["run_dir"])
     leftover = _grandchild(run_dir)
     # the group leaders die with their runner (PR_SET_PDEATHSIG) ...
@@ -134,3 +142,18 @@ def test_reused_pid_and_live_runs_are_left_alone(tmp_path: Path) -> None:
         bystander.kill()
         bystander.wait(timeout=5)
     assert os.path.isdir(out)
+
+
+def test_proxies_of_a_dead_run_are_deleted_from_an_external_toxiproxy(tmp_path: Path) -> None:
+    from chaos.proxy.client import ToxiproxyClient
+    from chaos.proxy.testing import ProxyProcess
+
+    out = tmp_path / "runs"
+    with ProxyProcess() as toxiproxy, ToxiproxyClient(toxiproxy.url) as client:
+        client.create("someone-else", "127.0.0.1:0", "127.0.0.1:9")
+        started = _crash_a_runner(out, toxiproxy.url)
+        assert "api-db" in client.proxies()  # the runner died; its proxy stayed
+        removed = sweep_dead_runs(out)
+        run_id = Path(started["run_dir"]).name
+        assert f"{run_id}: deleted proxy api-db on {toxiproxy.url}" in removed
+        assert sorted(client.proxies()) == ["someone-else"]

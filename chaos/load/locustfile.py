@@ -206,7 +206,7 @@ class Trader(HttpUser):
             filled = sum(float(fill.get("qty", 0)) for fill in answer.get("fills") or [])
             sign = 1.0 if side == "buy" else -1.0
             self.position[market] = self.position.get(market, 0.0) + sign * filled
-            if kind == "limit":
+            if kind == "limit" and filled < qty:  # something rests on the book
                 self.open_orders.append(body["client_order_id"])
         return outcome, answer
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
+from io import BytesIO
 from itertools import islice
-from typing import Any, TypeGuard
+from typing import Any, BinaryIO, TypeGuard
 
 from chaos.checkers.base import Findings, Verdict, rounded
 from chaos.checkers.params import CheckParams
@@ -31,6 +32,7 @@ from chaos.history.truth import RunTruth
 
 NAME = "no_corrupt_chain_writes"
 HASH_EXCLUDED = frozenset({"hash"})
+_BATCH = 100
 
 try:  # pragma: no cover - depends on the environment
     import orjson
@@ -38,8 +40,13 @@ try:  # pragma: no cover - depends on the environment
     def _fast_canonical(block: Mapping[str, Any]) -> bytes:
         return orjson.dumps(block, option=orjson.OPT_SORT_KEYS)
 
+    _compact: Callable[[Any], bytes] = orjson.dumps
+
 except ImportError:  # pragma: no cover
     _fast_canonical = None  # type: ignore[assignment]
+
+    def _compact(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def canonical_bytes(block: Mapping[str, Any]) -> bytes:
@@ -65,51 +72,70 @@ def _hash_matches(block: Mapping[str, Any], stored: object) -> bool:
 
 
 class _DbCursor:
-    """Forward lookup of db events by seq (both the log and the chain are in seq order),
-    with the events of a range given back when a block must be examined one by one."""
+    """Forward lookup of db events by seq (the log and the chain are both in seq order).
 
-    def __init__(self, events: Iterator[Event]) -> None:
-        self._events = events
-        self._given_back: list[Event] = []  # a stack: the next event is on top
-        self._current: Event | None = next(events, None)
+    ``match_raw`` is the fast path: the log's next lines are byte for byte the block's
+    events as the exporter writes them (compact JSON in the same key order), so nothing
+    needs decoding. Otherwise lines are decoded in batches and looked up by seq."""
 
-    def _next(self) -> Event | None:
-        if self._given_back:
-            return self._given_back.pop()
-        return next(self._events, None)
+    def __init__(self, history: History, lines: BinaryIO) -> None:
+        self._history = history
+        self._lines = lines
+        self._lineno = 0  # lines read so far
+        self._buffer: list[Event] = []  # decoded, not yet passed
+        self._at = 0
+
+    def _read(self, count: int) -> list[bytes]:
+        lines = list(islice(self._lines, count))
+        self._lineno += len(lines)
+        return lines
+
+    def _decode(self, lines: list[bytes]) -> list[Event]:
+        first = self._lineno - len(lines) + 1
+        return self._history.decode_lines("events", lines, first)
+
+    def match_raw(self, events: list[Event]) -> bool:
+        """True when the next ``len(events)`` lines are exactly ``events`` (consumed);
+        False leaves them decoded for ``take``/``find``."""
+        if self._at < len(self._buffer):
+            return False
+        lines = self._read(len(events))
+        if b"".join(lines) == b"\n".join(map(_compact, events)) + b"\n":
+            return True
+        self._buffer, self._at = self._decode(lines), 0
+        return False
+
+    def _ready(self) -> bool:
+        while self._at >= len(self._buffer):
+            lines = self._read(_BATCH)
+            if not lines:
+                return False
+            self._buffer, self._at = self._decode(lines), 0
+        return True
 
     def find(self, seq: int) -> Event | None:
         """The db event with ``seq`` (None if the log skips it); earlier ones are passed."""
-        current = self._current
-        while current is not None and current["seq"] < seq:
-            current = self._next()
-        self._current = current
-        if current is not None and current["seq"] == seq:
-            return current
+        while self._ready():
+            event = self._buffer[self._at]
+            if event["seq"] >= seq:
+                return event if event["seq"] == seq else None
+            self._at += 1
         return None
 
     def take(self, first_seq: int, count: int) -> list[Event]:
         """The next ``count`` db events from ``first_seq`` on (fewer at the log's end)."""
         self.find(first_seq)
-        if self._current is None or count <= 0:
-            return []
-        taken = [self._current]
-        if self._given_back:
-            while len(taken) < count and (event := self._next()) is not None:
-                taken.append(event)
-        else:
-            taken.extend(islice(self._events, count - 1))
-        self._current = self._next()
+        taken: list[Event] = []
+        while len(taken) < count and self._ready():
+            end = min(len(self._buffer), self._at + count - len(taken))
+            taken += self._buffer[self._at : end]
+            self._at = end
         return taken
 
     def give_back(self, taken: list[Event]) -> None:
         """Undo ``take``: the events come again, in order, before the rest."""
-        if not taken:
-            return
-        if self._current is not None:
-            self._given_back.append(self._current)
-        self._given_back.extend(reversed(taken[1:]))
-        self._current = taken[0]
+        self._buffer = taken + self._buffer[self._at :]
+        self._at = 0
 
 
 def check(history: History, params: CheckParams) -> Verdict:
@@ -117,8 +143,15 @@ def check(history: History, params: CheckParams) -> Verdict:
     if not history.has("chain"):
         return found.verdict("blocks", unknown="no chain.jsonl in the history")
     truth = history.truth()
-    db = _DbCursor(history.events())
-    market_check = _MarketDataCheck(truth, params, found)
+    with history.open_lines("events") or BytesIO() as lines:
+        db = _DbCursor(history, lines)
+        _check_blocks(history, db, _MarketDataCheck(truth, params, found), found)
+    return found.verdict("blocks")
+
+
+def _check_blocks(
+    history: History, db: _DbCursor, market_check: _MarketDataCheck, found: Findings
+) -> None:
     prev_height = 0
     prev_hash: object = None
     prev_last_seq = 0
@@ -135,7 +168,6 @@ def check(history: History, params: CheckParams) -> Verdict:
         last_seq = block.get("last_seq")
         prev_last_seq = last_seq if isinstance(last_seq, int) else prev_last_seq
     found.checked = n_blocks
-    return found.verdict("blocks")
 
 
 def _check_links(
@@ -193,7 +225,10 @@ def _check_events(found: Findings, block: Block, db: _DbCursor) -> None:
         and events[0].get("seq") == first_seq
         and events[-1].get("seq") == last_seq
     ):
-        # Fast path: the block's events equal the db's events of its range as a whole.
+        # Fast paths: the db's lines of the block's range are its events byte for byte,
+        # or, decoded, equal them as a whole.
+        if db.match_raw(events):
+            return
         taken = db.take(first_seq, len(events))
         if taken == events:
             return

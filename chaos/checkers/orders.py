@@ -9,12 +9,14 @@ Memory: the acknowledged orders not yet found.
 
 no_duplicate_orders holds when no client intent (account + client_order_id) was accepted
 more than once, and no fill executes an order that is no longer open (filled beyond its
-quantity, or after its cancel). Memory: the open orders, plus a Bloom filter of intents
-(about 10 bits each); intents the filter flags are confirmed exactly by a second pass.
+quantity, or after its cancel). Memory: the open orders, plus 8 bytes per accepted order
+(a hash of its intent); only when a hash repeats does a second pass read the acceptances
+exactly.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 
 from chaos.checkers.base import Findings, Verdict
@@ -83,17 +85,11 @@ def check_duplicates(history: History, params: CheckParams) -> Verdict:
     found = Findings(DUPLICATE, params.max_counterexamples)
     if not history.has("events"):
         return found.verdict("accepted orders", unknown="no events.jsonl in the history")
-    size = history.path("events").stat().st_size
-    seen = _Bloom(capacity=size // 100 + 1)
-    maybe_twice: set[str] = set()
+    intent_hashes = array("q")  # 8 bytes per accepted order
     open_orders: dict[object, list[float]] = {}  # order_id -> [remaining qty, accepted seq]
-    intents = 0
     for event in history.events():
         if event["kind"] == "order_accepted":
-            intents += 1
-            key = f"{event.get('account')}\x1f{event.get('client_order_id')}"
-            if seen.add(key):
-                maybe_twice.add(key)
+            intent_hashes.append(hash(_intent(event)))
             qty = event.get("qty")
             if isinstance(qty, int | float):
                 open_orders[event.get("order_id")] = [float(qty), float(event["seq"])]
@@ -101,10 +97,32 @@ def check_duplicates(history: History, params: CheckParams) -> Verdict:
             _fill(found, event, open_orders)
         elif event["kind"] == "order_cancelled":
             open_orders.pop(event.get("order_id"), None)
-    if maybe_twice:
-        _confirm_twice(found, history, maybe_twice)
-    found.checked = intents
+    repeated = _repeated(intent_hashes)
+    if repeated:
+        _confirm_twice(found, history, repeated)
+    found.checked = len(intent_hashes)
     return found.verdict("accepted orders")
+
+
+def _intent(event: Event) -> str:
+    return f"{event.get('account')}\x1f{event.get('client_order_id')}"
+
+
+def _repeated(hashes: array[int]) -> set[int]:
+    """The values that occur more than once (sorting, not a set: 8 bytes per value)."""
+    if len(hashes) < 2:
+        return set()
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy comes with matplotlib
+        seen: set[int] = set()
+        twice: set[int] = set()
+        for h in hashes:
+            (twice if h in seen else seen).add(h)
+        return twice
+    values = np.frombuffer(hashes, dtype=np.int64).copy()
+    values.sort()
+    return {int(v) for v in values[1:][values[1:] == values[:-1]]}
 
 
 def _fill(found: Findings, event: FillEvent, open_orders: dict[object, list[float]]) -> None:
@@ -136,14 +154,14 @@ def _fill(found: Findings, event: FillEvent, open_orders: dict[object, list[floa
         )
 
 
-def _confirm_twice(found: Findings, history: History, candidates: set[str]) -> None:
-    """Second pass: exact acceptances of the intents the filter flagged."""
+def _confirm_twice(found: Findings, history: History, candidates: set[int]) -> None:
+    """Second pass, only when some intent hash repeats: the exact acceptances."""
     accepted: dict[str, list[tuple[int, object, object]]] = {}
     for event in history.events():
         if event["kind"] != "order_accepted":
             continue
-        key = f"{event.get('account')}\x1f{event.get('client_order_id')}"
-        if key in candidates:
+        key = _intent(event)
+        if hash(key) in candidates:
             accepted.setdefault(key, []).append(
                 (event["seq"], event.get("order_id"), event.get("time"))
             )
@@ -167,26 +185,3 @@ def _confirm_twice(found: Findings, history: History, candidates: set[str]) -> N
                     "time": time,
                 }
             )
-
-
-class _Bloom:
-    """A Bloom filter of strings: ``add`` says whether the key may have been added before
-    (false positives are confirmed by a second, exact pass). About 10 bits per key."""
-
-    def __init__(self, capacity: int) -> None:
-        bits = 1 << max(16, (capacity * 10).bit_length())
-        self._bits = bytearray(bits // 8)
-        self._mask = bits - 1
-
-    def add(self, key: str) -> bool:
-        h = hash(key)
-        h1, h2 = h & 0xFFFFFFFF, ((h >> 32) & 0xFFFFFFFF) | 1
-        present = True
-        bits, mask = self._bits, self._mask
-        for i in range(3):
-            pos = (h1 + i * h2) & mask
-            byte, bit = pos >> 3, 1 << (pos & 7)
-            if not bits[byte] & bit:
-                present = False
-                bits[byte] |= bit
-        return present

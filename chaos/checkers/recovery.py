@@ -1,9 +1,10 @@
 """recovery_within_rto: after a node loss, trading resumes within the RTO budget.
 
 For every loss in ``faults.jsonl`` (``node_loss`` or ``site_loss`` of any target, or
-``kill``/``crash`` of a sequencer), the outage starts at the loss itself: the fault's
-``evidence`` ``lost_at`` when recorded, else its ``begin`` time plus its ``ramp`` (a
-cooling-style loss degrades first), else its ``begin`` time. Trading has resumed at the
+``kill``/``crash`` of a sequencer), the outage starts at the loss itself: the time of the
+fault's ``evidence`` record saying ``lost: true`` (or its ``lost_at``) when recorded, else
+its ``begin`` time plus its ``ramp`` (a cooling-style loss degrades first), else its
+``begin`` time. Trading has resumed at the
 first client ``ok`` whose ``invoke`` was issued at or after the outage start. It holds when
 that is at most ``rto_s`` after the start. If no client op succeeded afterwards, it is
 violated when the client history runs on past start + ``rto_s``, and unknown when the run
@@ -43,8 +44,12 @@ def outages(history: History) -> list[Outage]:
             continue
         if fault.phase == "begin":
             begins.setdefault(fault.id, fault)
-        elif fault.phase == "evidence" and isinstance(fault.evidence.get("lost_at"), int | float):
-            lost_at.setdefault(fault.id, float(fault.evidence["lost_at"]))
+        elif fault.phase == "evidence":
+            when = fault.evidence.get("lost_at")
+            if isinstance(when, int | float):
+                lost_at.setdefault(fault.id, float(when))
+            elif fault.evidence.get("lost") is True:
+                lost_at.setdefault(fault.id, fault.time)
     result = []
     for fault_id, begin in begins.items():
         ramp = begin.params.get("ramp") if begin.action in LOSS_ACTIONS else None

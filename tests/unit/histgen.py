@@ -372,7 +372,10 @@ class Builder:
 
     # -- output ---------------------------------------------------------------------------
 
-    def write(self, run_dir: Path) -> Path:
+    def write(self, run_dir: Path, compact: bool = True) -> Path:
+        """The run folder; ``compact`` JSON lines as the stack's exporter writes them (the
+        chain checker's byte-level fast path applies), else json.dumps' default spacing."""
+        separators = (",", ":") if compact else (", ", ": ")
         history = run_dir / "history"
         history.mkdir(parents=True, exist_ok=True)
         run = {
@@ -397,7 +400,7 @@ class Builder:
         ):
             with (history / f"{name}.jsonl").open("w") as fh:
                 for row in rows:
-                    fh.write(json.dumps(row) + "\n")
+                    fh.write(json.dumps(row, separators=separators) + "\n")
         return run_dir
 
 

@@ -140,3 +140,21 @@ def test_node_loss_outage_starts_after_its_ramp(tmp_path: Path) -> None:
     b.faults[-1]["params"]["ramp"] = 8.0  # lost 8 s in: resumed 7 s after the loss
     verdict = run_all(History.open(b.write(tmp_path)), ["recovery_within_rto"])[0]
     assert verdict.valid is True, verdict.message
+
+
+def test_node_loss_outage_starts_at_the_lost_evidence(tmp_path: Path) -> None:
+    b = histgen.clean_history(1, 10)
+    want = histgen.plant_slow_recovery(b, downtime=15.0)
+    b.faults.append(
+        {
+            "time": want["lost_at"] + 6.0,
+            "id": "loss2",
+            "action": "node_loss",
+            "target": "a",
+            "phase": "evidence",
+            "params": {"ramp": 0.0},
+            "evidence": {"lost": True},
+        }
+    )
+    verdict = run_all(History.open(b.write(tmp_path)), ["recovery_within_rto"])[0]
+    assert verdict.valid is True, verdict.message  # 9 s after the loss itself

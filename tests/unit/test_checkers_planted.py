@@ -24,9 +24,11 @@ seeds = st.integers(min_value=0, max_value=2**31 - 1)
 sizes = st.integers(min_value=10, max_value=40)
 
 
-def verdicts(b: histgen.Builder, params: CheckParams | None = None) -> dict[str, Verdict]:
+def verdicts(
+    b: histgen.Builder, params: CheckParams | None = None, compact: bool = True
+) -> dict[str, Verdict]:
     with tempfile.TemporaryDirectory() as tmp:
-        history = History.open(b.write(Path(tmp)))
+        history = History.open(b.write(Path(tmp), compact=compact))
         return {v.invariant: v for v in run_all(history, None, params)}
 
 
@@ -124,17 +126,39 @@ CHAIN_PLANTS: list[tuple[str, Callable[[histgen.Builder, int], dict[str, Any]], 
 
 
 @FAST
-@given(seed=seeds, which=st.sampled_from(CHAIN_PLANTS), where=st.floats(0.0, 1.0))
-def test_chain_corruption_is_caught(seed: int, which: Any, where: float) -> None:
+@given(
+    seed=seeds,
+    which=st.sampled_from(CHAIN_PLANTS),
+    where=st.floats(0.0, 1.0),
+    compact=st.booleans(),
+)
+def test_chain_corruption_is_caught(seed: int, which: Any, where: float, compact: bool) -> None:
+    """Caught whether the db lines match the chain byte for byte (fast path) or not."""
     _, plant, phrase = which
     b = histgen.clean_history(seed, 20)
     height = 1 + int(where * (len(b.blocks) - 1))
     want = plant(b, height)
     want.pop("field", None)
-    vs = verdicts(b)
+    vs = verdicts(b, compact=compact)
     example = caught(vs["no_corrupt_chain_writes"], **want)
     assert phrase in str(example["problem"])
     all_valid_but(vs, "no_corrupt_chain_writes")
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_one_tampered_block_does_not_cascade(compact: bool) -> None:
+    b = histgen.clean_history(9, 30)
+    want = histgen.plant_chain_event_tampered(b, 2)
+    verdict = verdicts(b, compact=compact)["no_corrupt_chain_writes"]
+    assert verdict.count == 1
+    example = caught(verdict, height=2, seq=want["seq"])
+    assert example["differences"] == [
+        {
+            "field": "time",
+            "db": b.events[want["seq"] - 1]["time"],
+            "chain": b.events[want["seq"] - 1]["time"] + 1.0,
+        }
+    ]
 
 
 def _last_btc_entry(b: histgen.Builder) -> tuple[dict[str, Any], float, float]:

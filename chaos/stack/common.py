@@ -125,6 +125,9 @@ class Pg:
                 autocommit=True,
                 connect_timeout=max(1, int(self.timeout_s)),
                 application_name=self.name,
+                # a client stopped mid-transaction (SIGSTOP, a cut link) must not hold its
+                # locks (e.g. the lease row) for ever
+                options="-c idle_in_transaction_session_timeout=2000",
             ),
             self.timeout_s,
         )

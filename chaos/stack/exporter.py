@@ -124,7 +124,9 @@ def export_history(run_dir: Path, endpoints: Mapping[str, str]) -> None:
     run_dir = Path(run_dir)
     history = run_dir / "history"
     history.mkdir(parents=True, exist_ok=True)
-    db = endpoints["db"]
+    # The database of record is the one the sequencer writes to: follow its link, which a
+    # migration re-points at the new instance, rather than the original db service.
+    db = endpoints.get("sequencer-db") or endpoints["db"]
     _write(history / "events.jsonl", _events(db))
     _write(history / "oracle.jsonl", _oracle(db))
     _write(history / "modes.jsonl", _modes(db))

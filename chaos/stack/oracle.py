@@ -195,12 +195,13 @@ class Oracle:
                 "inputs, restored) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s)",
                 publications,
             )
+            # The rows come from genesis (or a migration's copy); an UPDATE of a row that is
+            # not there yet changes nothing. That is how an online migration can leave a new
+            # instance without the funding index a restarting oracle restores from.
             await cur.executemany(
-                "INSERT INTO market_state (market, mark_price, funding_index, interval, ts) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (market) DO UPDATE SET "
-                "mark_price = EXCLUDED.mark_price, funding_index = EXCLUDED.funding_index, "
-                "interval = EXCLUDED.interval, ts = EXCLUDED.ts",
-                [p[:5] for p in publications],
+                "UPDATE market_state SET mark_price = %s, funding_index = %s, interval = %s, "
+                "ts = %s WHERE market = %s",
+                [(p[1], p[2], p[3], p[4], p[0]) for p in publications],
             )
 
     async def health(self, _request: web.Request) -> web.Response:

@@ -74,6 +74,7 @@ class Sequencer:
         self.queue: asyncio.Queue[tuple[str, dict[str, Any], asyncio.Future[Any]]] = asyncio.Queue()
         self.last_renewal = 0.0
         self.started_at = time.time()
+        self.stats = {"batches": 0, "requests": 0, "commit_s": 0.0}
 
     def _new_engine(self, epoch: int) -> Engine:
         return Engine(
@@ -184,7 +185,8 @@ class Sequencer:
         self.ready = True
 
     async def become_leader(self) -> None:
-        self.role = "leader"
+        self.ready = False
+        self.role = "leader"  # serving only once load() set ready
         await self.load()
         self.last_renewal = time.time()
         log.info("leading with epoch %d", self.epoch)
@@ -282,7 +284,11 @@ class Sequencer:
                 except (BadRequest, NotServing) as err:
                     outcomes.append(err)
             if not changes.empty() or changes.idempotency:
+                started = time.perf_counter()
                 await self.db.run(lambda conn: self._persist(conn, changes))
+                self.stats["batches"] += 1
+                self.stats["requests"] += len(batch)
+                self.stats["commit_s"] += time.perf_counter() - started
             return outcomes
         except Fenced as err:
             self.step_down(str(err))
@@ -295,13 +301,15 @@ class Sequencer:
             return [NotServing(f"write failed; outcome unknown: {err}")] * len(batch)
 
     async def _persist(self, conn: Any, changes: Changes) -> None:
+        """One transaction, pipelined (one round trip); with fencing the lease row is
+        locked first and checked before the commit."""
         engine = self.engine
-        async with conn.transaction():
+        async with conn.pipeline(), conn.transaction():
+            lease = None
             if "fencing" in self.mitigations:
-                cur = await conn.execute("SELECT epoch, holder FROM leases WHERE id = 1 FOR UPDATE")
-                row = await cur.fetchone()
-                if row is None or (int(row[0]), row[1]) != (self.epoch, self.instance):
-                    raise Fenced(f"lease is {row}, this instance holds epoch {self.epoch}")
+                lease = await conn.execute(
+                    "SELECT epoch, holder FROM leases WHERE id = 1 FOR UPDATE"
+                )
             async with conn.cursor() as cur:
                 if changes.events:
                     await cur.executemany(
@@ -369,6 +377,10 @@ class Sequencer:
                         "DO UPDATE SET mode = EXCLUDED.mode, ts = EXCLUDED.ts",
                         (changes.mode, time.time()),
                     )
+            if lease is not None:
+                row = await lease.fetchone()
+                if row is None or (int(row[0]), row[1]) != (self.epoch, self.instance):
+                    raise Fenced(f"lease is {row}, this instance holds epoch {self.epoch}")
 
     # -- HTTP ---------------------------------------------------------------------------
     async def health(self, _request: web.Request) -> web.Response:
@@ -379,6 +391,9 @@ class Sequencer:
             "epoch": self.epoch,
             "mode": self.engine.mode,
             "seq": self.engine.seq,
+            "batches": self.stats["batches"],
+            "mean_batch": self.stats["requests"] / max(1, self.stats["batches"]),
+            "mean_commit_ms": 1000 * self.stats["commit_s"] / max(1, self.stats["batches"]),
         }
         if not self.ready or self.role == "loading":
             return json_response({**body, "status": "unavailable", "reason": "loading"}, 503)

@@ -27,6 +27,7 @@ import requests
 from chaos.backends.base import Endpoint
 from chaos.backends.placeholders import Placeholders
 from chaos.stack.definition import reference_stack
+from chaos.stackdef import StackDefinition
 from chaos.truth import MARKET_NAMES, market_spec
 
 HOST = "127.0.0.1"
@@ -64,9 +65,18 @@ class DirectStack:
         seed: int = 7,
         standby: bool = False,
         epoch: float | None = None,
+        only: tuple[str, ...] | None = None,
+        rto_s: float = 5.0,
     ) -> None:
         self.root = root
-        self.definition = reference_stack(standby=standby)
+        self.definition = reference_stack(standby=standby, rto_s=rto_s)
+        if only is not None:  # a subset, with the links among its members
+            self.definition = StackDefinition(
+                self.definition.name,
+                tuple(s for s in self.definition.services if s.name in only),
+                tuple(lk for lk in self.definition.links if lk.server in only),
+                self.definition.history_exporter,
+            )
         self.params = {
             "seed": str(seed),
             "epoch": repr(epoch or time.time()),
@@ -156,6 +166,7 @@ class DirectStack:
         if proc is None or proc.poll() is not None:
             return
         try:
+            os.killpg(proc.pid, signal.SIGCONT)  # a paused process cannot handle SIGTERM
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
@@ -176,6 +187,16 @@ class DirectStack:
             levels[depth].append(name)
             done.add(name)
         return levels
+
+    def pause(self, name: str) -> None:
+        os.killpg(self.procs[name].pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        os.killpg(self.procs[name].pid, signal.SIGCONT)
+
+    def health(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = requests.get(f"{self.url(name)}/health", timeout=2).json()
+        return result
 
     def __enter__(self) -> DirectStack:
         self.started_at = time.monotonic()

@@ -178,7 +178,7 @@ class Sequencer:
                 await self.become_leader()
                 return
             if time.time() - lease[2] > self.args.rto:
-                await self.take_over("lease of %s expired at start" % lease[1])
+                await self.take_over(f"lease of {lease[1]} expired at start")
                 return
             log.info("lease held by %s (epoch %d): starting as standby", lease[1], lease[0])
         self.role = "standby"

@@ -251,7 +251,7 @@ def test_positions_net_to_zero_and_books_never_cross(
     engine = make_engine(frozenset())
     seqs: list[int] = []
     for i, (account, side, qty, price) in enumerate(ops):
-        result, changes = place(
+        _, changes = place(
             engine, order(f"o{i}", account, side, qty / 10, None if price is None else float(price))
         )
         seqs += [e[0] for e in changes.events]

@@ -91,7 +91,7 @@ def test_parse_mitigations(spec: str, expected: set[str]) -> None:
 
 
 def test_parse_mitigations_names_the_unknown_switch() -> None:
-    with pytest.raises(ValueError, match="unknown mitigation 'fenceing'.*fencing"):
+    with pytest.raises(ValueError, match=r"unknown mitigation 'fenceing'.*fencing"):
         parse_mitigations("readiness_gates,fenceing")
 
 

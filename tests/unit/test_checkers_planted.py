@@ -276,3 +276,36 @@ def test_recovery_within_rto(downtime: float, valid: bool) -> None:
         assert v.valid is True, v.message
     else:
         caught(v, **want)
+
+
+@pytest.mark.parametrize("fills_first", [False, True])
+def test_liquidation_is_judged_on_the_state_before_its_own_fills(fills_first: bool) -> None:
+    """The stack may write a liquidation before or after its fills: either way the margin
+    is judged on the account as it was before them (the near miss stays intended)."""
+    b = histgen.clean_history(12, 10)
+    histgen.quiet(b)
+    event = b.near_miss_liquidation(account=62, below=0.001)
+    if fills_first:
+        fill = b.events.pop()
+        b.events.insert(b.events.index(event), fill)
+        for seq, e in enumerate(b.events, 1):
+            e["seq"] = seq
+    b.build_chain()
+    vs = verdicts(b)
+    assert vs["no_unintended_liquidations"].valid is True
+    assert vs["no_unintended_liquidations"].checked == 2
+
+
+def test_second_liquidation_after_the_first_restored_margin_is_caught() -> None:
+    """Risk sends one liquidation per position from one margin snapshot: once the first
+    closes the losing position the account is healthy, and the second is unintended."""
+    b = histgen.clean_history(13, 10)
+    histgen.quiet(b)
+    first = b.near_miss_liquidation(account=63, below=0.001)
+    b.deposit(63, 1_000_000.0)  # the account is healthy again (here: by a deposit)
+    b.fill("ETH-PERP", round(b.truth.price("ETH-PERP", b.t), 2), 1.0, taker=63, maker=1)
+    second = b.liquidate(63, "ETH-PERP", 1.0)
+    b.build_chain()
+    v = verdicts(b)["no_unintended_liquidations"]
+    caught(v, seq=second["seq"], account=63)
+    assert all(c["seq"] != first["seq"] for c in v.counterexamples)

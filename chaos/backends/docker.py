@@ -13,7 +13,7 @@ Contract (beyond ``chaos.backends.base``)
   and ``tradechaos.service=<name>``, and is recorded in ``state.json`` before it starts.
   The run folder is bind-mounted at the same path, so ``{run_dir}``/``{data_dir}``, port
   files and ``logs/<service>.log`` (written by the container, live) mean the same inside
-  and outside.
+  and outside. ``data/.tmp`` is every container's ``/tmp``, shared within the run.
 - Ports are chosen on the host at construction and kept across restarts.
 - ``stop`` = docker stop (SIGTERM, grace, SIGKILL) then remove; ``kill`` = SIGKILL then
   remove; ``pause``/``resume`` = the cgroup freezer; ``throttle`` = CFS quota
@@ -54,6 +54,7 @@ PROXY_START_TIMEOUT_S = 30.0
 WAIT_EXIT_S = 30.0
 CPU_PERIOD_US = 100_000
 PROXY = "proxy"
+TMP_DIR = ".tmp"  # under the run's data/: mounted as /tmp in every container of the run
 _LOG_WRAPPER = 'exec "$@" >>"$TRADECHAOS_LOG" 2>&1'
 
 
@@ -203,8 +204,8 @@ class DockerBackend:
             self._stop_proxy()
             if self._client is not None:
                 sweep_containers(self.run.run_id, self._client)
-            for svc in self._services.values():
-                self._remove_data_dir(svc.spec.name)
+            for name in [*self._services, TMP_DIR]:
+                self._remove_data_dir(name)
             with contextlib.suppress(OSError):
                 self.run.data.rmdir()
             if not self._stopped:
@@ -450,6 +451,7 @@ class DockerBackend:
             if self._closing:
                 raise StackError(f"not starting {service}: the stack is being stopped")
         run_dir = str(self.run.path)
+        shared_tmp = self._shared_tmp()
         environment = {
             **env,
             "TRADECHAOS_LOG": str(self.run.log_path(service)),
@@ -466,7 +468,10 @@ class DockerBackend:
                 environment=environment,
                 network_mode="host",
                 init=True,
-                volumes={run_dir: {"bind": run_dir, "mode": "rw"}},
+                volumes={
+                    run_dir: {"bind": run_dir, "mode": "rw"},
+                    str(shared_tmp): {"bind": "/tmp", "mode": "rw"},
+                },
                 working_dir=run_dir,
                 stop_signal="SIGTERM",
             ),
@@ -478,6 +483,16 @@ class DockerBackend:
             self._remove(container, 0.0)
             raise
         return container
+
+    def _shared_tmp(self) -> Path:
+        """The run's /tmp, shared by all its containers (a one-shot setup container may
+        leave files there for the service, e.g. a database cluster); swept like data dirs."""
+        path = self.run.data / TMP_DIR
+        if not path.exists():
+            path.mkdir(parents=True)
+            path.chmod(0o1777)
+            self.run.record_data_dir(path)
+        return path
 
     def _container_name(self, service: str, role: str, svc: _Service) -> str:
         svc.launches += 1

@@ -26,19 +26,18 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 
 from chaos.backends import ports
 from chaos.backends.base import Endpoint, ServiceStatus
 from chaos.backends.health import NotReady, strategy_for, wait_ready
+from chaos.backends.ordering import reverse_deps, run_in_order
 from chaos.backends.placeholders import Placeholders
-from chaos.backends.proxyadmin import ProxyAdmin
+from chaos.backends.proxyadmin import EmbeddedProxy, ProxyAdmin
 from chaos.errors import BadInput, ProxyError, StackError
 from chaos.runner import procutil
-from chaos.runner.procutil import DutyCycle
+from chaos.runner.procutil import DutyCycle, log_tail
 from chaos.runner.state import RunFolder
 from chaos.stackdef import ServiceSpec, StackDefinition
 
@@ -58,19 +57,6 @@ class _Service:
     duty_cycle: DutyCycle | None = None
     extra: bool = False  # added with add_service
     history: list[int] = field(default_factory=list)  # pids, oldest first
-
-
-def log_tail(path: Path, lines: int = 50) -> str:
-    """The last ``lines`` lines of a log file ('' when it does not exist)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            text = handle.read().decode(errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 class ProcessBackend:
@@ -102,13 +88,16 @@ class ProcessBackend:
         }
         self._started: list[str] = []  # launch order, for a reverse-order stop
         self._links: dict[str, Endpoint] = {}
-        self._proxy_proc: subprocess.Popen[bytes] | None = None
+        self._embedded: EmbeddedProxy | None = None
         self._proxy: ProxyAdmin | None = (
             ProxyAdmin(toxiproxy_url) if toxiproxy_url is not None else None
         )
         self._stopped = False
         self._closing = False
         self._oneshots: set[subprocess.Popen[bytes]] = set()
+        # seconds per phase of each service's latest start: setup, healthy, after_healthy
+        self.timings: dict[str, dict[str, float]] = {}
+        self._setup_times: dict[str, dict[str, float]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> ProcessBackend:
@@ -122,49 +111,48 @@ class ProcessBackend:
 
     def start_stack(self) -> None:
         self._closing = False
+        started = time.monotonic()
         try:
             self._check_links()
-            self._start_proxy()
+            if self._embedded_wanted:
+                self._spawn_embedded_proxy()
+            self._early_setup()  # overlaps the embedded proxy's start
+            self._connect_proxy()
             for link in self.definition.links:
                 self._create_link(link.name, self._services[link.server].endpoint)
+            self.timings["proxy"] = {"ready": time.monotonic() - started}
             self._start_services()
         except BaseException:
             self._abort()
             self.stop_stack()
             raise
 
+    def _early_setup(self) -> None:
+        """Run the setup commands (e.g. initdb) of every service to be started, concurrently;
+        commands that need a link or the proxy URL wait for ``_launch``."""
+        names = [
+            name
+            for name, svc in self._services.items()
+            if not svc.spec.optional and svc.spec.setup and not _needs_proxy(svc.spec)
+        ]
+        run_in_order(names, {}, self._set_up, self._abort, "tradechaos-setup")
+
     def _start_services(self) -> None:
         """Launch every non-optional service as soon as its dependencies are healthy
         (independent services start concurrently); raise the first failure."""
+        names = [name for name, svc in self._services.items() if not svc.spec.optional]
+        deps = {name: self._services[name].spec.depends_on for name in names}
         try:
-            order = self.definition.start_order()
+            self.definition.start_order()
         except ValueError as err:
             raise StackError(f"stack {self.definition.name}: {err}") from None
-        optional = {name for name, svc in self._services.items() if svc.spec.optional}
-        pending = [name for name in order if name not in optional]
-        done: set[str] = set()
-        running: dict[Future[None], str] = {}
-        with ThreadPoolExecutor(
-            max_workers=max(1, len(pending)), thread_name_prefix="tradechaos-start"
-        ) as pool:
-            try:
-                while pending or running:
-                    for name in list(pending):
-                        spec = self._services[name].spec
-                        if all(dep in done or dep in optional for dep in spec.depends_on):
-                            pending.remove(name)
-                            future = pool.submit(self._launch, name, spec.health.timeout_s)
-                            running[future] = name
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        name = running.pop(future)
-                        error = future.exception()
-                        if error is not None:
-                            raise error
-                        done.add(name)
-            except BaseException:
-                self._abort()  # ends the other launches' health waits quickly
-                raise
+        run_in_order(
+            names,
+            deps,
+            lambda name: self._launch(name, self._services[name].spec.health.timeout_s),
+            self._abort,  # ends the other launches' health waits quickly
+            "tradechaos-start",
+        )
 
     def _abort(self) -> None:
         """SIGKILL every process this backend started, now (used when a start fails)."""
@@ -184,8 +172,7 @@ class ProcessBackend:
                 svc.paused = False
                 if svc.proc is not None and svc.proc.poll() is None:
                     procutil.signal_group(svc.proc.pid, signal.SIGCONT)
-            for name in reversed(self._started):
-                self.stop(name)
+            self._stop_in_reverse_order()
             self._started.clear()
             self._stop_proxy()
             for svc in self._services.values():
@@ -196,6 +183,18 @@ class ProcessBackend:
                 self.run.mark("finished")
             self._stopped = True
             self._closing = False
+
+    def _stop_in_reverse_order(self) -> None:
+        """Stop every started service after everything that depends on it (services added
+        with ``add_service``, e.g. a migrated database, last); independent ones concurrently."""
+        names = list(self._started)
+        added = [name for name in names if self._services[name].extra]
+        deps = {
+            name: tuple(self._services[name].spec.depends_on)
+            + (tuple(added) if name not in added else ())
+            for name in names
+        }
+        run_in_order(names, reverse_deps(names, deps), self.stop, None, "tradechaos-stop")
 
     # ------------------------------------------------------------------ services
     def start(self, service: str, timeout_s: float = 30.0) -> None:
@@ -388,14 +387,9 @@ class ProcessBackend:
         svc = self._get(service)
         fill = self._placeholders(svc)
         env = self._env(svc, fill)
-        data_dir = self.run.data_dir(service)
-        if not data_dir.exists():
-            data_dir.mkdir(parents=True)
-            self.run.record_data_dir(data_dir)
-        if not svc.set_up:
-            for command in svc.spec.setup:
-                self._run_once(service, fill.argv(command), env, "setup")
-            svc.set_up = True
+        self._set_up(service)  # once; done early by start_stack for most services
+        phases: dict[str, float] = self._setup_times.pop(service, {})
+        mark = time.monotonic()
         argv = fill.argv(svc.spec.command)
         with self._lock:
             self._refuse_if_closing(service)
@@ -413,10 +407,15 @@ class ProcessBackend:
         self.run.record_process(service, proc.pid, proc.pid, procutil.start_time(proc.pid))
         try:
             self.wait_healthy(service, timeout_s)
+            phases["healthy"] = time.monotonic() - mark
+            mark = time.monotonic()
             if not svc.initialised:
                 for command in svc.spec.after_healthy:
                     self._run_once(service, fill.argv(command), env, "after_healthy")
                 svc.initialised = True
+                if svc.spec.after_healthy:
+                    phases["after_healthy"] = time.monotonic() - mark
+            self.timings[service] = phases
         except BaseException:
             self.stop(service, grace_s=1.0)
             raise
@@ -461,40 +460,42 @@ class ProcessBackend:
             f"{log_tail(log, 30)}"
         )
 
-    def _start_proxy(self) -> None:
-        if self._proxy is not None:
-            self._proxy.wait_ready(PROXY_START_TIMEOUT_S)
-            self.run.record_proxy(self._proxy.url, embedded=False)
-            return
-        if not self._embedded_wanted:
-            return
-        port_file = self.run.path / "proxy.port"
-        argv = [
-            self._python,
-            "-m",
-            "chaos.proxy",
-            "--host",
-            HOST,
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-        ]
-        log = self.run.log_path("proxy")
-        try:
-            proc = procutil.spawn(argv, log, cwd=self.run.path)
-        except OSError as err:
-            raise StackError(f"the embedded proxy could not be started: {err}") from None
-        self._proxy_proc = proc
+    def _spawn_embedded_proxy(self) -> None:
+        self._embedded = EmbeddedProxy(self._python, self.run.path, self.run.log_path("proxy"))
+        proc = self._embedded.spawn()
         self.run.record_proxy(
             "", embedded=True, pid=proc.pid, start_time=procutil.start_time(proc.pid)
         )
-        port = _wait_port_file(port_file, proc, PROXY_START_TIMEOUT_S, log)
-        self._proxy = ProxyAdmin(f"http://{HOST}:{port}")
-        self.run.record_proxy(
-            self._proxy.url, embedded=True, pid=proc.pid, start_time=procutil.start_time(proc.pid)
-        )
-        self._proxy.wait_ready(PROXY_START_TIMEOUT_S)
+
+    def _connect_proxy(self) -> None:
+        if self._embedded is not None:
+            self._proxy = self._embedded.connect(PROXY_START_TIMEOUT_S)
+            proc = self._embedded.proc
+            assert proc is not None
+            self.run.record_proxy(
+                self._proxy.url, True, pid=proc.pid, start_time=procutil.start_time(proc.pid)
+            )
+        elif self._proxy is not None:
+            self._proxy.wait_ready(PROXY_START_TIMEOUT_S)
+            self.run.record_proxy(self._proxy.url, embedded=False)
+
+    def _set_up(self, service: str) -> None:
+        """Run ``service``'s setup commands once (a data dir is made and recorded first)."""
+        svc = self._get(service)
+        data_dir = self.run.data_dir(service)
+        if not data_dir.exists():
+            data_dir.mkdir(parents=True)
+            self.run.record_data_dir(data_dir)
+        if svc.set_up:
+            return
+        started = time.monotonic()
+        fill = self._placeholders(svc)
+        env = self._env(svc, fill)
+        for command in svc.spec.setup:
+            self._run_once(service, fill.argv(command), env, "setup")
+        svc.set_up = True
+        if svc.spec.setup:
+            self._setup_times[service] = {"setup": time.monotonic() - started}
 
     def _create_link(self, name: str, upstream: Endpoint) -> None:
         admin = self._proxy_admin()
@@ -502,13 +503,13 @@ class ProcessBackend:
         self._links[name] = admin.create(name, listen=f"{HOST}:0", upstream=str(upstream))
 
     def _stop_proxy(self) -> None:
-        if self._proxy is not None and self._proxy_proc is None:
+        if self._proxy is not None and self._embedded is None:
             for name in list(self._links):  # an external Toxiproxy outlives us: tidy it
                 with contextlib.suppress(ProxyError):
                     self._proxy.delete(name)
-        if self._proxy_proc is not None:
-            procutil.terminate(self._proxy_proc, grace_s=2.0)
-            self._proxy_proc = None
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
             self._proxy = None
         self._links.clear()
         if self.run.state().proxy is not None:
@@ -528,20 +529,5 @@ class ProcessBackend:
         self.run.forget_data_dir(data_dir)
 
 
-def _wait_port_file(path: Path, proc: subprocess.Popen[bytes], timeout_s: float, log: Path) -> int:
-    """Poll for the port the embedded proxy wrote; StackError if it exits or times out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            text = path.read_text().strip()
-            if text:
-                return int(text)
-        except (FileNotFoundError, ValueError):
-            pass
-        if proc.poll() is not None or time.monotonic() >= deadline:
-            what = f"exited with {proc.returncode}" if proc.poll() is not None else "timed out"
-            raise StackError(
-                f"the embedded proxy did not report its port in {path} ({what}); "
-                f"last lines of {log}:\n{log_tail(log, 30)}"
-            )
-        time.sleep(0.02)
+def _needs_proxy(spec: ServiceSpec) -> bool:
+    return any("{link:" in arg or "{toxiproxy_url}" in arg for cmd in spec.setup for arg in cmd)

@@ -1,5 +1,7 @@
-"""The proxy calls the backends make (create, update, delete a link's proxy), on top of the
-typed ``chaos.proxy.client.ToxiproxyClient``: the embedded proxy and a real Toxiproxy alike.
+"""The proxy side of the backends: the embedded proxy process (``EmbeddedProxy``) and the
+calls the backends make (``ProxyAdmin``: create, update, delete a link's proxy), on top of
+the typed ``chaos.proxy.client.ToxiproxyClient``: the embedded proxy and a real Toxiproxy
+alike.
 
 Adds what a backend needs beyond the plain API: ``create`` replaces a leftover proxy of the
 same name (a crashed run's, on an external Toxiproxy) and returns where the proxy really
@@ -9,10 +11,15 @@ an error. Every call has a timeout; failures raise ``ProxyError`` in one sentenc
 
 from __future__ import annotations
 
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 from chaos.backends.base import Endpoint
+from chaos.errors import StackError
 from chaos.proxy.client import ToxiproxyClient, ToxiproxyError
+from chaos.runner import procutil
 
 REQUEST_TIMEOUT_S = 5.0
 
@@ -58,3 +65,65 @@ class ProxyAdmin:
 
     def close(self) -> None:
         self.client.close()
+
+
+class EmbeddedProxy:
+    """The embedded proxy as a child process of this backend (``python -m chaos.proxy``).
+
+    ``spawn`` returns at once (so that slow setup work can overlap the proxy's start);
+    ``connect`` waits for the port file and the API and returns a ``ProxyAdmin``; ``stop``
+    terminates and reaps it. Spawned by ``procutil``: own process group, dies with us.
+    """
+
+    def __init__(self, python: str, run_dir: Path, log: Path, host: str = "127.0.0.1") -> None:
+        self.python = python
+        self.port_file = run_dir / "proxy.port"
+        self.log = log
+        self.host = host
+        self.cwd = run_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        argv = [
+            self.python,
+            "-m",
+            "chaos.proxy",
+            "--host",
+            self.host,
+            "--port",
+            "0",
+            "--port-file",
+            str(self.port_file),
+        ]
+        try:
+            self.proc = procutil.spawn(argv, self.log, cwd=self.cwd)
+        except OSError as err:
+            raise StackError(f"the embedded proxy could not be started: {err}") from None
+        return self.proc
+
+    def connect(self, timeout_s: float) -> ProxyAdmin:
+        """Wait until the proxy reported its port and answers; StackError/ProxyError if not."""
+        assert self.proc is not None, "spawn() first"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                text = self.port_file.read_text().strip()
+                if text:
+                    break
+            except FileNotFoundError:
+                pass
+            exited = self.proc.poll() is not None
+            if exited or time.monotonic() >= deadline:
+                what = f"exited with {self.proc.returncode}" if exited else "timed out"
+                raise StackError(
+                    f"the embedded proxy did not report its port in {self.port_file} ({what}); "
+                    f"last lines of {self.log}:\n{procutil.log_tail(self.log, 30)}"
+                )
+            time.sleep(0.02)
+        admin = ProxyAdmin(f"http://{self.host}:{int(text)}")
+        admin.wait_ready(max(deadline - time.monotonic(), 1.0))
+        return admin
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        if self.proc is not None:
+            procutil.terminate(self.proc, grace_s=grace_s)

@@ -357,7 +357,7 @@ def _read_quietly(out: Path) -> CurrentStack | None:
 
 
 def _tail(path: Path, lines: int = 30) -> str:
-    from chaos.backends.process import log_tail
+    from chaos.runner.procutil import log_tail
 
     return log_tail(path, lines)
 

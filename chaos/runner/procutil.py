@@ -301,3 +301,16 @@ def wait_stopped(pid: int, stopped: bool, timeout_s: float = 2.0) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.005)
+
+
+def log_tail(path: Path, lines: int = 50) -> str:
+    """The last ``lines`` lines of a log file (at most its last 64 KiB; '' if absent)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

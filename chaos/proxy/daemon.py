@@ -66,6 +66,11 @@ async def serve(
         if on_ready is not None:
             on_ready(bound)
         await stop.wait()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            # Shutting down: a repeated signal must not kill us before the cleanup ends
+            # (a launcher's SIGKILL after its grace period still does).
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
     finally:
         collection.close()
         await runner.cleanup()

@@ -109,7 +109,7 @@ class DirectStack:
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
 
-    def start(self, name: str, first: bool = False) -> None:
+    def start(self, name: str, first: bool = False, wait: bool = True) -> None:
         spec = self.definition.service(name)
         fill = self._fill(name)
         (self.root / "data" / name).mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,8 @@ class DirectStack:
             self.procs[name] = subprocess.Popen(
                 fill.argv(spec.command), stdout=log, stderr=log, start_new_session=True
             )
-        self.wait_healthy(name)
+        if wait:
+            self.wait_healthy(name)
         if first:
             with self.log(name).open("ab") as log:
                 for command in spec.after_healthy:

@@ -183,6 +183,7 @@ class Schedule:
         self._on_event(f"start {run.step.id}: {run.step.describe()}")
         try:
             fault.inject()
+            self._on_event(f"in effect: {run.step.id}")
             if run.step.for_s is not None:
                 self._stop.wait(timeout=max(0.0, started + run.step.for_s - self.clock.mono()))
                 self._heal(run.step.id)

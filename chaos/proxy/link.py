@@ -211,6 +211,8 @@ class _Pipe:
                     await self._emit_from(toxics, 0, data, ts)
                 else:
                     self._write(data)
+        except (OSError, RuntimeError):  # a socket failed under us: end the link, not the loop
+            self.link.close(graceful=False)
         finally:
             self.worker = None
 

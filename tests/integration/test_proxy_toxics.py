@@ -303,3 +303,38 @@ def test_upstream_change_drops_connections(
             sock.shutdown(socket.SHUT_WR)
             assert _recv_all(sock) == b"5\n"  # the sink counted our bytes: new upstream
         assert client.get("move")["upstream"] == f"127.0.0.1:{new.port}"
+
+
+def test_toxicity_is_decided_per_connection(
+    tp: toxiproxy.Toxiproxy, echo: BackgroundServer
+) -> None:
+    proxy = tp.create(upstream=f"127.0.0.1:{echo.port}", name="half")
+    proxy.add_toxic(type="latency", attributes={"latency": 60}, toxicity=0.5)
+    slow_connections = 0
+    for _ in range(30):
+        with _connect(proxy) as sock:
+            trips = [_round_trip_ms(sock) for _ in range(3)]
+        slow = [t >= 55 for t in trips]
+        assert len(set(slow)) == 1, trips  # the same decision for every chunk of a connection
+        slow_connections += slow[0]
+    assert 5 <= slow_connections <= 25, slow_connections
+
+
+def test_upstream_stream_toxics_act_on_requests(
+    tp: toxiproxy.Toxiproxy, client: ToxiproxyClient
+) -> None:
+    with BackgroundServer("sink") as sink:
+        proxy = tp.create(upstream=f"127.0.0.1:{sink.port}", name="up")
+        proxy.add_toxic(type="latency", stream="upstream", attributes={"latency": 100})
+        with _connect(proxy) as sock:
+            started = time.perf_counter()
+            sock.sendall(b"abc")
+            sock.shutdown(socket.SHUT_WR)
+            assert _recv_all(sock) == b"3\n"
+            assert time.perf_counter() - started >= 0.095
+        proxy.destroy_toxic("latency_upstream")
+        proxy.add_toxic(type="limit_data", stream="upstream", attributes={"bytes": 4})
+        with _connect(proxy) as sock:
+            sock.sendall(b"0123456789")
+            assert _recv_all(sock) == b""  # closed after 4 bytes reached the sink
+        assert client.stats("up")["bytes_upstream"] == 3 + 4

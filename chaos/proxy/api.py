@@ -2,7 +2,8 @@
 
 Status codes follow Toxiproxy: 201 for a created proxy and for ``/populate``, 200 for a
 created or updated toxic, 204 for deletes and ``/reset``, 400 bad request, 404 unknown
-proxy/toxic/route, 409 duplicate name, 500 when a listener cannot bind. Every error body is
+proxy/toxic/route, 409 duplicate name, 500 when a listener cannot bind, 403 for browsers
+(a ``Mozilla/`` user agent, as Toxiproxy). Every error body is
 ``{"error": "one sentence", "status": code}`` and no request can stop the server.
 
 Extensions: ``GET /proxies/{name}/stats`` (fault evidence) and ``GET /runtime`` (open file
@@ -45,6 +46,14 @@ async def _body(request: web.Request) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise ApiError(400, f"bad request body: {err}") from err
+
+
+@web.middleware
+async def _no_browsers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Like Toxiproxy: a web page must not be able to drive the API through a browser."""
+    if request.headers.get("User-Agent", "").startswith("Mozilla/"):
+        return _error(403, "user agent not allowed")
+    return await handler(request)
 
 
 @web.middleware
@@ -162,7 +171,7 @@ async def runtime(request: web.Request) -> web.Response:
 
 
 def build_app(collection: ProxyCollection) -> web.Application:
-    app = web.Application(middlewares=[_errors], client_max_size=1 << 20)
+    app = web.Application(middlewares=[_errors, _no_browsers], client_max_size=1 << 20)
     app[_COLLECTION] = collection
     one = "/proxies/{proxy}"
     toxic = one + "/toxics/{toxic}"

@@ -99,6 +99,14 @@ def test_bad_requests_get_toxiproxy_codes_and_json_errors(
     assert client.version()  # still serving
 
 
+def test_browsers_are_refused(server: ProxyProcess) -> None:
+    response = requests.get(
+        server.url + "/proxies", headers={"User-Agent": "Mozilla/5.0"}, timeout=5
+    )
+    assert response.status_code == 403
+    assert response.json()["error"] == "user agent not allowed"
+
+
 def test_shapes_and_defaults(client: ToxiproxyClient) -> None:
     with BackgroundServer("echo") as echo:
         created = client.create("shape", "127.0.0.1:0", f"127.0.0.1:{echo.port}")

@@ -434,12 +434,15 @@ class ProcessBackend:
                     f"{kind} command of {service} could not run ({argv[0]}: {err})"
                 ) from None
             self._oneshots.add(proc)
+        record = f"{service}.{kind}"  # so that a crash during e.g. initdb is swept too
+        self.run.record_process(record, proc.pid, proc.pid, procutil.start_time(proc.pid))
         try:
             code = proc.wait(timeout=SETUP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             code = None
         finally:
             procutil.kill(proc)
+            self.run.forget_process(record)
             with self._lock:
                 self._oneshots.discard(proc)
         if code != 0:

@@ -278,11 +278,12 @@ def _stack_record(backend: Backend, run: RunFolder, args: argparse.Namespace) ->
 
 
 def _refresh_pids(out: Path, stack: CurrentStack, backend: Backend) -> None:
-    """Rewrite the stack file when a service's pid changed (a restart by a fault)."""
+    """Rewrite the stack file when a service's pid changed (a restart by a fault) or it went
+    down (None: a reused pid must never be taken for the service)."""
     changed = False
     for name, entry in stack.services.items():
         pid = backend.pid(name)
-        if pid is not None and pid != entry.pid:
+        if pid != entry.pid:
             entry.pid = pid
             changed = True
     if changed:

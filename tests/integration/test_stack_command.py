@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from chaos.backends import ports
+from chaos.backends.control import ControlClient
 from chaos.runner import procutil
 from chaos.runner.state import load_state, read_current_stack
 
@@ -80,6 +81,16 @@ def test_detached_stack_up_status_down(tmp_path: Path) -> None:
     degraded = tradechaos("stack", "status", "--out", str(out))
     assert degraded.returncode == 3
     assert "down (no process)" in degraded.stdout
+    # another process asks the owner to bring it back (what `tradechaos fault` does)
+    assert stack.control_url is not None
+    new_pid = ControlClient(stack.control_url).call("risk", "start", timeout_s=30)
+    assert new_pid not in (None, victim)
+    deadline = time.monotonic() + 5
+    while (current := read_current_stack(out)) is None or current.services["risk"].pid != new_pid:
+        assert time.monotonic() < deadline, "the stack file was not updated with the new pid"
+        time.sleep(0.1)
+    assert tradechaos("stack", "status", "--out", str(out)).returncode == 0
+    stack = current
 
     pids = [s.pid for s in stack.services.values() if s.pid is not None] + [stack.pid]
     listeners = [int(s.endpoint.rsplit(":", 1)[1]) for s in stack.services.values()]

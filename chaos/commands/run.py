@@ -71,6 +71,7 @@ def timeline(experiment: Experiment, variant: str, no_faults: bool) -> list[dict
             "at": times[step.id][0],
             "for": step.for_s,
             "after": step.after,
+            "delay": step.at_s,
             "fault": is_fault(step.action),
             "skipped": no_faults and is_fault(step.action),
         }
@@ -117,7 +118,9 @@ def _render_plan(plan: dict[str, Any]) -> str:
     ]
     for entry in plan["timeline"]:
         start = f"+{format_duration(entry['at'])}"
-        after = f" (after {entry['after']})" if entry["after"] else ""
+        after = ""
+        if entry["after"]:
+            after = f" (= {format_duration(entry['delay'])} after {entry['after']} ends)"
         target = f" {','.join(entry['target'])}" if entry["target"] else ""
         params = " ".join(f"{k}={v}" for k, v in entry["params"].items())
         span = f" for {format_duration(entry['for'])}" if entry["for"] else ""

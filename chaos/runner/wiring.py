@@ -13,7 +13,7 @@ from chaos.errors import InfrastructureError
 
 
 def definition(standby: bool, venues: int) -> Any:
-    from chaos.stack.definition import reference_stack  # type: ignore[import-not-found,unused-ignore]
+    from chaos.stack.definition import reference_stack
 
     return reference_stack(standby=standby, venues=venues)
 
@@ -33,7 +33,7 @@ def backend(
 
 
 def load(backend: Any, folder: Any, seed: int, spec: Any, standby: bool) -> Any:
-    from chaos.load.driver import LoadDriver  # type: ignore[import-not-found,unused-ignore]
+    from chaos.load.driver import LoadDriver
 
     clients = backend.link_endpoint("clients-sequencer").url
     standby_url = backend.link_endpoint("clients-sequencer_b").url if standby else None
@@ -52,9 +52,8 @@ def load(backend: Any, folder: Any, seed: int, spec: Any, standby: bool) -> Any:
 
 
 def fault_context(backend: Any, recorder: Any, stack: Any, rng: Any, load: Any) -> Any:
-    from chaos.proxy.client import ToxiproxyClient  # type: ignore[import-not-found,unused-ignore]
-
     from chaos.faults.base import FaultContext
+    from chaos.proxy.client import ToxiproxyClient
 
     proxy = ToxiproxyClient(backend.toxiproxy_url)
     return FaultContext(backend, proxy, recorder, stack, rng=rng, load=load)

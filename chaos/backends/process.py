@@ -165,6 +165,9 @@ class ProcessBackend:
                 procutil.signal_group(proc.pid, signal.SIGKILL)
 
     def stop_stack(self) -> None:
+        """Stop everything (see the module doc). Carries on past a service that fails to
+        stop, and raises ``StackError`` naming it only after everything else is done."""
+        failures: list[str] = []
         with self._lock:
             for svc in self._services.values():
                 self._stop_duty_cycle(svc)
@@ -172,7 +175,7 @@ class ProcessBackend:
                 svc.paused = False
                 if svc.proc is not None and svc.proc.poll() is None:
                     procutil.signal_group(svc.proc.pid, signal.SIGCONT)
-            self._stop_in_reverse_order()
+            self._stop_in_reverse_order(failures)
             self._started.clear()
             self._stop_proxy()
             for svc in self._services.values():
@@ -183,8 +186,10 @@ class ProcessBackend:
                 self.run.mark("finished")
             self._stopped = True
             self._closing = False
+        if failures:
+            raise StackError("could not stop cleanly: " + "; ".join(failures))
 
-    def _stop_in_reverse_order(self) -> None:
+    def _stop_in_reverse_order(self, failures: list[str]) -> None:
         """Stop every started service after everything that depends on it (services added
         with ``add_service``, e.g. a migrated database, last); independent ones concurrently."""
         names = list(self._started)
@@ -194,7 +199,14 @@ class ProcessBackend:
             + (tuple(added) if name not in added else ())
             for name in names
         }
-        run_in_order(names, reverse_deps(names, deps), self.stop, None, "tradechaos-stop")
+
+        def stop(name: str) -> None:
+            try:
+                self.stop(name)
+            except Exception as err:  # keep stopping the others; reported by stop_stack
+                failures.append(f"{name}: {err}")
+
+        run_in_order(names, reverse_deps(names, deps), stop, None, "tradechaos-stop")
 
     # ------------------------------------------------------------------ services
     def start(self, service: str, timeout_s: float = 30.0) -> None:

@@ -22,7 +22,6 @@ from types import FrameType
 from typing import Any
 
 from chaos.backends.base import Backend, Endpoint
-from chaos.backends.control import ControlServer
 from chaos.backends.health import strategy_for
 from chaos.errors import BadInput, Interrupted, StackError, UsageError
 from chaos.runner import procutil
@@ -171,6 +170,7 @@ def run_up(args: argparse.Namespace) -> int:
     _refuse_if_up(out)
     if args.detach:
         return _detach(args, out)
+    from chaos.backends.control import ControlServer
     from chaos.backends.factory import make_backend
     from chaos.runner.cleanup import sweep_dead_runs
 

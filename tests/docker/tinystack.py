@@ -35,6 +35,9 @@ def tiny_stack() -> StackDefinition:
             server("alpha", setup=(("/bin/sh", "-c", f"echo setup > {marker}"),)),
             server("beta", depends_on=("alpha",), site="b"),
         ),
-        links=(LinkSpec("clients-alpha", "clients", "alpha"), LinkSpec("beta-alpha", "beta", "alpha")),
+        links=(
+            LinkSpec("clients-alpha", "clients", "alpha"),
+            LinkSpec("beta-alpha", "beta", "alpha"),
+        ),
         history_exporter="",
     )

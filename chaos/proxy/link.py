@@ -94,7 +94,8 @@ class _Side(asyncio.Protocol):
         self.writer_pipe.src.resume(_DST_FULL)
 
     def pause(self, reason: int) -> None:
-        if not self.paused and self.transport is not None:
+        # Always asked again: uvloop ignores a pause made inside connection_made.
+        if self.transport is not None:
             with contextlib.suppress(RuntimeError):
                 self.transport.pause_reading()
         self.paused |= reason

@@ -91,3 +91,23 @@ def test_blank_lines_and_nan_values_are_read(tmp_path: Path) -> None:
 def test_unknown_source_name_lists_the_known(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="known: events"):
         History.open(_run(tmp_path)).path("trades")
+
+
+def test_decode_lines_reads_like_records(tmp_path: Path) -> None:
+    """The batch decoder used by hot loops gives the same records, blank and NaN lines
+    included, and names a bad line by its number."""
+    run_dir = _run(tmp_path)
+    path = run_dir / "history" / "oracle.jsonl"
+    with path.open("a") as fh:
+        fh.write("\n")
+        fh.write('{"time": 1.0, "market": "BTC-PERP", "mark_price": NaN, "funding_index": 0}\n')
+    history = History.open(run_dir)
+    lines = history.open_lines("oracle")
+    assert lines is not None
+    with lines:
+        raw = lines.readlines()
+    decoded = history.decode_lines("oracle", raw, 1)
+    assert len(decoded) == len(list(history.oracle())) == len(raw) - 1
+    with pytest.raises(HistoryError, match=r"oracle\.jsonl:8:"):
+        history.decode_lines("oracle", [*raw[:2], b"oops\n"], 6)
+    assert history.open_lines("load") is None

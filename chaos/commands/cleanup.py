@@ -15,9 +15,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "cleanup",
         help="remove what crashed runs left behind",
-        description="Find runs whose state.json says running but whose runner is gone, kill "
-        "their process groups (after checking each process's identity), delete their proxies "
-        "(or kill the embedded proxy), remove their temporary data dirs and docker "
+        description="Find runs whose state.json says running but whose runner is gone, kill\n"
+        "their process groups (after checking each process's identity), delete their\n"
+        "proxies (or kill the embedded proxy), remove their temporary data dirs and docker\n"
         "containers, and mark them cleaned. Logs, history/, journal.json and reports stay.",
         epilog="example:\n  tradechaos cleanup --out /tmp/runs --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,

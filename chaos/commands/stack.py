@@ -59,9 +59,9 @@ def register(subparsers: Any) -> None:
     up = sub.add_parser(
         "up",
         help="start the stack and keep it until Ctrl-C (or --detach)",
-        description="Start every service of the reference stack behind its proxy links, print "
-        "where they listen and write <out>/current-stack.json for `stack status|down` and "
-        "`tradechaos fault`. Waits for Ctrl-C/SIGTERM, then stops everything.",
+        description="Start every service of the reference stack behind its proxy links, print\n"
+        "where they listen and write <out>/current-stack.json for `stack status|down` and\n"
+        "`tradechaos fault`. Waits for Ctrl-C/SIGTERM, then stops everything (exit 0).",
         epilog="examples:\n  tradechaos stack up --mitigations none --seed 7\n"
         "  tradechaos stack up --detach --standby --out /tmp/runs",
         formatter_class=raw,
@@ -101,8 +101,8 @@ def register(subparsers: Any) -> None:
     status = sub.add_parser(
         "status",
         help="show every service's pid, endpoint and health",
-        description="Probe every service of the stack started by `stack up`. Exit 0 when all "
-        "are healthy, 3 when one is not, 2 when no stack is up.",
+        description="Probe every service of the stack started by `stack up`.\n"
+        "Exit 0 when all are healthy, 3 when one is not, 2 when no stack is up.",
         epilog="example:\n  tradechaos stack status --json",
         formatter_class=raw,
     )
@@ -113,7 +113,7 @@ def register(subparsers: Any) -> None:
     down = sub.add_parser(
         "down",
         help="stop the stack and leave nothing behind",
-        description="Stop the stack started by `stack up --detach` (or another shell's "
+        description="Stop the stack started by `stack up --detach` (or another shell's\n"
         "`stack up`): its processes, proxy and temporary data; logs are kept.",
         epilog="example:\n  tradechaos stack down --out /tmp/runs",
         formatter_class=raw,

@@ -168,13 +168,13 @@ def _refuse_if_up(out: Path) -> None:
 def run_up(args: argparse.Namespace) -> int:
     out = _out(args)
     _refuse_if_up(out)
+    definition = _definition(args)  # bad input is refused here, before any process starts
     if args.detach:
         return _detach(args, out)
     from chaos.backends.control import ControlServer
     from chaos.backends.factory import make_backend
     from chaos.runner.cleanup import sweep_dead_runs
 
-    definition = _definition(args)
     for line in sweep_dead_runs(out):
         sys.stderr.write(f"tradechaos: swept a dead run: {line}\n")
     run = RunFolder.create(out, "stack", args.mitigations)

@@ -1,9 +1,11 @@
 """Test helpers for the reference stack: start it, drive trading traffic, read its records.
 
-``DirectStack`` starts ``reference_stack()`` from its own definition (same commands, same
-placeholders) with every ``{link:NAME}`` pointing straight at the server (no proxy), so the
-stack's own behaviour is tested apart from the proxy. ``TradingClient`` quotes around the
-oracle price with makers and opens leveraged positions with takers.
+``make_stack`` returns a ``BackendStack`` (the process backend: every link through the
+embedded proxy) or, with ``TRADECHAOS_STACK_HARNESS=direct``, a ``DirectStack``, which starts
+``reference_stack()`` from its own definition (same commands, same placeholders) with every
+``{link:NAME}`` pointing straight at the server, so the stack's own behaviour can be tested
+apart from the proxy and the backend. ``TradingClient`` quotes around the oracle price with
+makers and opens leveraged positions with takers.
 """
 
 from __future__ import annotations
@@ -226,6 +228,10 @@ class DirectStack:
     def url(self, name: str) -> str:
         return self.endpoints[name].url
 
+    def client_url(self, name: str) -> str:
+        """Where clients reach ``name`` (its ``clients-NAME`` link when there is one)."""
+        return self.url(name)
+
     @property
     def db(self) -> str:
         return str(self.endpoints["db"])
@@ -251,7 +257,8 @@ class DirectStack:
     def quiesce(self, timeout_s: float = 20.0) -> int:
         """Stop everything that makes events (risk, sequencers), then wait for the chain."""
         for name in ("risk", "sequencer_b", "sequencer"):
-            self.stop(name)
+            if name in self.definition.service_names:
+                self.stop(name)
         return self.wait_chain_caught_up(timeout_s)
 
     def wait_chain_caught_up(self, timeout_s: float = 20.0) -> int:
@@ -264,6 +271,83 @@ class DirectStack:
             interval_s=0.1,
         )
         return target
+
+
+class BackendStack(DirectStack):
+    """The same stack through ``chaos.backends.process.ProcessBackend`` and its proxy."""
+
+    def __init__(self, root: Path, **kwargs: Any) -> None:
+        super().__init__(root, **kwargs)
+        self.backend: Any = None
+        self._starting: dict[str, threading.Thread] = {}
+
+    def __enter__(self) -> BackendStack:
+        from chaos.backends.process import ProcessBackend
+        from chaos.runner.state import RunFolder
+
+        run = RunFolder.create(self.root, "stack-test")
+        self.backend = ProcessBackend(self.definition, run, self.params)
+        self.started_at = time.monotonic()
+        self.backend.start_stack()
+        self.cold_start_s = time.monotonic() - self.started_at
+        self.endpoints = {s.name: self.backend.endpoint(s.name) for s in self.definition.services}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.backend is not None:
+            self.backend.stop_stack()
+
+    def client_url(self, name: str) -> str:
+        link = f"clients-{name}"
+        if link in {lk.name for lk in self.definition.links}:
+            return str(self.backend.link_endpoint(link).url)
+        return self.url(name)
+
+    def start(self, name: str, first: bool = False, wait: bool = True) -> None:
+        if wait:
+            self.backend.start(name, timeout_s=30.0)
+            return
+        errors = self.errors
+        thread = threading.Thread(
+            target=lambda: _collect(errors, self.backend.start, name, 60.0), daemon=True
+        )
+        thread.start()
+        self._starting[name] = thread
+
+    def wait_healthy(self, name: str, timeout_s: float = 30.0) -> None:
+        thread = self._starting.pop(name, None)
+        if thread is not None:
+            thread.join(timeout=timeout_s)
+            if self.errors:
+                raise self.errors.pop()
+        self.backend.wait_healthy(name, timeout_s=timeout_s)
+
+    def stop(self, name: str, grace_s: float = 10.0) -> None:
+        self.backend.stop(name, grace_s=grace_s)
+
+    def pause(self, name: str) -> None:
+        self.backend.pause(name)
+
+    def resume(self, name: str) -> None:
+        self.backend.resume(name)
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        return str(self.backend.logs(name, tail=lines))
+
+
+def _collect(errors: list[BaseException], fn: Any, *args: Any) -> None:
+    try:
+        fn(*args)
+    except BaseException as err:
+        errors.append(err)
+
+
+def make_stack(root: Path, **kwargs: Any) -> DirectStack:
+    """The stack for an integration test: through the process backend unless
+    ``TRADECHAOS_STACK_HARNESS=direct``."""
+    if os.environ.get("TRADECHAOS_STACK_HARNESS", "backend") == "direct":
+        return DirectStack(root, **kwargs)
+    return BackendStack(root, **kwargs)
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from stack_harness import DirectStack, wait_until
+from stack_harness import DirectStack, make_stack, wait_until
 from test_stack_traffic import assert_checkers_pass, export
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def post_order(url: str, account: int) -> requests.Response:
 def fail_over(stack: DirectStack) -> float:
     """Freeze the primary (site a); return how long until the standby led."""
     for _ in range(5):
-        assert post_order(stack.url("sequencer"), 1).status_code == 200
+        assert post_order(stack.client_url("sequencer"), 1).status_code == 200
     stack.pause("sequencer")
     frozen = time.monotonic()
     wait_until(
@@ -48,17 +48,17 @@ def fail_over(stack: DirectStack) -> float:
     )
     took = time.monotonic() - frozen
     for _ in range(5):
-        assert post_order(stack.url("sequencer_b"), 2).status_code == 200
+        assert post_order(stack.client_url("sequencer_b"), 2).status_code == 200
     return took
 
 
 def test_failover_with_fencing_keeps_one_writer_per_epoch(tmp_path: Path) -> None:
-    with DirectStack(tmp_path, mitigations="all", seed=3, standby=True, rto_s=2.0) as stack:
+    with make_stack(tmp_path, mitigations="all", seed=3, standby=True, rto_s=2.0) as stack:
         took = fail_over(stack)
         assert took < 2.0 + 2.0  # the RTO budget (2 s) plus detection
         stack.resume("sequencer")
         # the old primary's next write is fenced: it steps down and serves no more orders
-        statuses = [post_order(stack.url("sequencer"), 1).status_code for _ in range(3)]
+        statuses = [post_order(stack.client_url("sequencer"), 1).status_code for _ in range(3)]
         assert statuses[-1] == 503
         assert stack.health("sequencer")["role"] == "standby"
         stack.quiesce()
@@ -70,12 +70,12 @@ def test_failover_with_fencing_keeps_one_writer_per_epoch(tmp_path: Path) -> Non
 
 
 def test_failover_without_fencing_lets_the_old_primary_write_duplicates(tmp_path: Path) -> None:
-    with DirectStack(
+    with make_stack(
         tmp_path, mitigations="auto_failover,idempotency_keys", seed=3, standby=True, rto_s=2.0
     ) as stack:
         fail_over(stack)
         stack.resume("sequencer")
-        accepted = [post_order(stack.url("sequencer"), 1).json()["status"] for _ in range(3)]
+        accepted = [post_order(stack.client_url("sequencer"), 1).json()["status"] for _ in range(3)]
         assert accepted == ["accepted"] * 3  # split brain: the stale leader still accepts
         stack.quiesce()
         records = export(stack, tmp_path, 3)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from stack_harness import DirectStack, wait_until
+from stack_harness import DirectStack, make_stack, wait_until
 
 from chaos.truth import MARKETS, PricePath
 
@@ -38,7 +38,7 @@ def restart_oracle_without_market_state(stack: DirectStack) -> list[tuple]:
 def test_missing_market_state_puts_a_zero_funding_index_on_chain_without_guards(
     tmp_path: Path,
 ) -> None:
-    with DirectStack(tmp_path, mitigations="none", seed=9, only=ONLY) as stack:
+    with make_stack(tmp_path, mitigations="none", seed=9, only=ONLY) as stack:
         restart_oracle_without_market_state(stack)
         stack.wait_healthy("oracle")
         wait_until(
@@ -55,15 +55,19 @@ def test_missing_market_state_puts_a_zero_funding_index_on_chain_without_guards(
 
 
 def test_readiness_gates_wait_for_market_state_then_publish_the_true_index(tmp_path: Path) -> None:
-    with DirectStack(tmp_path, mitigations="all", seed=9, only=ONLY) as stack:
+    with make_stack(tmp_path, mitigations="all", seed=9, only=ONLY) as stack:
         saved = restart_oracle_without_market_state(stack)
-        wait_until(
-            lambda: requests.get(f"{stack.url('oracle')}/health", timeout=1).status_code == 503,
+
+        def gated_reason() -> str:
+            resp = requests.get(f"{stack.url('oracle')}/health", timeout=1)
+            return str(resp.json().get("reason")) if resp.status_code == 503 else ""
+
+        reason = wait_until(
+            lambda: "market_state" in gated_reason() and gated_reason(),
             10.0,
-            "the oracle to answer (503)",
+            "the oracle to hold at its readiness gate",
         )
-        missing = requests.get(f"{stack.url('oracle')}/health", timeout=1).json()["reason"]
-        assert "market_state rows missing" in missing
+        assert "market_state rows missing" in reason
         for row in saved:  # the migration finishes copying market_state
             stack.query(
                 "INSERT INTO market_state VALUES (%s, %s, %s, %s, %s) RETURNING market", row

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from stack_harness import DirectStack, TradingClient, wait_until
+from stack_harness import TradingClient, make_stack, wait_until
 from test_stack_traffic import assert_chain_equals_event_log, assert_checkers_pass, export
 
 from chaos.truth import PricePath
@@ -17,8 +17,8 @@ pytestmark = pytest.mark.integration
 
 def test_restarting_services_under_traffic_keeps_chain_and_sequence(tmp_path: Path) -> None:
     seed = 5
-    with DirectStack(tmp_path, mitigations="all", seed=seed) as stack:
-        client = TradingClient(stack.url("sequencer"), seed=seed)
+    with make_stack(tmp_path, mitigations="all", seed=seed) as stack:
+        client = TradingClient(stack.client_url("sequencer"), seed=seed)
         client.start()
         try:
             for service in ("oracle", "writer", "sequencer"):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack_harness import DirectStack, TradingClient, read_jsonl, wait_until
+from stack_harness import DirectStack, TradingClient, make_stack, read_jsonl, wait_until
 
 from chaos.stack.blocks import chain_problems
 from chaos.stack.exporter import export_history
@@ -69,8 +69,8 @@ def test_traffic_trades_accrues_funding_liquidates_and_chains(
     tmp_path: Path, mitigations: str
 ) -> None:
     seed = 11
-    with DirectStack(tmp_path, mitigations=mitigations, seed=seed) as stack:
-        client = TradingClient(stack.url("sequencer"), seed=seed)
+    with make_stack(tmp_path, mitigations=mitigations, seed=seed) as stack:
+        client = TradingClient(stack.client_url("sequencer"), seed=seed)
         client.start()
         try:
             wait_until(

@@ -9,6 +9,8 @@ Contract
   wall-clock seconds; ``lateness_ms`` is started - scheduled.
 - A skipped step (a fault under ``--no-faults``) is not built or run; it "ends" at its
   scheduled time plus ``for`` so that the rest of the timeline is unchanged.
+- The method ends at its duration, or later when a step is still pending or running
+  (at most ``OVERRUN_S`` later), so a slow procedure never skips the steps after it.
 - ``heal_all()`` heals every built fault in reverse start order; idempotent; it is what the
   runner's ExitStack calls on every way out, and what ends the method.
 """
@@ -24,6 +26,7 @@ from typing import Any, Protocol
 from chaos.experiment.model import Step
 
 HEAL_JOIN_S = 30.0
+OVERRUN_S = 120.0  # how long the method may run past its duration for slow steps
 
 
 class FaultLike(Protocol):
@@ -114,8 +117,10 @@ class Schedule:
         self._stop.set()
         self._bump()
 
-    def run(self, t0_mono: float, duration_s: float) -> None:
-        """Start steps on time until ``duration_s`` after ``t0_mono`` (or ``stop()``)."""
+    def run(self, t0_mono: float, duration_s: float, overrun_s: float = OVERRUN_S) -> None:
+        """Start steps on time. Returns ``duration_s`` after ``t0_mono`` once every step has
+        started and ended (a slow step delays the end, never skips its followers), at the
+        latest ``overrun_s`` later, or at once after ``stop()``."""
         end = t0_mono + duration_s
         by_id = {r.step.id: r for r in self.runs}
         pending = list(self.runs)
@@ -133,12 +138,18 @@ class Schedule:
                     self._launch(run, due)
                 else:
                     due_next = due if due_next is None else min(due_next, due)
-            if now >= end:
+            if now >= end and ((not pending and not self.active) or now >= end + overrun_s):
                 break
-            wake = min(end, due_next) if due_next is not None else end
+            wake = end if now < end else end + overrun_s
+            wake = min(wake, due_next) if due_next is not None else wake
             self._wait_change(seen, max(0.0, min(wake - self.clock.mono(), 0.25)))
         for run in pending:
-            run.error = run.error or "not started: the method ended first"
+            if self._stop.is_set():
+                run.error = run.error or "not started: the run was stopped first"
+            else:
+                run.error = run.error or (
+                    f"not started: the method overran its duration by more than {overrun_s:g}s"
+                )
 
     def _wait_change(self, seen: int, timeout: float) -> None:
         with self._changed:
@@ -206,7 +217,7 @@ class Schedule:
     @property
     def errors(self) -> list[StepRun]:
         return [
-            r for r in self.runs if r.error is not None and not r.error.startswith("not started")
+            r for r in self.runs if r.error is not None and "the run was stopped" not in r.error
         ]
 
     def heal_all(self) -> list[str]:

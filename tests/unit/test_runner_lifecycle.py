@@ -116,7 +116,7 @@ class FakeFault:
         if action == "raise":
             raise RuntimeError("toxic refused")
         if action == "block":
-            self.healed.wait(10)
+            self.healed.wait(0.6)  # a procedure that takes 0.6 s
         if callable(action):
             action()
 
@@ -170,6 +170,7 @@ def run(
 ) -> Any:
     exp = kw.pop("exp", None) or experiment(tmp_path, **kw)
     options = RunOptions(tmp_path / "runs", "process", None, no_faults, None, quiet=True)
+    options.recover_within_s = 0.5
     with SignalGuard() as guard:
         result = execute_variant(exp, variant, options, deps, guard)
     assert result.run_dir is not None
@@ -259,6 +260,29 @@ class AbortingLoad(FakeLoad):
     def sample(self) -> Any:
         self.calls += 1
         return SimpleNamespace(rps=5.0, error_rate=0.0 if self.calls <= 1 else 0.95, p99_ms=1.0)
+
+
+class DegradingLoad(FakeLoad):
+    """Healthy for the steady-state check before, then errors above the probe's max (0.5)
+    but under the abort limit (0.8): the stack does not come back."""
+
+    def __init__(self, events: Events) -> None:
+        super().__init__(events)
+        self.calls = 0
+
+    def sample(self) -> Any:
+        self.calls += 1
+        return SimpleNamespace(rps=5.0, error_rate=0.0 if self.calls <= 1 else 0.6, p99_ms=1.0)
+
+
+def test_steady_state_not_back_after_the_method_fails_the_run(tmp_path: Path) -> None:
+    deps = make_deps(Events())
+    deps.load = lambda *a: DegradingLoad(Events())
+    result = run(tmp_path, deps)
+    assert (result.exit_code, result.journal["status"]) == (1, "failed")
+    after = result.journal["steady_state"]["after"]
+    assert after["ok"] is False and "error rate 0.600" in json.dumps(after)
+    assert "error" not in result.journal
 
 
 def test_a_blocking_step_does_not_delay_later_steps(tmp_path: Path) -> None:

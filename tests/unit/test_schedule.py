@@ -20,8 +20,15 @@ def step(
 
 
 class Recorded:
-    def __init__(self, name: str, log: list[str], block: bool = False, fail: bool = False) -> None:
-        self.name, self.log, self.block, self.fail = name, log, block, fail
+    def __init__(
+        self,
+        name: str,
+        log: list[str],
+        block: bool = False,
+        fail: bool = False,
+        seconds: float = 0.0,
+    ) -> None:
+        self.name, self.log, self.block, self.fail, self.seconds = name, log, block, fail, seconds
         self.healed = threading.Event()
 
     def inject(self) -> None:
@@ -30,6 +37,8 @@ class Recorded:
             raise RuntimeError("boom")
         if self.block:
             self.healed.wait(5)
+        if self.seconds:
+            threading.Event().wait(self.seconds)  # a procedure that takes this long
 
     def heal(self) -> None:
         self.log.append(f"heal {self.name}")
@@ -98,7 +107,7 @@ def test_heal_all_heals_in_reverse_start_order_and_unblocks() -> None:
     log: list[str] = []
     runs = [StepRun(step("a", at=0.0), True, False), StepRun(step("b", at=0.05), True, False)]
     sched = schedule(runs, log, a={"block": True})
-    sched.run(sched.clock.mono(), 0.1)
+    sched.run(sched.clock.mono(), 0.1, overrun_s=0.1)
     assert sched.active == ["a", "b"] or sched.active == ["a"]
     assert sched.heal_all() == []
     assert [e for e in log if e.startswith("heal")] == ["heal b", "heal a"]
@@ -110,12 +119,26 @@ def test_a_failing_step_is_recorded_and_pending_steps_are_marked() -> None:
     log: list[str] = []
     runs = [StepRun(step("a", at=0.0), True, False), StepRun(step("b", at=5.0), True, False)]
     sched = schedule(runs, log, a={"fail": True})
-    sched.run(sched.clock.mono(), 0.1)
+    sched.run(sched.clock.mono(), 0.1, overrun_s=0.2)
     sched.heal_all()
     a, b = runs
     assert a.error is not None and "boom" in a.error
-    assert [r.step.id for r in sched.errors] == ["a"]
-    assert b.started is None and b.error is not None and b.error.startswith("not started")
+    assert b.started is None and b.error is not None and "overran its duration" in b.error
+    assert [r.step.id for r in sched.errors] == ["a", "b"]
+
+
+def test_a_slow_step_delays_the_end_instead_of_skipping_its_followers() -> None:
+    log: list[str] = []
+    runs = [StepRun(step("slow", at=0.0), True, False),
+            StepRun(step("next", after="slow", at=0.0), False, False)]  # fmt: skip
+    sched = schedule(runs, log, slow={"seconds": 0.4})
+    t0 = sched.clock.mono()
+    sched.run(t0, 0.1)
+    sched.heal_all()
+    assert sched.clock.mono() - t0 >= 0.4
+    slow, follower = runs
+    assert follower.started is not None and follower.error is None
+    assert slow.ended is not None and follower.started >= slow.ended
 
 
 def test_stop_ends_the_method_early() -> None:

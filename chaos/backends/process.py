@@ -37,7 +37,8 @@ from chaos.backends.placeholders import Placeholders
 from chaos.backends.proxyadmin import EmbeddedProxy, ProxyAdmin
 from chaos.errors import BadInput, ProxyError, StackError
 from chaos.runner import procutil
-from chaos.runner.procutil import DutyCycle, log_tail
+from chaos.runner.procutil import DutyCycle
+from chaos.runner.procutil import log_tail as log_tail  # re-exported (docker backend)
 from chaos.runner.state import RunFolder
 from chaos.stackdef import ServiceSpec, StackDefinition
 

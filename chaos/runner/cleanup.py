@@ -20,8 +20,6 @@ from chaos.errors import ProxyError
 from chaos.runner import procutil
 from chaos.runner.state import RunFolder, RunState, load_state
 
-DOCKER_TIMEOUT_S = 5
-
 
 def find_dead_runs(out_dir: Path | str) -> list[tuple[Path, RunState]]:
     """Run folders under ``out_dir`` whose state is ``running`` but whose runner is gone."""
@@ -107,28 +105,15 @@ def _clean_data_dirs(run_dir: Path, state: RunState) -> list[str]:
 
 
 def _clean_containers(state: RunState) -> list[str]:
-    """Remove containers labelled ``tradechaos.run=<run_id>``; skipped silently without an
-    engine or the docker SDK."""
+    """Remove containers labelled ``tradechaos.run=<run_id>`` (``sweep_containers`` of the
+    docker backend); skipped silently without an engine or the docker SDK."""
     if not state.containers and not _docker_engine_likely():
         return []
     try:
-        import docker
-
-        client = docker.from_env(timeout=DOCKER_TIMEOUT_S)
-        client.ping()
-        found = client.containers.list(
-            all=True, filters={"label": f"tradechaos.run={state.run_id}"}
-        )
-    except Exception:  # no SDK, no engine, no permission: nothing we can sweep
+        from chaos.backends.docker import sweep_containers
+    except ImportError:  # no docker SDK (or no docker backend): nothing we can sweep
         return []
-    removed = []
-    for container in found:
-        try:
-            container.remove(force=True)
-        except Exception:
-            continue
-        removed.append(f"{state.run_id}: removed container {container.name}")
-    return removed
+    return [f"{state.run_id}: removed container {name}" for name in sweep_containers(state.run_id)]
 
 
 def _docker_engine_likely() -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -104,8 +105,13 @@ class DbUpgrade(ProcessFault):
 
     def _inject(self) -> None:
         timeout = _seconds(self.params.get("timeout"), 30.0)
+        migrate = self.params["strategy"] == "migrate"
+        # the new instance is provisioned before any downtime, as operators do
+        new_endpoint = self._provision(timeout) if migrate else None
         halted = self._halt_others() if self.params.get("stack") == "halted" else []
-        if self.params["strategy"] == "in_place":
+        if new_endpoint is not None:
+            self._migrate(new_endpoint, timeout)
+        else:
             before = self.ctx.backend.pid(self.db)
             self.take_down(self.db, "term")
             self.wait(_seconds(self.params.get("downtime")))
@@ -113,10 +119,9 @@ class DbUpgrade(ProcessFault):
             self.evidence(
                 strategy="in_place", pid_before=before, pid_after=self.ctx.backend.pid(self.db)
             )
-        else:
-            self._migrate(timeout)
         if halted:
-            self.evidence(restarted=self.start_in_order(halted, timeout=timeout))
+            self.wait(0)
+            self.evidence(restarted=self.start_in_waves(halted, timeout))
 
     def _halt_others(self) -> list[str]:
         running = [
@@ -124,28 +129,36 @@ class DbUpgrade(ProcessFault):
             for s in self.ctx.definition.start_order()
             if s != self.db and self.ctx.backend.is_running(s)
         ]
-        for service in reversed(running):
-            self.take_down(service, "term")
+        self.take_down_all(running)
         self.evidence(halted=list(reversed(running)))
         return running
 
-    def _migrate(self, timeout: float) -> None:
-        backend = self.ctx.backend
+    def _provision(self, timeout: float) -> Any:
         new_name = str(self.params.get("new_name") or f"{self.db}2")
-        spec = dataclasses.replace(self.ctx.definition.service(self.db), name=new_name)
-        new_endpoint = backend.add_service(spec, timeout_s=timeout)
-        old_endpoint = backend.endpoint(self.db)
+        # An empty instance: no after_healthy commands (they would write the genesis); the
+        # copier creates the schema and brings the data.
+        spec = dataclasses.replace(
+            self.ctx.definition.service(self.db), name=new_name, after_healthy=()
+        )
+        endpoint = self.ctx.backend.add_service(spec, timeout_s=timeout)
+        self.evidence(new_instance=new_name, new_endpoint=str(endpoint))
+        return endpoint
+
+    def _migrate(self, new_endpoint: Any, timeout: float) -> None:
+        old_endpoint = self.ctx.backend.endpoint(self.db)
         links = [lk.name for lk in self.ctx.definition.links if lk.server == self.db]
         upstream_before = {lk: self._upstream(lk) for lk in links}
-        self.evidence(
-            new_instance=new_name,
-            new_endpoint=str(new_endpoint),
-            old_endpoint=str(old_endpoint),
-            upstream_before=upstream_before,
-        )
+        self.evidence(old_endpoint=str(old_endpoint), upstream_before=upstream_before)
         switch_first = self.params.get("switch") == "before_copy"
+        restart_param = self.params.get("restart")
+        restart = [str(s) for s in restart_param] if isinstance(restart_param, list) else []
+        restarter: threading.Thread | None = None
         if switch_first:
             self._switch(links, new_endpoint)
+            restarter = threading.Thread(
+                target=self._restart, args=(restart, timeout), name="db-upgrade-restart"
+            )
+            restarter.start()
         tables = self.params.get("tables")
         copier, default_order = load_copier()
         args: list[Any] = [
@@ -159,8 +172,12 @@ class DbUpgrade(ProcessFault):
             copier(*args)
         except Exception as err:
             raise FaultError(f"db_upgrade could not copy the tables: {err}") from err
+        finally:
+            if restarter is not None:
+                restarter.join(timeout + 5.0)
         if not switch_first:
             self._switch(links, new_endpoint)
+            self._restart(restart, timeout)
         order = [str(t) for t in tables] if isinstance(tables, list) else default_order
         try:
             rows = _row_counts(str(new_endpoint), order)
@@ -172,6 +189,16 @@ class DbUpgrade(ProcessFault):
             rows_copied=rows,
             upstream_after={lk: self._upstream(lk) for lk in links},
         )
+
+    def _restart(self, services: list[str], timeout: float) -> None:
+        """Restart ``services`` one by one (the procedure's restart after the switch)."""
+        for service in services:
+            before = self.ctx.backend.pid(service)
+            self.take_down(service, "term")
+            self.start_in_order([service], timeout=timeout)
+            self.evidence(
+                restarted=service, pid_before=before, pid_after=self.ctx.backend.pid(service)
+            )
 
     def _switch(self, links: list[str], endpoint: Any) -> None:
         for link in links:

@@ -6,8 +6,10 @@ absolute start (now + ``start``), and records one ``phase: "world"`` record with
 
 ``aggressive_orders`` sends ``count`` post-only limit orders from ``accounts`` (default
 37..40, kept apart from the load's accounts) at ``offset_pct`` (or a draw from [low, high]
-with the run's seeded rng) away from the sequencer's oracle price, buys above and sells
-below, through the ``clients-sequencer`` link like any client. Each order is a client op
+with the run's seeded rng) away from the sequencer's oracle price, bids below it and asks
+above it: quotes that do not cross, so post-only accepts them unless a price band guards
+it, and that a liquidation sweeping the book then fills far from the fair price. They go
+through the ``clients-sequencer`` link like any client. Each order is a client op
 in the ``client`` stream (invoke, then ok / fail / info) with ``adversary: true``.
 """
 
@@ -92,7 +94,7 @@ class AggressiveOrders(RecordedFault):
                 self.wait(_seconds(self.params.get("interval")))
             side = side_param if side_param != "both" else ("buy", "sell")[i % 2]
             pct = offsets[0] if len(offsets) == 1 else self.ctx.rng.uniform(*offsets[:2])
-            limit = price * (1 + pct / 100) if side == "buy" else price * (1 - pct / 100)
+            limit = price * (1 - pct / 100) if side == "buy" else price * (1 + pct / 100)
             order = {
                 "client_order_id": f"adv-{self.step_id}-{i}",
                 "account": accounts[i % len(accounts)],

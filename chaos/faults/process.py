@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chaos.errors import FaultError
@@ -102,24 +103,49 @@ class ProcessFault(RecordedFault):
             }
         return started
 
-    def bring_back(self) -> dict[str, Any]:
-        """Start every service this fault stopped that is not running (start order)."""
-        order = self.in_start_order(self.stopped)
-        restarted: dict[str, Any] = {}
+    def take_down_all(self, services: Sequence[str]) -> None:
+        """Stop ``services`` at once (SIGTERM each, in parallel): a halt of the stack."""
+        with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
+            for future in [pool.submit(self.take_down, s, "term") for s in services]:
+                future.result()
+
+    def start_in_waves(self, services: Sequence[str], timeout: float = 30.0) -> dict[str, Any]:
+        """Start ``services`` (those not running) in dependency waves: every service whose
+        dependencies among them are up starts at once, like the backend's stack start.
+        Every service is attempted; ``FaultError`` names those that did not come up."""
+        pending = self.in_start_order(services)
+        started: dict[str, Any] = {}
         failures: list[str] = []
-        for service in order:
-            try:
-                if not self.ctx.backend.is_running(service):
-                    self.ctx.backend.start(
-                        service, timeout_s=_seconds(self.params.get("timeout"), 30.0)
-                    )
-                self.stopped.remove(service)
-                restarted[service] = self.ctx.backend.pid(service)
-            except Exception as err:
-                failures.append(f"{service}: {err}")
+        spec_of = {spec.name: spec for spec in self.ctx.definition.services}
+        while pending:
+            wave = [
+                s
+                for s in pending
+                if not any(d in pending for d in (spec_of[s].depends_on if s in spec_of else ()))
+            ] or pending[:1]
+            with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+                futures = {s: pool.submit(self._start_one, s, timeout) for s in wave}
+            for service, future in futures.items():
+                error = future.exception()
+                if error is not None:
+                    failures.append(f"{service}: {error}")
+                else:
+                    started[service] = self.ctx.backend.pid(service)
+                    if service in self.stopped:
+                        self.stopped.remove(service)
+            pending = [s for s in pending if s not in wave]
         if failures:
-            raise FaultError(f"heal of {self.action} could not start {'; '.join(failures)}")
-        return {"started": restarted}
+            raise FaultError(f"{self.action} could not start {'; '.join(failures)}")
+        return started
+
+    def _start_one(self, service: str, timeout: float) -> None:
+        if not self.ctx.backend.is_running(service):
+            self.ctx.backend.start(service, timeout_s=timeout)
+
+    def bring_back(self) -> dict[str, Any]:
+        """Start every service this fault stopped that is not running (dependency waves)."""
+        timeout = _seconds(self.params.get("timeout"), 30.0)
+        return {"started": self.start_in_waves(list(self.stopped), timeout)}
 
 
 class DownFault(ProcessFault):

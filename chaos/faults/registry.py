@@ -285,6 +285,14 @@ def _actions() -> dict[str, ActionInfo]:
                 ),
                 "new_name": ParamSpec("str", help="migrate: the new instance (default <db>2)"),
                 "tables": ParamSpec("list", help="migrate: copy order (default: copier's)"),
+                "restart": ParamSpec(
+                    "list",
+                    names="services",
+                    help=(
+                        "migrate: services the procedure restarts once the endpoint is "
+                        "switched (while the copy runs when switch is before_copy)"
+                    ),
+                ),
                 "stack": ParamSpec(
                     "enum",
                     default="running",

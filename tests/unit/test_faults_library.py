@@ -383,3 +383,27 @@ def test_db_migrate_switches_before_copy_in_the_online_order(
     safe.inject()
     verbs = [v for v, _ in backend.calls]
     assert verbs.index("copy") < verbs.index("switch")
+
+
+def test_db_upgrade_with_the_stack_halted_provisions_first_and_restarts_everything(
+    ctx: FaultContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
+    monkeypatch.setattr(
+        maintenance, "load_copier", lambda: (lambda *a: backend.calls.append(("copy", "")), [])
+    )
+    fault = build(
+        Step(
+            "db_upgrade", None, {"strategy": "migrate", "switch": "after_copy", "stack": "halted"}
+        ),
+        ctx,
+    )
+    fault.inject()
+    verbs = [v for v, _ in backend.calls]
+    assert backend.added[0].after_healthy == ()  # an empty instance: no genesis
+    assert verbs.index("copy") < verbs.index("switch") < verbs.index("start")
+    stopped = {s for v, s in backend.calls if v == "stop"}
+    assert stopped == {"feeds", "oracle", "sequencer", "risk"}
+    assert all(backend.is_running(s) for s in stopped)
+    starts = [s for v, s in backend.calls if v == "start"]
+    assert starts.index("risk") > max(starts.index("oracle"), starts.index("sequencer"))

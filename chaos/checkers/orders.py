@@ -109,7 +109,8 @@ def _intent(event: Event) -> str:
 
 
 def _repeated(hashes: array[int]) -> set[int]:
-    """The values that occur more than once (sorting, not a set: 8 bytes per value)."""
+    """The values that occur more than once (sorting, not a set: 8 bytes per value).
+    Sorts ``hashes`` in place."""
     if len(hashes) < 2:
         return set()
     try:
@@ -120,7 +121,7 @@ def _repeated(hashes: array[int]) -> set[int]:
         for h in hashes:
             (twice if h in seen else seen).add(h)
         return twice
-    values = np.frombuffer(hashes, dtype=np.int64).copy()
+    values = np.frombuffer(hashes, dtype=np.int64)  # a view: sorted in place
     values.sort()
     return {int(v) for v in values[1:][values[1:] == values[:-1]]}
 

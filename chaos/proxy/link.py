@@ -2,7 +2,8 @@
 
 Contract:
 - With no toxic on a stream, bytes are written straight to the other socket from the read
-  callback (no task, no copy); socket backpressure pauses the reading side.
+  callback (no task, no copy: sockets read into one shared buffer, replaced whenever a
+  transport keeps a view of it); socket backpressure pauses the reading side.
 - With toxics, chunks are queued in arrival order and one worker task per pipe passes each
   through the toxics present *at that moment* (looked up per chunk), so adding or removing a
   toxic affects open connections at once. The queue is bounded: above ``QUEUE_HIGH`` bytes
@@ -33,6 +34,7 @@ CONNECT_TIMEOUT_S = 5.0
 QUEUE_HIGH = 1 << 20
 QUEUE_LOW = 1 << 18
 WRITE_HIGH = 1 << 20
+READ_SIZE = 256 * 1024
 
 _CONNECTING = 1
 _DST_FULL = 2
@@ -54,7 +56,22 @@ class LinkOwner(Protocol):
     def link_closed(self, link: Link, *, refused: bool, reset: bool) -> None: ...
 
 
-class _Side(asyncio.Protocol):
+class _ReadBuffer:
+    """One receive buffer shared by every socket of the process.
+
+    Safe because each read is handed on before the next read starts (the event loop calls
+    ``get_buffer``, reads, then ``buffer_updated`` for one socket at a time). A transport that
+    keeps a view of the buffer (its write could not complete) makes us start a new one.
+    """
+
+    view = memoryview(bytearray(READ_SIZE))
+
+    @classmethod
+    def given_away(cls) -> None:
+        cls.view = memoryview(bytearray(READ_SIZE))
+
+
+class _Side(asyncio.BufferedProtocol):
     """One socket of a link; reads feed ``reader`` (the pipe that starts at this socket)."""
 
     __slots__ = ("link", "paused", "reader", "transport", "writer_pipe")
@@ -76,8 +93,11 @@ class _Side(asyncio.Protocol):
         if self is self.link.client:
             self.link.accepted()
 
-    def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _ReadBuffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.reader.feed_view(_ReadBuffer.view[:nbytes])
 
     def eof_received(self) -> bool:
         self.reader.feed_eof()
@@ -148,6 +168,18 @@ class _Pipe:
             return False
         chain = self.link.owner.chains[self.index]
         return not chain or not any(self.link.applies(t) for t in chain)
+
+    def feed_view(self, view: memoryview) -> None:
+        """Forward a view of the shared read buffer (copied only when it must be kept)."""
+        if self._direct():
+            transport = self.dst.transport
+            if transport is not None:
+                transport.write(view)
+                if transport.get_write_buffer_size():
+                    _ReadBuffer.given_away()
+                self.link.owner.byte_counts[self.index] += len(view)
+                return
+        self.feed(bytes(view))
 
     def feed(self, data: bytes) -> None:
         if self._direct():

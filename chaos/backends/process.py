@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -99,6 +100,7 @@ class ProcessBackend:
         # seconds per phase of each service's latest start: setup, healthy, after_healthy
         self.timings: dict[str, dict[str, float]] = {}
         self._setup_times: dict[str, dict[str, float]] = {}
+        self._setup_futures: dict[str, Future[None]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> ProcessBackend:
@@ -113,30 +115,32 @@ class ProcessBackend:
     def start_stack(self) -> None:
         self._closing = False
         started = time.monotonic()
+        setups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tradechaos-setup")
         try:
             self._check_links()
             if self._embedded_wanted:
                 self._spawn_embedded_proxy()
-            self._early_setup()  # overlaps the embedded proxy's start
+            self._begin_setups(setups)  # e.g. initdb, while the proxy starts
             self._connect_proxy()
             for link in self.definition.links:
                 self._create_link(link.name, self._services[link.server].endpoint)
             self.timings["proxy"] = {"ready": time.monotonic() - started}
-            self._start_services()
+            self._start_services()  # a service's launch waits for its own setup
         except BaseException:
-            self._abort()
+            self._abort()  # the one-shots die, so the setup threads end at once
+            setups.shutdown(wait=True)
             self.stop_stack()
             raise
+        finally:
+            setups.shutdown(wait=True)
+            self._setup_futures.clear()
 
-    def _early_setup(self) -> None:
-        """Run the setup commands (e.g. initdb) of every service to be started, concurrently;
-        commands that need a link or the proxy URL wait for ``_launch``."""
-        names = [
-            name
-            for name, svc in self._services.items()
-            if not svc.spec.optional and svc.spec.setup and not _needs_proxy(svc.spec)
-        ]
-        run_in_order(names, {}, self._set_up, self._abort, "tradechaos-setup")
+    def _begin_setups(self, pool: ThreadPoolExecutor) -> None:
+        """Start the setup commands of every service to be started, in the background;
+        commands that need a link or the proxy URL run in ``_launch`` instead."""
+        for name, svc in self._services.items():
+            if not svc.spec.optional and svc.spec.setup and not _needs_proxy(svc.spec):
+                self._setup_futures[name] = pool.submit(self._run_setup, name)
 
     def _start_services(self) -> None:
         """Launch every non-optional service as soon as its dependencies are healthy
@@ -496,6 +500,14 @@ class ProcessBackend:
             self.run.record_proxy(self._proxy.url, embedded=False)
 
     def _set_up(self, service: str) -> None:
+        """Make sure ``service``'s setup ran: wait for the background run, or run it now."""
+        future = self._setup_futures.get(service)
+        if future is not None:
+            future.result()
+        else:
+            self._run_setup(service)
+
+    def _run_setup(self, service: str) -> None:
         """Run ``service``'s setup commands once (a data dir is made and recorded first)."""
         svc = self._get(service)
         data_dir = self.run.data_dir(service)

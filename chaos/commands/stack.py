@@ -198,7 +198,9 @@ def run_up(args: argparse.Namespace) -> int:
         stack.control_url = control.url
         write_current_stack(out, stack)
         print(render_table(stack, definition))
-        print(f"healthy in {elapsed:.2f} s; stack file {current_stack_path(out)}")
+        print(
+            f"healthy in {elapsed:.2f} s{_slowest(backend)}; stack file {current_stack_path(out)}"
+        )
         print("stop with Ctrl-C or `tradechaos stack down`", flush=True)
         while not stop_signal.requested.wait(1.0):
             _refresh_pids(out, stack, backend)
@@ -275,6 +277,16 @@ def _stack_record(backend: Backend, run: RunFolder, args: argparse.Namespace) ->
         started_at=time.time(),
         status="up",
     )
+
+
+def _slowest(backend: Backend, count: int = 3) -> str:
+    """' (slowest: db setup 1.02 s, ...)' from the backend's start timings, if it has any."""
+    timings: dict[str, dict[str, float]] = getattr(backend, "timings", {})
+    phases = [(secs, f"{name} {phase}") for name, t in timings.items() for phase, secs in t.items()]
+    if not phases:
+        return ""
+    top = sorted(phases, reverse=True)[:count]
+    return " (slowest: " + ", ".join(f"{what} {secs:.2f} s" for secs, what in top) + ")"
 
 
 def _refresh_pids(out: Path, stack: CurrentStack, backend: Backend) -> None:

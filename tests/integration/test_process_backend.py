@@ -97,7 +97,25 @@ def fake(name: str, *flags: str, **kw: object) -> ServiceSpec:
 def two_services(*b_flags: str, links: bool = False) -> StackDefinition:
     """``api`` depends on ``db``, and at start refuses to run unless ``db`` is healthy.
     ``api`` is listed first, so only dependency ordering makes the start succeed."""
-    api = fake("api", "--requires", "{service:db}", *b_flags, depends_on=("db",), site="a")
+    # a setup that needs a link runs only once the proxy is up
+    link_setup = (
+        (
+            "{python}",
+            "-c",
+            "import sys; open(sys.argv[1], 'w').write(sys.argv[2])",
+            "{run_dir}/api-link.txt",
+            "{link:api-db}",
+        ),
+    )
+    api = fake(
+        "api",
+        "--requires",
+        "{service:db}",
+        *b_flags,
+        depends_on=("db",),
+        site="a",
+        setup=link_setup if links else (),
+    )
     db = fake(
         "db",
         "--grandchild",
@@ -333,6 +351,7 @@ def test_links_go_through_the_embedded_proxy(run: RunFolder) -> None:
     with ProcessBackend(two_services(links=True), run) as backend:
         link = backend.link_endpoint("api-db")
         assert link != backend.endpoint("db")
+        assert (run.path / "api-link.txt").read_text() == str(link)
         assert get_json(link)["name"] == "db"
         assert get_json(backend.link_endpoint("clients-api"))["name"] == "api"
         state = load_state(run.path)

@@ -11,6 +11,12 @@ liquidation while halted is a violation whatever the margin. The margin risk com
 State "just before" a liquidation: the sequencer writes a liquidation and its fills as one
 contiguous run of events, in either order; fills of the run that precede the liquidation
 event are not counted in the state it is judged on.
+
+One decision, several positions: risk liquidates every open position of an account from one
+margin snapshot. A liquidation of an account that was liquidated within the last
+price_lag_s, with nothing but liquidation fills touching the account since, is judged on the
+state before that first liquidation (closing one leg does not make the next leg unintended).
+A deposit or an ordinary trade of the account in between starts a new decision.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ def check(history: History, params: CheckParams) -> Verdict:
     ledger = Ledger(history.truth())
     modes = ModeTracker(history)
     before_run: dict[int, Account] = {}  # accounts as they were before a run of liquidation fills
+    decisions: dict[int, tuple[float, Account]] = {}  # account -> first liquidation's (t, state)
     for event in history.events():
         if event["kind"] == "fill":
             taker, maker = event["taker_account"], event["maker_account"]
@@ -38,8 +45,11 @@ def check(history: History, params: CheckParams) -> Verdict:
                 for acct in (taker, maker):
                     if acct not in before_run:
                         before_run[acct] = ledger.account(acct).copy()
-            elif before_run:
-                before_run.clear()
+            else:
+                decisions.pop(taker, None)
+                decisions.pop(maker, None)
+                if before_run:
+                    before_run.clear()
             signed = event["qty"] if event.get("taker_side") == "buy" else -event["qty"]
             t = event["time"]
             ledger.trade(taker, event["market"], signed, event["price"], t)
@@ -47,9 +57,16 @@ def check(history: History, params: CheckParams) -> Verdict:
             continue
         if event["kind"] == "liquidation":
             found.checked += 1
-            state = before_run.get(event["account"]) or ledger.account(event["account"])
+            acct = event["account"]
+            state = before_run.get(acct) or ledger.account(acct).copy()
+            earlier = decisions.get(acct)
+            if earlier is not None and event["time"] - earlier[0] <= params.price_lag_s:
+                state = earlier[1]
+            else:
+                decisions[acct] = (event["time"], state)
             _judge(found, ledger, state, event, modes.at(event["time"]), params)
         elif event["kind"] == "deposit":
+            decisions.pop(event["account"], None)
             ledger.deposit(event["account"], event["amount"])
         elif event["kind"] == "mode":
             modes.observe_mode_event(event["mode"])

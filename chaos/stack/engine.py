@@ -23,7 +23,10 @@ from typing import Any
 
 MODES = ("normal", "post_only", "cancel_only", "halt")
 INSURANCE_FUND = 0
-LIQUIDATION_SLIPPAGE = 0.01  # a liquidation takes book liquidity within 1% of the mark
+# A liquidation takes book liquidity within 5% of the mark (towards the bankruptcy price, as
+# venues do on thin books); the insurance fund takes what is left at the mark. On a book
+# that holds quotes far from the fair price, this is how liquidations fill off-market.
+LIQUIDATION_SLIPPAGE = 0.05
 EPS = 1e-9
 
 

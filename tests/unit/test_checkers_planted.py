@@ -309,3 +309,21 @@ def test_second_liquidation_after_the_first_restored_margin_is_caught() -> None:
     v = verdicts(b)["no_unintended_liquidations"]
     caught(v, seq=second["seq"], account=63)
     assert all(c["seq"] != first["seq"] for c in v.counterexamples)
+
+
+def test_every_leg_of_one_liquidation_decision_is_judged_on_the_state_before_it() -> None:
+    """Risk liquidates both positions of an account below maintenance in one decision: the
+    second leg, written after the first closed the losing position, is still intended."""
+    b = histgen.clean_history(14, 10)
+    histgen.quiet(b)
+    b.fill("ETH-PERP", round(b.truth.price("ETH-PERP", b.t), 2), 1.0, taker=64, maker=1)
+    histgen.quiet(b)
+    first = b.near_miss_liquidation(account=64, below=0.001)
+    # other accounts trade between the two legs, as they do on a live sequencer
+    b.fill("BTC-PERP", round(b.truth.price("BTC-PERP", b.t), 2), 0.1, taker=2, maker=1)
+    second = b.liquidate(64, "ETH-PERP", 1.0)
+    b.build_chain()
+    v = verdicts(b)["no_unintended_liquidations"]
+    assert v.valid is True, v.message
+    assert v.checked >= 2
+    assert first["seq"] < second["seq"]

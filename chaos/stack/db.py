@@ -1,7 +1,11 @@
 """The stack's database: PostgreSQL 16 from the ``pgserver`` wheel's binaries.
 
 Commands (``python -m chaos.stack.db CMD``):
-  setup --data-dir D [--pg-bin B]            initdb (trust auth, user postgres); idempotent
+  setup --data-dir D [--pg-bin B]            a new cluster (trust auth, user postgres) that
+                                             already holds database ``tradechaos`` and the
+                                             schema: copied from a template cluster built
+                                             once per machine (initdb + single-user mode,
+                                             keyed by schema.sql); idempotent
   serve --data-dir D --port P [--pg-bin B]   run postgres on 127.0.0.1:P until SIGTERM
                                              (forwarded as SIGINT: fast shutdown)
   init  --db H:P | --dsn-host H --port P [--seed N --accounts N --collateral X]
@@ -129,6 +133,8 @@ def setup(data_dir: Path, pg_bin: Path) -> None:
     """initdb the cluster of ``data_dir`` unless it already holds one."""
     data_dir.mkdir(parents=True, exist_ok=True)
     cluster = cluster_dir(data_dir)
+    if cluster != data_dir and not (data_dir / "CLUSTER").exists():
+        shutil.rmtree(cluster, ignore_errors=True)  # left by an earlier folder of this path
     if (cluster / "PG_VERSION").exists():
         return
     user = _run_as_user()
@@ -142,11 +148,65 @@ def setup(data_dir: Path, pg_bin: Path) -> None:
         (root / f"{cluster.name}.origin").write_text(str(data_dir.resolve()))
         (data_dir / "CLUSTER").write_text(str(cluster) + "\n")
     _prepare_dir(cluster, user)
+    template = _template_dir(pg_bin, user)
+    if not template.exists():
+        _build_template(template, pg_bin, user)
+    subprocess.run(
+        ["cp", "-a", f"{template}/.", str(cluster)],
+        **_drop_privileges(user),  # type: ignore[arg-type]
+        check=True,
+        timeout=120,
+    )
+
+
+def _template_dir(pg_bin: Path, user: str | None) -> Path:
+    """A ready cluster (initdb + database + schema) to copy, keyed by what makes it."""
+    key = hashlib.sha1(
+        b"v2\0" + SCHEMA_PATH.read_bytes() + str(pg_bin).encode() + (user or "").encode()
+    ).hexdigest()[:12]
+    root = (
+        _cluster_root()
+        if os.geteuid() == 0
+        else (Path(tempfile.gettempdir()) / f"tradechaos-pgdata-{os.getuid()}")
+    )
+    root.mkdir(mode=0o711, exist_ok=True)
+    return root / f"template-{key}"
+
+
+def _single_user(pg_bin: Path, cluster: Path, dbname: str, sql: str, user: str | None) -> None:
+    subprocess.run(
+        [
+            str(pg_bin / "postgres"),
+            "--single",
+            "-D",
+            str(cluster),
+            "-F",
+            "-j",
+            "-c",
+            "exit_on_error=true",
+            dbname,
+        ],
+        input=sql.encode(),
+        **_drop_privileges(user),  # type: ignore[arg-type]
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def _build_template(template: Path, pg_bin: Path, user: str | None) -> None:
+    """initdb, CREATE DATABASE and the schema in single-user mode without fsync, once per
+    machine (about 1-3 s); every setup then only copies it. Concurrent builders race
+    harmlessly: the first rename wins."""
+    building = template.with_name(f"{template.name}.building-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    _prepare_dir(building, user)
     subprocess.run(
         [
             str(pg_bin / "initdb"),
             "-D",
-            str(cluster),
+            str(building),
             "-U",
             "postgres",
             "--auth=trust",
@@ -154,12 +214,24 @@ def setup(data_dir: Path, pg_bin: Path) -> None:
             "UTF8",
             "--no-sync",
             "--no-instructions",
+            "--wal-segsize=1",
         ],
         **_drop_privileges(user),  # type: ignore[arg-type]
         check=True,
         stdout=subprocess.DEVNULL,
         timeout=120,
     )
+    _single_user(pg_bin, building, "postgres", f"CREATE DATABASE {DBNAME};\n\n", user)
+    lines = [ln for ln in SCHEMA_PATH.read_text().splitlines() if not ln.lstrip().startswith("--")]
+    statements = [st.strip() for st in "\n".join(lines).split(";") if st.strip()]
+    _single_user(pg_bin, building, DBNAME, "".join(f"{st};\n\n" for st in statements), user)
+    for stale in template.parent.glob("template-*"):
+        if stale.name != template.name and ".building-" not in stale.name:
+            shutil.rmtree(stale, ignore_errors=True)
+    try:
+        os.rename(building, template)
+    except OSError:  # another setup built it first
+        shutil.rmtree(building, ignore_errors=True)
 
 
 def postgres_argv(data_dir: Path, port: int, pg_bin: Path) -> list[str]:

@@ -2,9 +2,10 @@
 
 During the ramp (``steps`` steps over ``ramp`` seconds) every link of the site's services
 gets a rising latency (up to ``max_latency``, both directions) and each of its processes is
-throttled down to ``min_cpu`` of a CPU. Then every process of the site is killed (SIGKILL)
-and every link of the site is disabled. With ``recover_after`` the site comes back that long
-after the loss (inject returns then); otherwise at heal.
+throttled down to ``min_cpu`` of a CPU; it stays that degraded for ``hold``. Then every
+process of the site is killed (SIGKILL) and every link of the site is disabled. With
+``recover_after`` the site comes back that long after the loss (inject returns then);
+otherwise at heal.
 
 Evidence: the ramp's steps, the pids killed, that no process of the site runs after the
 loss, and that every other service kept its pid (exactly the site's processes died).
@@ -67,6 +68,7 @@ class NodeLoss(ProcessFault):
                 cpu_fraction=round(cpu, 3),
             )
             self.wait(ramp / steps)
+        self.wait(_seconds(self.params.get("hold")))
         killed = self.pids(victims)
         for service in victims:
             self.take_down(service, "kill")

@@ -254,6 +254,7 @@ def _actions() -> dict[str, ActionInfo]:
                 "max_latency": _d(0.5),
                 "min_cpu": ParamSpec("float", default=0.25, min=0.0, max=1.0, exclusive_min=True),
                 "steps": ParamSpec("int", default=5, min=1),
+                "hold": _d(0.0, help="time at full degradation before the loss"),
                 "recover_after": _d(None, help="bring the site back after this (default: at heal)"),
             },
         ),

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 CONNECT_TIMEOUT_S = 5.0
+CLOSE_GRACE_S = 10.0
 QUEUE_HIGH = 1 << 20
 QUEUE_LOW = 1 << 18
 WRITE_HIGH = 1 << 20
@@ -344,7 +345,15 @@ class Link:
                     transport.close()
                 else:
                     transport.abort()
+        if graceful:
+            # A peer that never reads would keep a flushing socket open forever.
+            asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self._abort_leftovers)
         self.owner.link_closed(self, refused=refused, reset=reset)
+
+    def _abort_leftovers(self) -> None:
+        for side in (self.client, self.upstream):
+            if side.transport is not None:
+                side.transport.abort()
 
     def reset(self) -> None:
         """End the link with TCP RST on both sockets (SO_LINGER 0, then abort)."""

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,6 +198,29 @@ def test_sigterm_stops_cleanly_and_closes_connections(tmp_path: Path) -> None:
                 assert sock.recv(1) == b""
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((host, int(port)), timeout=5)
+
+
+def test_cli_serves_and_stops_on_sigint(tmp_path: Path) -> None:
+    port_file = tmp_path / "api.port"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos", "proxy", "--port", "0", "--port-file", str(port_file)],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not port_file.exists():
+            assert process.poll() is None and time.monotonic() < deadline, "did not start"
+            time.sleep(0.02)
+        with ToxiproxyClient(f"http://127.0.0.1:{int(port_file.read_text())}") as api:
+            assert api.version() == "2.12.0"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
 
 
 def test_cli_rejects_bad_port_and_busy_port() -> None:

@@ -27,26 +27,25 @@ from typing import Any, BinaryIO, TypeGuard
 from chaos.checkers.base import Findings, Verdict, rounded
 from chaos.checkers.params import CheckParams
 from chaos.history.events import Block, Event
-from chaos.history.reader import History
+from chaos.history.reader import History, orjson
 from chaos.history.truth import RunTruth
 
 NAME = "no_corrupt_chain_writes"
 HASH_EXCLUDED = frozenset({"hash"})
 _BATCH = 100
 
-try:  # pragma: no cover - depends on the environment
-    import orjson
 
-    def _fast_canonical(block: Mapping[str, Any]) -> bytes:
-        return orjson.dumps(block, option=orjson.OPT_SORT_KEYS)
+def _stdlib_compact(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
 
-    _compact: Callable[[Any], bytes] = orjson.dumps
 
-except ImportError:  # pragma: no cover
-    _fast_canonical = None  # type: ignore[assignment]
+def _sorted_json(block: Mapping[str, Any]) -> bytes | None:
+    """orjson's sorted-keys JSON of ``block``, or None without orjson."""
+    return None if orjson is None else bytes(orjson.dumps(block, option=orjson.OPT_SORT_KEYS))
 
-    def _compact(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
+
+# Compact JSON as the exporter writes event lines (orjson: same bytes for plain values).
+_compact: Callable[[Any], bytes] = _stdlib_compact if orjson is None else orjson.dumps
 
 
 def canonical_bytes(block: Mapping[str, Any]) -> bytes:
@@ -64,10 +63,9 @@ def block_hash(block: Mapping[str, Any]) -> str:
 def _hash_matches(block: Mapping[str, Any], stored: object) -> bool:
     # orjson writes the same bytes for the numbers, strings and keys a block holds except
     # some exponent floats (1e-05 vs 0.00001); a mismatch is confirmed with the stdlib.
-    if _fast_canonical is not None:
-        body = {k: v for k, v in block.items() if k not in HASH_EXCLUDED}
-        if hashlib.sha256(_fast_canonical(body)).hexdigest() == stored:
-            return True
+    fast = _sorted_json({k: v for k, v in block.items() if k not in HASH_EXCLUDED})
+    if fast is not None and hashlib.sha256(fast).hexdigest() == stored:
+        return True
     return block_hash(block) == stored
 
 

@@ -14,6 +14,7 @@ JSON is decoded with orjson when it is installed (about 3x faster), else with th
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,12 +34,17 @@ from chaos.history.events import (
 if TYPE_CHECKING:
     from chaos.history.truth import RunTruth
 
-try:  # pragma: no cover - depends on the environment
-    import orjson
 
-    loads: Callable[[bytes], Any] = orjson.loads
-except ImportError:  # pragma: no cover
-    loads = json.loads
+def _optional(module: str) -> Any:
+    """``module`` if installed, else None (imported by name: mypy needs no stubs for it)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+
+
+orjson: Any = _optional("orjson")
+loads: Callable[[bytes], Any] = orjson.loads if orjson is not None else json.loads
 
 SOURCES: dict[str, str] = {
     "events": "events.jsonl",

@@ -3,8 +3,9 @@
 ``export_history(run_dir, endpoints)`` writes ``history/events.jsonl`` (the db event log in
 seq order, duplicates included), ``chain.jsonl`` (every block), ``oracle.jsonl`` (every
 oracle publication) and ``modes.jsonl`` (every trading-mode change). ``endpoints`` maps
-service names to ``host:port``: ``db`` (required) and ``chain`` (else the newest
-``blocks.jsonl`` under ``run_dir`` is copied).
+service and link names to ``host:port``: the database is read through the
+``sequencer-db`` link when given (it follows a migration), else at ``db``; blocks from
+``chain`` (else the newest ``blocks.jsonl`` under ``run_dir`` is copied).
 
 CLI: ``python -m chaos.stack.exporter RUN_DIR --db HOST:PORT [--chain HOST:PORT]``.
 """

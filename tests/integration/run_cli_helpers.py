@@ -87,6 +87,53 @@ def port_free(port: int) -> bool:
     return True
 
 
+def listener_pids(port: int) -> list[int]:
+    """Pids holding a listening TCP socket on ``port`` (from /proc/net/tcp*)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = list((entry / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in inodes:
+                    pids.append(int(entry.name))
+                    break
+            except OSError:
+                continue
+    return pids
+
+
+def ports_held_by_run(ports: set[int], run_pids: list[int], run_dir: Path) -> list[int]:
+    """Ports still listened on by a process of the run. A port the run freed may be taken
+    at once by another program on a shared machine; that does not count."""
+    held = []
+    for port in sorted(ports):
+        if port_free(port):
+            continue
+        for pid in listener_pids(port):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if pid in run_pids or str(run_dir) in cmdline:
+                held.append(port)
+    return held
+
+
 def proxy_listing(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{url}/proxies", timeout=3) as reply:
         listing: dict[str, Any] = json.loads(reply.read().decode())

@@ -20,7 +20,7 @@ from run_cli_helpers import (
     RunProcess,
     alive,
     only_run_dir,
-    port_free,
+    ports_held_by_run,
     ports_of,
     processes_mentioning,
     proxy_listing,
@@ -78,8 +78,7 @@ def assert_interrupted_and_clean(
     assert "interrupted" in journal["error"]
     assert wait_gone(pids) == []
     assert processes_mentioning(str(run_dir)) == []
-    busy = [p for p in ports if not port_free(p)]
-    assert busy == [], f"ports still in use: {busy}"
+    assert ports_held_by_run(ports, pids, run_dir) == []
 
 
 @needs_faults
@@ -171,7 +170,7 @@ def test_sigkill_leaves_leftovers_that_cleanup_removes(tmp_path: Path) -> None:
         assert state_of(run_dir)["status"] == "cleaned"
         assert wait_gone(pids) == []
         assert processes_mentioning(str(run_dir)) == []
-        assert [p for p in ports if not port_free(p)] == []
+        assert ports_held_by_run(ports, pids, run_dir) == []
         again = tradechaos("cleanup", "--out", str(tmp_path))
         assert again.returncode == 0 and run_dir.name not in again.stdout
     finally:

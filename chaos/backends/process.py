@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from types import TracebackType
 
 from chaos.backends import ports
@@ -36,9 +35,9 @@ from chaos.backends.health import NotReady, strategy_for, wait_ready
 from chaos.backends.ordering import reverse_deps, run_in_order
 from chaos.backends.placeholders import Placeholders
 from chaos.backends.proxyadmin import EmbeddedProxy, ProxyAdmin
+from chaos.backends.service import ServiceProcess
 from chaos.errors import BadInput, ProxyError, StackError
 from chaos.runner import procutil
-from chaos.runner.procutil import DutyCycle
 from chaos.runner.procutil import log_tail as log_tail  # re-exported (docker backend)
 from chaos.runner.state import RunFolder
 from chaos.stackdef import ServiceSpec, StackDefinition
@@ -46,19 +45,6 @@ from chaos.stackdef import ServiceSpec, StackDefinition
 HOST = ports.HOST
 SETUP_TIMEOUT_S = 120.0
 PROXY_START_TIMEOUT_S = 15.0
-
-
-@dataclass
-class _Service:
-    spec: ServiceSpec
-    endpoint: Endpoint
-    proc: subprocess.Popen[bytes] | None = None
-    set_up: bool = False
-    initialised: bool = False
-    paused: bool = False
-    duty_cycle: DutyCycle | None = None
-    extra: bool = False  # added with add_service
-    history: list[int] = field(default_factory=list)  # pids, oldest first
 
 
 class ProcessBackend:
@@ -83,9 +69,8 @@ class ProcessBackend:
         self._embedded_wanted = embedded_proxy and toxiproxy_url is None
         self._python = python
         self._lock = threading.RLock()
-        self._signal_lock = threading.Lock()
-        self._services: dict[str, _Service] = {
-            spec.name: _Service(spec, Endpoint(HOST, ports.free_port()))
+        self._services: dict[str, ServiceProcess] = {
+            spec.name: ServiceProcess(spec, Endpoint(HOST, ports.free_port()))
             for spec in definition.services
         }
         self._started: list[str] = []  # launch order, for a reverse-order stop
@@ -175,11 +160,9 @@ class ProcessBackend:
         failures: list[str] = []
         with self._lock:
             for svc in self._services.values():
-                self._stop_duty_cycle(svc)
+                svc.stop_duty_cycle()
             for svc in self._services.values():
-                svc.paused = False
-                if svc.proc is not None and svc.proc.poll() is None:
-                    procutil.signal_group(svc.proc.pid, signal.SIGCONT)
+                svc.continue_group()
             self._stop_in_reverse_order(failures)
             self._started.clear()
             self._stop_proxy()
@@ -220,59 +203,23 @@ class ProcessBackend:
         self._launch(service, timeout_s)
 
     def stop(self, service: str, grace_s: float | None = None) -> None:
-        svc = self._get(service)
-        self._stop_duty_cycle(svc)
-        svc.paused = False
-        if svc.proc is not None:
-            grace = svc.spec.stop_grace_s if grace_s is None else grace_s
-            procutil.terminate(svc.proc, grace_s=grace)
+        if self._get(service).stop(grace_s):
             self.run.forget_process(service)
 
     def kill(self, service: str) -> None:
         self.stop(service, grace_s=0.0)
 
     def signal(self, service: str, signum: int) -> None:
-        svc = self._get(service)
-        if svc.proc is None or svc.proc.poll() is not None:
-            raise StackError(f"cannot send signal {signum} to {service}: it is not running")
-        os.kill(svc.proc.pid, signum)
+        self._get(service).send(signum)
 
     def pause(self, service: str) -> None:
-        svc = self._running(service, "pause")
-        with self._signal_lock:
-            svc.paused = True
-            procutil.signal_group(svc.proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
-        if not procutil.wait_stopped(svc.proc.pid, stopped=True):  # type: ignore[union-attr]
-            raise StackError(f"{service} did not stop on SIGSTOP within 2 s")
+        self._get(service).pause()
 
     def resume(self, service: str) -> None:
-        svc = self._get(service)
-        with self._signal_lock:
-            svc.paused = False
-            proc = svc.proc
-            if proc is not None and proc.poll() is None:
-                procutil.signal_group(proc.pid, signal.SIGCONT)
-        if proc is not None and svc.duty_cycle is None:
-            procutil.wait_stopped(proc.pid, stopped=False)
+        self._get(service).resume()
 
     def throttle(self, service: str, cpu_fraction: float | None) -> None:
-        svc = self._get(service)
-        if cpu_fraction is not None and not 0.0 < cpu_fraction <= 1.0:
-            raise BadInput(
-                f"throttle {service}: cpu_fraction must be in (0, 1], got {cpu_fraction}"
-            )
-        self._stop_duty_cycle(svc)
-        if cpu_fraction is None or cpu_fraction == 1.0:
-            return
-        proc = self._running(service, "throttle").proc
-        assert proc is not None
-        svc.duty_cycle = DutyCycle(
-            pgid=proc.pid,
-            fraction=cpu_fraction,
-            lock=self._signal_lock,
-            paused=lambda: svc.paused,
-        )
-        svc.duty_cycle.start()
+        self._get(service).throttle(cpu_fraction)
 
     def restart(self, service: str, downtime_s: float = 0.0, timeout_s: float = 30.0) -> None:
         self.stop(service)
@@ -298,19 +245,17 @@ class ProcessBackend:
         with self._lock:
             if spec.name in self._services:
                 raise BadInput(f"cannot add service {spec.name!r}: a service of that name exists")
-            svc = _Service(spec, Endpoint(HOST, ports.free_port()), extra=True)
+            svc = ServiceProcess(spec, Endpoint(HOST, ports.free_port()), extra=True)
             self._services[spec.name] = svc
         self._launch(spec.name, timeout_s)
         return svc.endpoint
 
     # ------------------------------------------------------------------ queries
     def is_running(self, service: str) -> bool:
-        proc = self._get(service).proc
-        return proc is not None and proc.poll() is None
+        return self._get(service).running
 
     def pid(self, service: str) -> int | None:
-        proc = self._get(service).proc
-        return proc.pid if proc is not None and proc.poll() is None else None
+        return self._get(service).pid
 
     def endpoint(self, service: str) -> Endpoint:
         return self._get(service).endpoint
@@ -329,14 +274,15 @@ class ProcessBackend:
     def status(self) -> list[ServiceStatus]:
         result = []
         for name, svc in list(self._services.items()):
-            running = self.is_running(name)
+            pid = svc.pid
             healthy = (
-                running
+                pid is not None
                 and not svc.paused
-                and (strategy_for(svc.spec.health, svc.endpoint).probe() is None)
+                and strategy_for(svc.spec.health, svc.endpoint).probe() is None
             )
-            pid = svc.proc.pid if running and svc.proc is not None else None
-            result.append(ServiceStatus(name, running, healthy, pid, svc.endpoint, svc.spec.site))
+            result.append(
+                ServiceStatus(name, pid is not None, healthy, pid, svc.endpoint, svc.spec.site)
+            )
         return result
 
     def logs(self, service: str, tail: int = 50) -> str:
@@ -356,18 +302,12 @@ class ProcessBackend:
         return list(self._get(service).history)
 
     # ------------------------------------------------------------------ internals
-    def _get(self, service: str) -> _Service:
+    def _get(self, service: str) -> ServiceProcess:
         try:
             return self._services[service]
         except KeyError:
             known = ", ".join(self._services)
             raise BadInput(f"unknown service {service!r} (known: {known})") from None
-
-    def _running(self, service: str, verb: str) -> _Service:
-        svc = self._get(service)
-        if svc.proc is None or svc.proc.poll() is not None:
-            raise StackError(f"cannot {verb} {service}: it is not running")
-        return svc
 
     def _check_links(self) -> None:
         for link in self.definition.links:
@@ -381,7 +321,7 @@ class ProcessBackend:
             raise StackError("this stack runs without a proxy (no links can be managed)")
         return self._proxy
 
-    def _placeholders(self, svc: _Service) -> Placeholders:
+    def _placeholders(self, svc: ServiceProcess) -> Placeholders:
         return Placeholders(
             python=self._python,
             port=svc.endpoint.port,
@@ -393,7 +333,7 @@ class ProcessBackend:
             services={name: s.endpoint for name, s in self._services.items()},
         )
 
-    def _env(self, svc: _Service, fill: Placeholders) -> dict[str, str]:
+    def _env(self, svc: ServiceProcess, fill: Placeholders) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         env["TRADECHAOS_RUN_ID"] = self.run.run_id
@@ -416,8 +356,7 @@ class ProcessBackend:
                 raise StackError(
                     f"service {service} could not be started ({argv[0]}: {err})"
                 ) from None
-            svc.proc = proc
-            svc.history.append(proc.pid)
+            svc.attach(proc)
             if service not in self._started:
                 self._started.append(service)
             self._stopped = False
@@ -542,13 +481,6 @@ class ProcessBackend:
         self._links.clear()
         if self.run.state().proxy is not None:
             self.run.forget_proxy()
-
-    def _stop_duty_cycle(self, svc: _Service) -> None:
-        if svc.duty_cycle is not None:
-            svc.duty_cycle.stop()
-            svc.duty_cycle = None
-            if not svc.paused and svc.proc is not None and svc.proc.poll() is None:
-                procutil.wait_stopped(svc.proc.pid, stopped=False)
 
     def _remove_data_dir(self, service: str) -> None:
         data_dir = self.run.data_dir(service)

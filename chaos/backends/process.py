@@ -2,17 +2,24 @@
 
 Contract (beyond ``chaos.backends.base``)
 - ``start_stack``: the proxy first (the embedded ``python -m chaos.proxy`` unless a
-  ``toxiproxy_url`` is given), one proxy per link (listening on 127.0.0.1, port chosen by
-  the proxy), then each non-optional service in ``definition.start_order()``: setup
-  commands once, the command, a wait until healthy, ``after_healthy`` commands once. Any
-  failure stops everything started so far and raises ``StackError`` (with the log tail).
+  ``toxiproxy_url`` is given) and one proxy per link (listening on 127.0.0.1, port chosen
+  by the proxy); setup commands (e.g. initdb) run meanwhile, in the background. Then every
+  non-optional service starts as soon as its dependencies are healthy (independent ones
+  concurrently): its command, a wait until healthy, its ``after_healthy`` commands once.
+  Any failure kills what is in flight, stops everything started so far and raises
+  ``StackError`` naming the service, what it waited for, and its log tail.
 - Ports: every service (optional ones too) gets a free port at construction, kept across
   restarts, so links and ``{service:NAME}`` stay valid.
-- Ownership: every process is spawned by ``chaos.runner.procutil`` (own group, killed with
-  the runner) and recorded in the run's ``state.json`` before it can do anything.
-- ``stop_stack`` is idempotent; afterwards no process, listener or ``data/`` dir is left.
+- Ownership: every process (one-shot commands too) is spawned by ``chaos.runner.procutil``
+  (own group, killed with the runner) and recorded in the run's ``state.json`` at once.
+- ``stop_stack``: throttles end, paused groups continue, services stop in reverse
+  dependency order (added services last), the embedded proxy stops (or our proxies are
+  deleted from an external Toxiproxy), ``data/`` is removed, the run is marked finished.
+  Idempotent; afterwards no process, listener or data dir of the stack is left.
 - ``signal`` goes to the service's main process only (like ``docker kill --signal``);
   ``pause``/``resume``/``stop``/``kill`` act on the whole process group.
+- ``timings``: seconds per phase (setup, healthy, after_healthy) of each service's latest
+  start, and ``proxy.ready``.
 """
 
 from __future__ import annotations

@@ -75,11 +75,20 @@ def oracle_price(markets_answer: object, market: str) -> float:
 
 
 class AggressiveOrders(RecordedFault):
+    def _current_price(self, base: str, market: str | None) -> tuple[str, float | None]:
+        """(market, the sequencer's oracle price), the price None while it has none (it is
+        restarting, or reloading from a database that is being migrated)."""
+        try:
+            answer = http.call("GET", f"{base}/markets")
+            market = market or str(next(iter(answer["markets"])))
+            return market, oracle_price(answer, market)
+        except (FaultError, StopIteration, KeyError, TypeError):
+            return market or "", None
+
     def _inject(self) -> None:
         base = self.ctx.backend.link_endpoint(CLIENTS_LINK).url
-        answer = http.call("GET", f"{base}/markets")
-        market = str(self.params.get("market") or next(iter(answer["markets"])))
-        price = oracle_price(answer, market)
+        wanted = self.params.get("market")
+        market, price = self._current_price(base, str(wanted) if wanted else None)
         given = self.params.get("accounts")
         accounts = (
             [int(str(a)) for a in given] if isinstance(given, list) else list(ADVERSARY_ACCOUNTS)
@@ -88,10 +97,16 @@ class AggressiveOrders(RecordedFault):
         assert isinstance(offset_param, list)
         offsets = [float(str(o)) for o in offset_param]
         side_param = str(self.params["side"])
-        outcomes: dict[str, int] = {"ok": 0, "fail": 0, "info": 0}
+        outcomes: dict[str, int] = {"ok": 0, "fail": 0, "info": 0, "no_price": 0}
+        prices: list[float] = []
         for i in range(int(_seconds(self.params["count"]))):
             if i:
                 self.wait(_seconds(self.params.get("interval")))
+                market, price = self._current_price(base, market or None)
+            if price is None:
+                outcomes["no_price"] += 1  # an adversary quotes off the price it can see
+                continue
+            prices.append(price)
             side = side_param if side_param != "both" else ("buy", "sell")[i % 2]
             pct = offsets[0] if len(offsets) == 1 else self.ctx.rng.uniform(*offsets[:2])
             limit = price * (1 - pct / 100) if side == "buy" else price * (1 + pct / 100)
@@ -106,7 +121,9 @@ class AggressiveOrders(RecordedFault):
                 "post_only": True,
             }
             outcomes[self._send(base, order)] += 1
-        self.evidence(market=market, oracle_price=price, sent=outcomes)
+        self.evidence(market=market, oracle_prices=prices[:3] + prices[-3:], sent=outcomes)
+        if not prices:
+            raise FaultError(f"the sequencer reported no oracle price for {market} at any try")
 
     def _send(self, base: str, order: dict[str, Any]) -> str:
         import requests

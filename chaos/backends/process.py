@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from types import TracebackType
 
 from chaos.backends import ports
@@ -173,8 +174,8 @@ class ProcessBackend:
             self._stop_in_reverse_order(failures)
             self._started.clear()
             self._stop_proxy()
-            for svc in self._services.values():
-                self._remove_data_dir(svc.spec.name)
+            for recorded in self.run.state().data_dirs:
+                self._remove_data_dir(Path(recorded))
             with contextlib.suppress(OSError):  # absent, or holds something not ours
                 self.run.data.rmdir()
             if not self._stopped:
@@ -254,7 +255,15 @@ class ProcessBackend:
                 raise BadInput(f"cannot add service {spec.name!r}: a service of that name exists")
             svc = ServiceProcess(spec, Endpoint(HOST, ports.free_port()), extra=True)
             self._services[spec.name] = svc
-        self._launch(spec.name, timeout_s)
+        try:
+            self._launch(spec.name, timeout_s)
+        except BaseException:
+            with self._lock:  # not added after all: the name may be tried again
+                self._services.pop(spec.name, None)
+                if spec.name in self._started:
+                    self._started.remove(spec.name)
+            self._remove_data_dir(self.run.data_dir(spec.name))
+            raise
         return svc.endpoint
 
     # ------------------------------------------------------------------ queries
@@ -489,8 +498,7 @@ class ProcessBackend:
         if self.run.state().proxy is not None:
             self.run.forget_proxy()
 
-    def _remove_data_dir(self, service: str) -> None:
-        data_dir = self.run.data_dir(service)
+    def _remove_data_dir(self, data_dir: Path) -> None:
         if data_dir.exists():
             shutil.rmtree(data_dir, ignore_errors=True)
         self.run.forget_data_dir(data_dir)

@@ -330,6 +330,17 @@ def test_add_service_is_owned_and_stopped(backend: ProcessBackend, run: RunFolde
     assert not ports.is_listening(endpoint.port)
 
 
+def test_a_failed_add_service_leaves_nothing_and_can_be_retried(
+    backend: ProcessBackend, run: RunFolder
+) -> None:
+    with pytest.raises(StackError, match="service db2 did not become healthy"):
+        backend.add_service(fake("db2", "--fail"), timeout_s=10)
+    assert "db2" not in {s.name for s in backend.status()}
+    assert not run.data_dir("db2").exists()
+    endpoint = backend.add_service(fake("db2"))
+    assert get_json(endpoint)["name"] == "db2"
+
+
 def test_optional_service_starts_only_when_asked(run: RunFolder) -> None:
     definition = StackDefinition(
         "fake", (fake("main"), fake("standby", optional=True, site="b")), (), "none:none"

@@ -191,13 +191,18 @@ class Sequencer:
         self.last_renewal = time.time()
         log.info("leading with epoch %d", self.epoch)
 
-    async def take_over(self, why: str) -> bool:
+    async def take_over(self, why: str, force: bool = False) -> bool:
+        """Take the lease (epoch + 1) unless, under its lock, it turns out to have been
+        renewed within the RTO budget meanwhile (``force``: take it regardless)."""
+
         async def go(conn: Any) -> int | None:
             async with conn.transaction():
                 cur = await conn.execute(
                     "SELECT epoch, holder, renewed_at FROM leases WHERE id = 1 FOR UPDATE"
                 )
                 row = await cur.fetchone()
+                if not force and row is not None and time.time() - row[2] <= self.args.rto:
+                    return None
                 epoch = (int(row[0]) if row else 0) + 1
                 await conn.execute(
                     "INSERT INTO leases (id, epoch, holder, renewed_at) VALUES (1, %s, %s, %s) "
@@ -244,7 +249,8 @@ class Sequencer:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         await self.queue.put((kind, body, fut))
         try:
-            result = await asyncio.wait_for(asyncio.shield(fut), REQUEST_TIMEOUT_S)
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                result = await fut  # cancelled on timeout; the batch loop skips it then
         except TimeoutError:
             return json_response({"error": "timed out; outcome unknown"}, 503)
         if isinstance(result, BadRequest):
@@ -439,7 +445,7 @@ class Sequencer:
     async def promote(self, _request: web.Request) -> web.Response:
         if self.role == "leader":
             return json_response({"status": "already leader", "epoch": self.epoch})
-        await self.take_over("promoted by operator")
+        await self.take_over("promoted by operator", force=True)
         return json_response({"status": "leader", "epoch": self.epoch})
 
 

@@ -50,6 +50,7 @@ class MarketState:
     restored_from: str  # "market_state" | "default" | "validation"
     published: dict[str, Any] | None = None
     fresh_restore: bool = True
+    held: bool = False  # data_validation holds publication (no reference value yet)
 
 
 class Oracle:
@@ -150,8 +151,11 @@ class Oracle:
             if "data_validation" in self.mitigations:
                 ref = await self.reference(market, state)
                 if ref is None:
-                    log.warning("%s: no reference funding index yet; not publishing", market)
+                    if not state.held:
+                        log.warning("%s: no reference funding index yet; not publishing", market)
+                    state.held = True
                     continue
+                state.held = False
                 ref_index, ref_interval = ref
                 if not funding_jump_ok(
                     ref_index,

@@ -330,7 +330,7 @@ def _run_record(
         "mitigations": list(variant.mitigations),
         "markets": markets,
         "no_faults": options.no_faults,
-        "params": dict(experiment.params),
+        "params": wiring.tolerances(experiment.params),
         "invariants": list(experiment.invariants),
         "expected_violations": [] if options.no_faults else list(variant.expect_violated),
     }

@@ -106,6 +106,13 @@ def check(
     return [dict(v.to_dict()) for v in verdicts]
 
 
+def tolerances(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The checker tolerances in force: the defaults with the experiment's overrides."""
+    from chaos.checkers.params import CheckParams
+
+    return dict(CheckParams.from_mapping(params).to_dict())
+
+
 def reports(run_dir: Path, journal: Mapping[str, Any]) -> Any:
     try:
         report = importlib.import_module("chaos.report")

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chaos.stack import store
 from chaos.stack.common import (
     Pg,
     base_parser,
@@ -33,26 +34,12 @@ from chaos.stack.common import (
     serve,
     spawn,
 )
-from chaos.stack.engine import (
-    BadRequest,
-    Changes,
-    Engine,
-    NotServing,
-    OraclePrice,
-    Order,
-    Position,
-)
+from chaos.stack.engine import BadRequest, Changes, Engine, NotServing
 from chaos.truth import MARKET_NAMES
 
 log = logging.getLogger("chaos.stack.sequencer")
 MAX_BATCH = 256
 REQUEST_TIMEOUT_S = 10.0
-
-ORACLE_SQL = " UNION ALL ".join(
-    f"(SELECT market, mark_price, funding_index, ts FROM oracle_prices "
-    f"WHERE market = '{m}' ORDER BY id DESC LIMIT 1)"
-    for m in MARKET_NAMES
-)
 
 
 class Fenced(Exception):
@@ -110,49 +97,11 @@ class Sequencer:
 
     async def _load(self, conn: Any) -> Engine:
         engine = self._new_engine(self.epoch)
-        cur = await conn.execute("SELECT COALESCE(max(seq), 0) FROM events")
-        engine.seq = int((await cur.fetchone())[0])
-        cur = await conn.execute("SELECT account, collateral FROM accounts")
-        engine.collateral = {int(a): float(c) for a, c in await cur.fetchall()}
-        cur = await conn.execute(
-            "SELECT account, market, size, entry_price, entry_funding_index, realised_pnl "
-            "FROM positions"
-        )
-        for a, m, size, entry, f_entry, pnl in await cur.fetchall():
-            engine.positions[(int(a), m)] = Position(size, entry, f_entry, pnl)
-        cur = await conn.execute(
-            "SELECT order_id, client_order_id, account, market, side, price, qty, remaining "
-            "FROM orders WHERE status = 'open' ORDER BY order_id"
-        )
-        for row in await cur.fetchall():
-            if row[3] in engine.books:
-                engine.rest(Order(*row))
-        cur = await conn.execute("SELECT mode FROM trading_mode WHERE id = 1")
-        row = await cur.fetchone()
-        engine.mode = row[0] if row else "normal"
-        if "idempotency_keys" in self.mitigations:
-            cur = await conn.execute("SELECT client_order_id, result FROM idempotency")
-            engine.results = {coid: result for coid, result in await cur.fetchall()}
-        for market, price in (await self._read_prices(conn)).items():
-            engine.set_price(market, price)
+        await store.load_engine(conn, engine, "idempotency_keys" in self.mitigations)
         return engine
 
-    async def _read_prices(self, conn: Any) -> dict[str, OraclePrice]:
-        cur = await conn.execute(ORACLE_SQL)
-        prices = {
-            m: OraclePrice(float(p), float(f), float(ts)) for m, p, f, ts in await cur.fetchall()
-        }
-        if len(prices) < len(MARKET_NAMES):  # no publication yet: the market state
-            cur = await conn.execute(
-                "SELECT market, mark_price, funding_index, ts FROM market_state"
-            )
-            for m, p, f, ts in await cur.fetchall():
-                if m not in prices and p is not None:
-                    prices[m] = OraclePrice(float(p), float(f), float(ts))
-        return prices
-
     async def poll_prices(self) -> None:
-        prices = await self.price_db.run(self._read_prices)
+        prices = await self.price_db.run(store.read_prices)
         now = time.time()
         for market, price in prices.items():
             self.engine.set_price(market, price, now)
@@ -307,86 +256,11 @@ class Sequencer:
             return [NotServing(f"write failed; outcome unknown: {err}")] * len(batch)
 
     async def _persist(self, conn: Any, changes: Changes) -> None:
-        """One transaction, pipelined (one round trip); with fencing the lease row is
-        locked first and checked before the commit."""
-        engine = self.engine
-        async with conn.pipeline(), conn.transaction():
-            lease = None
-            if "fencing" in self.mitigations:
-                lease = await conn.execute(
-                    "SELECT epoch, holder FROM leases WHERE id = 1 FOR UPDATE"
-                )
-            async with conn.cursor() as cur:
-                if changes.events:
-                    await cur.executemany(
-                        "INSERT INTO events (seq, epoch, sequencer, time, kind, body) "
-                        "VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
-                        changes.events,
-                    )
-                if changes.orders:
-                    await cur.executemany(
-                        "INSERT INTO orders VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT (order_id) DO UPDATE SET remaining = EXCLUDED.remaining, "
-                        "status = EXCLUDED.status",
-                        [
-                            (
-                                o.order_id,
-                                o.client_order_id,
-                                o.account,
-                                o.market,
-                                o.side,
-                                o.price,
-                                o.qty,
-                                o.remaining,
-                                o.status,
-                            )
-                            for o in changes.orders.values()
-                        ],
-                    )
-                if changes.positions:
-                    rows = []
-                    for key in changes.positions:
-                        p = engine.positions[key]
-                        rows.append(
-                            (
-                                key[0],
-                                key[1],
-                                p.size,
-                                p.entry_price,
-                                p.entry_funding_index,
-                                p.realised_pnl,
-                            )
-                        )
-                    await cur.executemany(
-                        "INSERT INTO positions VALUES (%s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT (account, market) DO UPDATE SET size = EXCLUDED.size, "
-                        "entry_price = EXCLUDED.entry_price, "
-                        "entry_funding_index = EXCLUDED.entry_funding_index, "
-                        "realised_pnl = EXCLUDED.realised_pnl",
-                        rows,
-                    )
-                if changes.accounts:
-                    await cur.executemany(
-                        "INSERT INTO accounts VALUES (%s, %s) ON CONFLICT (account) "
-                        "DO UPDATE SET collateral = EXCLUDED.collateral",
-                        [(a, engine.collateral.get(a, 0.0)) for a in changes.accounts],
-                    )
-                if changes.idempotency:
-                    await cur.executemany(
-                        "INSERT INTO idempotency VALUES (%s, %s::jsonb) "
-                        "ON CONFLICT (client_order_id) DO NOTHING",
-                        changes.idempotency,
-                    )
-                if changes.mode is not None:
-                    await cur.execute(
-                        "INSERT INTO trading_mode VALUES (1, %s, %s) ON CONFLICT (id) "
-                        "DO UPDATE SET mode = EXCLUDED.mode, ts = EXCLUDED.ts",
-                        (changes.mode, time.time()),
-                    )
-            if lease is not None:
-                row = await lease.fetchone()
-                if row is None or (int(row[0]), row[1]) != (self.epoch, self.instance):
-                    raise Fenced(f"lease is {row}, this instance holds epoch {self.epoch}")
+        fence = (self.epoch, self.instance) if "fencing" in self.mitigations else None
+        try:
+            await store.persist(conn, self.engine, changes, fence)
+        except store.FencedOut as err:
+            raise Fenced(f"{err}, this instance holds epoch {self.epoch}") from None
 
     # -- HTTP ---------------------------------------------------------------------------
     async def health(self, _request: web.Request) -> web.Response:

@@ -1,0 +1,103 @@
+"""Price-time priority order book of one market (pure).
+
+Resting orders are kept per price level in arrival order; levels are kept sorted with the
+best first (bids by descending price, asks by ascending price).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass
+
+EPS = 1e-9
+
+
+@dataclass
+class Order:
+    order_id: int
+    client_order_id: str
+    account: int
+    market: str
+    side: str
+    price: float
+    qty: float
+    remaining: float
+    status: str = "open"
+
+
+class Book:
+    """Price-time priority book of one market. Keys sort best-first: bids by -price."""
+
+    def __init__(self) -> None:
+        self.levels: dict[str, dict[float, deque[Order]]] = {"buy": {}, "sell": {}}
+        self.keys: dict[str, list[float]] = {"buy": [], "sell": []}
+
+    @staticmethod
+    def _key(side: str, price: float) -> float:
+        return -price if side == "buy" else price
+
+    def best(self, side: str) -> float | None:
+        keys = self.keys[side]
+        if not keys:
+            return None
+        return -keys[0] if side == "buy" else keys[0]
+
+    def add(self, order: Order) -> None:
+        key = self._key(order.side, order.price)
+        level = self.levels[order.side].get(key)
+        if level is None:
+            level = self.levels[order.side][key] = deque()
+            bisect.insort(self.keys[order.side], key)
+        level.append(order)
+
+    def remove(self, order: Order) -> None:
+        key = self._key(order.side, order.price)
+        level = self.levels[order.side].get(key)
+        if level is None:
+            return
+        try:
+            level.remove(order)
+        except ValueError:
+            return
+        if not level:
+            self._drop_level(order.side, key)
+
+    def _drop_level(self, side: str, key: float) -> None:
+        del self.levels[side][key]
+        keys = self.keys[side]
+        keys.pop(bisect.bisect_left(keys, key))
+
+    def crosses(self, side: str, limit: float | None) -> bool:
+        """Would an order on ``side`` with ``limit`` (None: market) trade now?"""
+        other = "sell" if side == "buy" else "buy"
+        best = self.best(other)
+        if best is None:
+            return False
+        if limit is None:
+            return True
+        return best <= limit if side == "buy" else best >= limit
+
+    def take(self, side: str, limit: float | None, qty: float) -> list[tuple[Order, float, float]]:
+        """Consume resting orders opposite to ``side`` up to ``qty`` within ``limit``.
+
+        Returns (maker, price, qty) per fill; makers are updated (remaining, status) and
+        removed from the book when filled.
+        """
+        other = "sell" if side == "buy" else "buy"
+        fills: list[tuple[Order, float, float]] = []
+        while qty > EPS and self.crosses(side, limit):
+            key = self.keys[other][0]
+            level = self.levels[other][key]
+            maker = level[0]
+            traded = min(qty, maker.remaining)
+            fills.append((maker, maker.price, traded))
+            qty -= traded
+            maker.remaining -= traded
+            if maker.remaining <= EPS:
+                maker.remaining = 0.0
+                maker.status = "filled"
+                level.popleft()
+                if not level:
+                    self._drop_level(other, key)
+        return fills

@@ -29,7 +29,7 @@ import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -38,10 +38,11 @@ from typing import Any
 from chaos.backends import images, ports
 from chaos.backends.base import Endpoint, ServiceStatus
 from chaos.backends.health import NotReady, strategy_for, wait_ready
+from chaos.backends.ordering import reverse_deps, run_in_order
 from chaos.backends.placeholders import Placeholders
-from chaos.backends.process import log_tail
 from chaos.backends.proxyadmin import ProxyAdmin
 from chaos.errors import BadInput, InfrastructureError, ProxyError, StackError
+from chaos.runner.procutil import log_tail
 from chaos.runner.state import RunFolder
 from chaos.stackdef import ServiceSpec, StackDefinition
 
@@ -75,6 +76,11 @@ class _Service:
     launches: int = 0
     set_up: bool = False
     initialised: bool = False
+    extra: bool = False  # added with add_service
+
+
+def _needs_proxy(spec: ServiceSpec) -> bool:
+    return any("{link:" in arg or "{toxiproxy_url}" in arg for cmd in spec.setup for arg in cmd)
 
 
 def _docker_errors() -> tuple[type[BaseException], ...]:
@@ -135,6 +141,10 @@ class DockerBackend:
         )
         self._stopped = False
         self._closing = False
+        # seconds per phase of each service's latest start: setup, healthy, after_healthy
+        self.timings: dict[str, dict[str, float]] = {}
+        self._setup_seconds: dict[str, float] = {}
+        self._setup_futures: dict[str, Future[None]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> DockerBackend:
@@ -147,48 +157,51 @@ class DockerBackend:
         self.stop_stack()
 
     def start_stack(self) -> None:
+        self._closing = False
+        started = time.monotonic()
+        setups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tradechaos-docker-setup")
         try:
             self._prepare_image()
-            self._start_proxy()
             for link in self.definition.links:
                 if link.server not in self._services:
                     raise StackError(f"link {link.name} points at {link.server!r}, not a service")
+            self._begin_setups(setups)  # e.g. initdb, while the proxy starts
+            self._start_proxy()
+            for link in self.definition.links:
                 self._create_link(link.name, self._services[link.server].endpoint)
-            self._start_services()
+            self.timings["proxy"] = {"ready": time.monotonic() - started}
+            self._start_services()  # a service's launch waits for its own setup
         except BaseException:
-            self._abort()
+            self._abort()  # the one-shot containers go too, so the setup threads end
+            setups.shutdown(wait=True)
             self.stop_stack()
             raise
+        finally:
+            setups.shutdown(wait=True)
+            self._setup_futures.clear()
+
+    def _begin_setups(self, pool: ThreadPoolExecutor) -> None:
+        """Start the setup commands of every service to be started, in the background;
+        commands that need a link or the proxy URL run in ``_launch`` instead."""
+        for name, svc in self._services.items():
+            if not svc.spec.optional and svc.spec.setup and not _needs_proxy(svc.spec):
+                self._setup_futures[name] = pool.submit(self._run_setup, name)
 
     def _start_services(self) -> None:
         """Launch every non-optional service as soon as its dependencies are healthy
-        (independent services start concurrently); raise the first failure."""
+        (independent services concurrently); raise the first failure."""
+        names = [name for name, svc in self._services.items() if not svc.spec.optional]
+        deps = {name: self._services[name].spec.depends_on for name in names}
         try:
-            order = self.definition.start_order()
+            run_in_order(
+                names,
+                deps,
+                lambda name: self._launch(name, self._services[name].spec.health.timeout_s),
+                self._abort,  # ends the other launches' health waits at once
+                "tradechaos-docker-start",
+            )
         except ValueError as err:
             raise StackError(f"stack {self.definition.name}: {err}") from None
-        optional = {name for name, svc in self._services.items() if svc.spec.optional}
-        pending = [name for name in order if name not in optional]
-        done: set[str] = set()
-        running: dict[Future[None], str] = {}
-        with ThreadPoolExecutor(max(1, len(pending)), "tradechaos-docker-start") as pool:
-            try:
-                while pending or running:
-                    for name in list(pending):
-                        spec = self._services[name].spec
-                        if all(dep in done or dep in optional for dep in spec.depends_on):
-                            pending.remove(name)
-                            running[pool.submit(self._launch, name, spec.health.timeout_s)] = name
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        name = running.pop(future)
-                        error = future.exception()
-                        if error is not None:
-                            raise error
-                        done.add(name)
-            except BaseException:
-                self._abort()  # ends the other launches' health waits at once
-                raise
 
     def _abort(self) -> None:
         """Remove every container of this run now (used when a start fails)."""
@@ -204,8 +217,8 @@ class DockerBackend:
             self._stop_proxy()
             if self._client is not None:
                 sweep_containers(self.run.run_id, self._client)
-            for name in [*self._services, TMP_DIR]:
-                self._remove_data_dir(name)
+            for recorded in self.run.state().data_dirs:
+                self._remove_data_dir(Path(recorded))
             with contextlib.suppress(OSError):
                 self.run.data.rmdir()
             if not self._stopped:
@@ -214,25 +227,21 @@ class DockerBackend:
             self._closing = False
 
     def _stop_in_reverse_order(self) -> None:
-        """Stop every started service, each after the services that depend on it; the
-        services of one depth stop concurrently."""
-        depth: dict[str, int] = {}
+        """Stop every started service after everything that depends on it (services added
+        with ``add_service``, e.g. a migrated database, last); independent ones concurrently."""
+        names = [name for name in self._started if name in self._services]
+        added = [name for name in names if self._services[name].extra]
+        deps = {
+            name: tuple(self._services[name].spec.depends_on)
+            + (tuple(added) if name not in added else ())
+            for name in names
+        }
 
-        def depth_of(name: str) -> int:
-            if name not in depth:
-                deps = [d for d in self._services[name].spec.depends_on if d in self._services]
-                depth[name] = 1 + max((depth_of(d) for d in deps), default=-1)
-            return depth[name]
+        def stop_quietly(name: str) -> None:
+            with contextlib.suppress(StackError):
+                self.stop(name)
 
-        started = [name for name in self._started if name in self._services]
-        by_depth: dict[int, list[str]] = {}
-        for name in started:
-            by_depth.setdefault(depth_of(name), []).append(name)
-        with ThreadPoolExecutor(max(1, len(started)), "tradechaos-docker-stop") as pool:
-            for level in sorted(by_depth, reverse=True):
-                for future in [pool.submit(self.stop, name) for name in by_depth[level]]:
-                    with contextlib.suppress(StackError):
-                        future.result()
+        run_in_order(names, reverse_deps(names, deps), stop_quietly, None, "tradechaos-docker-stop")
 
     # ------------------------------------------------------------------ services
     def start(self, service: str, timeout_s: float = 30.0) -> None:
@@ -306,9 +315,17 @@ class DockerBackend:
         with self._lock:
             if spec.name in self._services:
                 raise BadInput(f"cannot add service {spec.name!r}: a service of that name exists")
-            svc = _Service(spec, Endpoint(HOST, ports.free_port()))
+            svc = _Service(spec, Endpoint(HOST, ports.free_port()), extra=True)
             self._services[spec.name] = svc
-        self._launch(spec.name, timeout_s)
+        try:
+            self._launch(spec.name, timeout_s)
+        except BaseException:
+            with self._lock:  # not added after all: the name may be tried again
+                self._services.pop(spec.name, None)
+                if spec.name in self._started:
+                    self._started.remove(spec.name)
+            self._remove_data_dir(self.run.data_dir(spec.name))
+            raise
         return svc.endpoint
 
     # ------------------------------------------------------------------ queries
@@ -498,18 +515,37 @@ class DockerBackend:
         svc.launches += 1
         return f"tc-{self.run.run_id}-{service}-{role}{svc.launches}"[:200]
 
-    def _launch(self, service: str, timeout_s: float) -> None:
+    def _run_setup(self, service: str) -> None:
+        """Run ``service``'s setup commands once (a data dir is made and recorded first)."""
         svc = self._get(service)
-        fill = self._placeholders(svc)
-        env = {key: fill.fill(value) for key, value in svc.spec.env.items()}
         data_dir = self.run.data_dir(service)
         if not data_dir.exists():
             data_dir.mkdir(parents=True)
             self.run.record_data_dir(data_dir)
-        if not svc.set_up:
-            for command in svc.spec.setup:
-                self._run_once(service, fill.argv(command), env, "setup")
-            svc.set_up = True
+        if svc.set_up:
+            return
+        mark = time.monotonic()
+        fill = self._placeholders(svc)
+        env = {key: fill.fill(value) for key, value in svc.spec.env.items()}
+        for command in svc.spec.setup:
+            self._run_once(service, fill.argv(command), env, "setup")
+        svc.set_up = True
+        if svc.spec.setup:
+            self._setup_seconds[service] = time.monotonic() - mark
+
+    def _launch(self, service: str, timeout_s: float) -> None:
+        svc = self._get(service)
+        future = self._setup_futures.get(service)
+        if future is not None:
+            future.result()  # started in the background by start_stack
+        else:
+            self._run_setup(service)
+        phases = (
+            {"setup": self._setup_seconds.pop(service)} if service in self._setup_seconds else {}
+        )
+        mark = time.monotonic()
+        fill = self._placeholders(svc)
+        env = {key: fill.fill(value) for key, value in svc.spec.env.items()}
         container = self._run_container(
             service,
             fill.argv(svc.spec.command),
@@ -524,10 +560,15 @@ class DockerBackend:
             self._stopped = False
         try:
             self.wait_healthy(service, timeout_s)
+            phases["healthy"] = time.monotonic() - mark
+            mark = time.monotonic()
             if not svc.initialised:
                 for command in svc.spec.after_healthy:
                     self._run_once(service, fill.argv(command), env, "after_healthy")
                 svc.initialised = True
+                if svc.spec.after_healthy:
+                    phases["after_healthy"] = time.monotonic() - mark
+            self.timings[service] = phases
         except BaseException:
             self.stop(service, grace_s=1.0)
             raise
@@ -638,8 +679,7 @@ class DockerBackend:
         if self.run.state().proxy is not None:
             self.run.forget_proxy()
 
-    def _remove_data_dir(self, service: str) -> None:
-        data_dir = self.run.data_dir(service)
+    def _remove_data_dir(self, data_dir: Path) -> None:
         if data_dir.exists():
             shutil.rmtree(data_dir, ignore_errors=True)
         self.run.forget_data_dir(data_dir)

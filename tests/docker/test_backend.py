@@ -141,3 +141,26 @@ def test_sweep_removes_the_containers_of_a_run_that_was_never_stopped(
     removed = sweep_containers(run.run_id)
     assert len(removed) == 3
     assert run_containers(docker_client, run.run_id) == []
+
+
+def test_an_external_toxiproxy_gets_the_links_and_keeps_running_after_the_stack(
+    run: RunFolder, stack_image: str, docker_client: Any
+) -> None:
+    from chaos.proxy.testing import ProxyProcess
+
+    with ProxyProcess() as external:
+        backend = DockerBackend(
+            tiny_stack(), run, toxiproxy_url=external.url, image=stack_image, client=docker_client
+        )
+        backend.start_stack()
+        try:
+            assert backend.toxiproxy_url == external.url
+            assert get(backend.link_endpoint("clients-alpha"))["service"] == "alpha"
+            services = sorted(
+                c.labels[SERVICE_LABEL] for c in run_containers(docker_client, run.run_id)
+            )
+            assert services == ["alpha", "beta"]  # no proxy container of our own
+        finally:
+            backend.stop_stack()
+        with urllib.request.urlopen(f"{external.url}/proxies", timeout=5) as response:
+            assert json.loads(response.read()) == {}  # our links were removed from it

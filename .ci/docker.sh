@@ -63,7 +63,9 @@ start_engine() {
 
 install_missing || fail "could not install docker.io/debootstrap"
 start_engine || fail "dockerd did not start"
-timeout 900 make setup >/dev/null || fail "make setup"
+if ! timeout 900 make setup >/tmp/tradechaos-make-setup.log 2>&1; then
+  tail -n 20 /tmp/tradechaos-make-setup.log; fail "make setup"
+fi
 say "building images"
 timeout 1200 make images || fail "make images"
 say "done"

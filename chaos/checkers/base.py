@@ -106,6 +106,13 @@ def rounded(x: float | None, digits: int = 6) -> float | None:
     return round(x, max(0, digits - 1 - math.floor(math.log10(abs(x)))))
 
 
+def since_epoch(history: History, t: object) -> str:
+    """``t`` (wall-clock s) as the run's relative time, e.g. ``t=+12.345s``."""
+    if not isinstance(t, int | float):
+        return "t=?"
+    return f"t={t - history.run.epoch:+.3f}s"
+
+
 def bps(price: float, truth: float) -> float:
     """How far ``price`` is from ``truth``, in basis points (signed)."""
     return (price / truth - 1.0) * 10_000.0

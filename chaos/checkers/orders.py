@@ -19,7 +19,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 
-from chaos.checkers.base import Findings, Verdict
+from chaos.checkers.base import Findings, Verdict, since_epoch
 from chaos.checkers.params import CheckParams
 from chaos.history.events import ClientOp, Event, FillEvent
 from chaos.history.reader import History
@@ -40,12 +40,12 @@ def check_lost(history: History, params: CheckParams) -> Verdict:
     found.checked = len(acked)
     not_in_db = _absent(acked, history.events())
     for coid, op in not_in_db.items():
-        found.add(_lost(op, coid, "the db event log"))
+        found.add(_lost(history, op, coid, "the db event log"))
     if history.has("chain"):
         on_chain = (e for block in history.blocks() for e in block.get("events") or ())
         for coid, op in _absent(acked, on_chain).items():
             if coid not in not_in_db:
-                found.add(_lost(op, coid, "the chain (after the final flush)"))
+                found.add(_lost(history, op, coid, "the chain (after the final flush)"))
     return found.verdict("acknowledged orders")
 
 
@@ -65,10 +65,11 @@ def _absent(acked: dict[str, ClientOp], events: Iterable[Event]) -> dict[str, Cl
     return missing
 
 
-def _lost(op: ClientOp, coid: str, where: str) -> dict[str, object]:
+def _lost(history: History, op: ClientOp, coid: str, where: str) -> dict[str, object]:
     return {
         "problem": f"order {coid} of account {op.get('account')} was acknowledged to the "
-        f"client (process {op.get('process')}, t={op.get('time')}) but is missing from {where}",
+        f"client (process {op.get('process')}, {since_epoch(history, op.get('time'))}) but is "
+        f"missing from {where}",
         "client_order_id": coid,
         "account": op.get("account"),
         "process": op.get("process"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chaos.checkers.base import Findings, Verdict
+from chaos.checkers.base import Findings, Verdict, since_epoch
 from chaos.checkers.params import CheckParams
 from chaos.history.events import FaultRecord
 from chaos.history.reader import History
@@ -95,7 +95,8 @@ def check(history: History, params: CheckParams) -> Verdict:
         took = "never resumed" if at is None else f"resumed after {at - loss.start:.2f}s"
         found.add(
             {
-                "problem": f"trading {took} following {what} at t={loss.start:.3f} "
+                "problem": f"trading {took} following {what} at "
+                f"{since_epoch(history, loss.start)} "
                 f"(RTO {params.rto_s:g}s)",
                 "fault_id": loss.fault_id,
                 "action": loss.action,

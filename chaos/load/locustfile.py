@@ -35,6 +35,7 @@ from chaos.load.ops import classify_answer, op_record, reason_of
 TIMEOUT_S = 5.0
 RETRIES = 3
 MARKETS_TTL_S = 1.0
+FAILBACK_AFTER_S = 2.0  # on the standby this long, a client tries the primary again
 DEFAULT_COLLATERAL = 100_000.0
 
 
@@ -85,12 +86,14 @@ class Trader(HttpUser):
         self.prices: dict[str, float] = {}
         self.mode = "normal"
         self.fetched_at = 0.0
+        self.failed_over_at = 0.0
         self.open_orders: list[str] = []
         self.position: dict[str, float] = {}
         self.collateral = DEFAULT_COLLATERAL
 
     # -- market data (not a client operation) -----------------------------------------------
     def refresh(self) -> bool:
+        self.maybe_fail_back()
         if time.monotonic() - self.fetched_at < MARKETS_TTL_S and self.prices:
             return True
         try:
@@ -113,6 +116,17 @@ class Trader(HttpUser):
         if Config.standby_url:
             standby = Config.standby_url.rstrip("/")
             self.base = standby if self.base == self.primary else self.primary
+            self.failed_over_at = time.monotonic()
+
+    def maybe_fail_back(self) -> None:
+        """Clients prefer the primary: after FAILBACK_AFTER_S on the standby they try it again
+        (as DNS caches expire and reconnecting clients resolve the primary first)."""
+        if (
+            self.base != self.primary
+            and time.monotonic() - self.failed_over_at >= FAILBACK_AFTER_S
+        ):
+            self.base = self.primary
+            self.fetched_at = 0.0
 
     # -- one client operation, with retries of unknown outcomes ------------------------------
     def new_id(self) -> str:

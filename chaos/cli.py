@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from chaos import __version__
-from chaos.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ChaosError
+from chaos.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, ChaosError
 
 COMMANDS = (
     "run",
@@ -78,3 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("tradechaos: interrupted\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (`tradechaos check RUN | head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK

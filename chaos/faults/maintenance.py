@@ -31,7 +31,7 @@ from typing import Any
 
 from chaos.errors import FaultError
 from chaos.faults import http
-from chaos.faults.base import FaultContext, RecordedFault, step_target
+from chaos.faults.base import Cancelled, FaultContext, RecordedFault, step_target
 from chaos.faults.process import ProcessFault, _seconds
 from chaos.faults.registry import ActionInfo, StepLike
 
@@ -156,7 +156,9 @@ class DbUpgrade(ProcessFault):
         if switch_first:
             self._switch(links, new_endpoint)
             restarter = threading.Thread(
-                target=self._restart, args=(restart, timeout), name="db-upgrade-restart"
+                target=self._restart_quietly,
+                args=(restart, timeout),
+                name="db-upgrade-restart",
             )
             restarter.start()
         tables = self.params.get("tables")
@@ -189,6 +191,16 @@ class DbUpgrade(ProcessFault):
             rows_copied=rows,
             upstream_after={lk: self._upstream(lk) for lk in links},
         )
+
+    def _restart_quietly(self, services: list[str], timeout: float) -> None:
+        """``_restart`` in a helper thread: a heal that cancels the procedure ends it (heal
+        brings the services back); any other failure is recorded as evidence."""
+        try:
+            self._restart(services, timeout)
+        except Cancelled:
+            pass
+        except Exception as err:
+            self.evidence(restart_failed=f"{type(err).__name__}: {err}")
 
     def _restart(self, services: list[str], timeout: float) -> None:
         """Restart ``services`` one by one (the procedure's restart after the switch)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -120,11 +121,45 @@ def _chain_from_file(run_dir: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+FLUSH_TIMEOUT_S = 10.0
+
+
+def await_final_flush(db: str, chain: str, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
+    """Wait until the chain's head covers the event log's highest seq (the writer's final
+    flush), polling both; False when it has not after ``timeout_s`` (the export then shows
+    what the chain really holds)."""
+    import requests
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            (max_seq,) = next(_rows(db, "SELECT coalesce(max(seq), 0) FROM events"))
+            head = requests.get(f"http://{chain}/head", timeout=2.0).json()
+            if int(head.get("last_seq") or 0) >= int(max_seq):
+                return True
+        except (OSError, ValueError, StopIteration, requests.RequestException):
+            pass
+        except Exception as err:  # a database error: export what there is
+            print(f"final flush: {err}", file=sys.stderr)
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 def export_history(run_dir: Path, endpoints: Mapping[str, str]) -> None:
-    """Write the stack's history files under ``run_dir/history`` (overwriting them)."""
+    """Write the stack's history files under ``run_dir/history`` (overwriting them), after
+    waiting for the writer's final flush to the chain."""
     run_dir = Path(run_dir)
     history = run_dir / "history"
     history.mkdir(parents=True, exist_ok=True)
+    chain_node = endpoints.get("chain")
+    db_of_record = endpoints.get("sequencer-db") or endpoints["db"]
+    if chain_node and not await_final_flush(db_of_record, chain_node):
+        print(
+            f"final flush: the chain did not reach the event log within {FLUSH_TIMEOUT_S:g} s",
+            file=sys.stderr,
+        )
     # The database of record is the one the sequencer writes to: follow its link, which a
     # migration re-points at the new instance, rather than the original db service.
     db = endpoints.get("sequencer-db") or endpoints["db"]

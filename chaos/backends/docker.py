@@ -19,7 +19,8 @@ Contract (beyond ``chaos.backends.base``)
   remove; ``pause``/``resume`` = the cgroup freezer; ``throttle`` = CFS quota
   (``cpu_quota``/``cpu_period``). ``pid`` is the host pid of the container's init.
 - ``stop_stack`` is idempotent; afterwards no container labelled with the run id is left.
-- ``sweep_containers(run_id)`` removes leftovers of a run (or of every run) by label.
+- ``sweep_containers(run_id)`` (from ``chaos.backends.containers``, re-exported here)
+  removes the leftovers of a run (or of every run) by label.
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ from typing import Any
 
 from chaos.backends import images, ports
 from chaos.backends.base import Endpoint, ServiceStatus
+from chaos.backends.containers import (
+    ROLE_LABEL,
+    RUN_LABEL,
+    SERVICE_LABEL,
+    call,
+    container_state,
+    docker_errors,
+    remove_container,
+    start_container,
+    sweep_containers,
+)
 from chaos.backends.health import NotReady, strategy_for, wait_ready
 from chaos.backends.ordering import reverse_deps, run_in_order
 from chaos.backends.placeholders import Placeholders
@@ -47,16 +59,14 @@ from chaos.runner.state import RunFolder
 from chaos.stackdef import ServiceSpec, StackDefinition
 
 HOST = ports.HOST
-RUN_LABEL = "tradechaos.run"
-SERVICE_LABEL = "tradechaos.service"
-ROLE_LABEL = "tradechaos.role"
 SETUP_TIMEOUT_S = 120.0
 PROXY_START_TIMEOUT_S = 30.0
-WAIT_EXIT_S = 30.0
 CPU_PERIOD_US = 100_000
 PROXY = "proxy"
 TMP_DIR = ".tmp"  # under the run's data/: mounted as /tmp in every container of the run
-_LOG_WRAPPER = 'exec "$@" >>"$TRADECHAOS_LOG" 2>&1'
+
+
+__all__ = ["RUN_LABEL", "SERVICE_LABEL", "DockerBackend", "sweep_containers"]
 
 
 class _ContainerPlaceholders(Placeholders):
@@ -81,31 +91,6 @@ class _Service:
 
 def _needs_proxy(spec: ServiceSpec) -> bool:
     return any("{link:" in arg or "{toxiproxy_url}" in arg for cmd in spec.setup for arg in cmd)
-
-
-def _docker_errors() -> tuple[type[BaseException], ...]:
-    import docker
-    import requests
-
-    return (docker.errors.DockerException, requests.RequestException)
-
-
-def sweep_containers(run_id: str | None, client: Any = None) -> list[str]:
-    """Remove every container labelled ``tradechaos.run=<run_id>`` (every tradechaos
-    container when ``run_id`` is None); return their names. No engine: nothing to sweep."""
-    unavailable: tuple[type[BaseException], ...] = (InfrastructureError, *_docker_errors())
-    try:
-        client = client or images.docker_client(timeout_s=20)
-        selector = RUN_LABEL if run_id is None else f"{RUN_LABEL}={run_id}"
-        found = client.containers.list(all=True, filters={"label": selector})
-    except unavailable:
-        return []
-    removed = []
-    for container in found:
-        with contextlib.suppress(*_docker_errors()):
-            container.remove(force=True)
-            removed.append(str(container.name))
-    return removed
 
 
 class DockerBackend:
@@ -261,17 +246,17 @@ class DockerBackend:
 
     def signal(self, service: str, signum: int) -> None:
         container = self._running(service, f"send signal {signum} to")
-        self._call(f"signal {service}", lambda: container.kill(signal=int(signum)))
+        call(f"signal {service}", lambda: container.kill(signal=int(signum)))
 
     def pause(self, service: str) -> None:
         container = self._running(service, "pause")
-        if self._state(container) != "paused":
-            self._call(f"pause {service}", container.pause)
+        if container_state(container) != "paused":
+            call(f"pause {service}", container.pause)
 
     def resume(self, service: str) -> None:
         container = self._get(service).container
-        if container is not None and self._state(container) == "paused":
-            self._call(f"resume {service}", container.unpause)
+        if container is not None and container_state(container) == "paused":
+            call(f"resume {service}", container.unpause)
 
     def throttle(self, service: str, cpu_fraction: float | None) -> None:
         if cpu_fraction is not None and not 0.0 < cpu_fraction <= 1.0:
@@ -283,7 +268,7 @@ class DockerBackend:
             quota = -1  # no limit
         else:
             quota = max(1000, int(CPU_PERIOD_US * cpu_fraction))  # the engine's minimum: 1 ms
-        self._call(
+        call(
             f"throttle {service}",
             lambda: container.update(cpu_period=CPU_PERIOD_US, cpu_quota=quota),
         )
@@ -302,7 +287,7 @@ class DockerBackend:
                 strategy_for(svc.spec.health, svc.endpoint),
                 timeout_s,
                 svc.spec.health.interval_s,
-                alive=lambda: container is not None and self._state(container) == "running",
+                alive=lambda: container is not None and container_state(container) == "running",
             )
         except NotReady as err:
             log = self.run.log_path(service)
@@ -331,11 +316,11 @@ class DockerBackend:
     # ------------------------------------------------------------------ queries
     def is_running(self, service: str) -> bool:
         container = self._get(service).container
-        return container is not None and self._state(container) in ("running", "paused")
+        return container is not None and container_state(container) in ("running", "paused")
 
     def pid(self, service: str) -> int | None:
         container = self._get(service).container
-        if container is None or self._state(container) not in ("running", "paused"):
+        if container is None or container_state(container) not in ("running", "paused"):
             return None
         pid = int(container.attrs.get("State", {}).get("Pid") or 0)
         return pid or None
@@ -357,7 +342,7 @@ class DockerBackend:
     def status(self) -> list[ServiceStatus]:
         result = []
         for name, svc in list(self._services.items()):
-            state = self._state(svc.container) if svc.container is not None else "absent"
+            state = container_state(svc.container) if svc.container is not None else "absent"
             running = state in ("running", "paused")
             healthy = state == "running" and (
                 strategy_for(svc.spec.health, svc.endpoint).probe() is None
@@ -391,25 +376,6 @@ class DockerBackend:
                 raise StackError(str(err)) from None
         return self._client
 
-    def _call(self, what: str, action: Any) -> Any:
-        """Run one docker SDK call; its failure becomes a StackError naming ``what``."""
-        try:
-            return action()
-        except _docker_errors() as err:
-            raise StackError(f"docker could not {what}: {err}") from None
-
-    def _state(self, container: Any) -> str:
-        """The container's state (running, paused, exited, ...; 'absent' once removed)."""
-        import docker
-
-        try:
-            container.reload()
-        except docker.errors.NotFound:
-            return "absent"
-        except _docker_errors() as err:
-            raise StackError(f"docker could not inspect {container.name}: {err}") from None
-        return str(container.status)
-
     def _get(self, service: str) -> _Service:
         try:
             return self._services[service]
@@ -419,7 +385,7 @@ class DockerBackend:
 
     def _running(self, service: str, verb: str) -> Any:
         container = self._get(service).container
-        if container is None or self._state(container) not in ("running", "paused"):
+        if container is None or container_state(container) not in ("running", "paused"):
             raise StackError(f"cannot {verb} {service}: it is not running")
         return container
 
@@ -468,38 +434,18 @@ class DockerBackend:
             if self._closing:
                 raise StackError(f"not starting {service}: the stack is being stopped")
         run_dir = str(self.run.path)
-        shared_tmp = self._shared_tmp()
-        environment = {
-            **env,
-            "TRADECHAOS_LOG": str(self.run.log_path(service)),
-            "TRADECHAOS_RUN_ID": self.run.run_id,
-            "PYTHONUNBUFFERED": "1",
-        }
-        container = self._call(
-            f"create the {role} container of {service}",
-            lambda: client.containers.create(
-                self.image,
-                command=["/bin/sh", "-c", _LOG_WRAPPER, "sh", *argv],
-                name=name,
-                labels={RUN_LABEL: self.run.run_id, SERVICE_LABEL: service, ROLE_LABEL: role},
-                environment=environment,
-                network_mode="host",
-                init=True,
-                volumes={
-                    run_dir: {"bind": run_dir, "mode": "rw"},
-                    str(shared_tmp): {"bind": "/tmp", "mode": "rw"},
-                },
-                working_dir=run_dir,
-                stop_signal="SIGTERM",
-            ),
+        return start_container(
+            client,
+            self.image,
+            argv,
+            name=name,
+            labels={RUN_LABEL: self.run.run_id, SERVICE_LABEL: service, ROLE_LABEL: role},
+            environment={**env, "TRADECHAOS_RUN_ID": self.run.run_id, "PYTHONUNBUFFERED": "1"},
+            mounts={run_dir: run_dir, str(self._shared_tmp()): "/tmp"},
+            working_dir=run_dir,
+            log_path=str(self.run.log_path(service)),
+            on_created=lambda container: self.run.record_container(str(container.id)),
         )
-        self.run.record_container(str(container.id))
-        try:
-            self._call(f"start the {role} container of {service}", container.start)
-        except StackError:
-            self._remove(container, 0.0)
-            raise
-        return container
 
     def _shared_tmp(self) -> Path:
         """The run's /tmp, shared by all its containers (a one-shot setup container may
@@ -583,7 +529,7 @@ class DockerBackend:
         )
         try:
             code: int | None = int(container.wait(timeout=SETUP_TIMEOUT_S)["StatusCode"])
-        except _docker_errors():
+        except docker_errors():
             code = None
         finally:
             self._remove(container, 0.0)
@@ -596,24 +542,8 @@ class DockerBackend:
             )
 
     def _remove(self, container: Any, grace_s: float) -> None:
-        """Stop (SIGTERM, ``grace_s``, SIGKILL), wait for the exit, remove; idempotent."""
-        import docker
-
-        try:
-            container.reload()
-            if container.status == "paused":
-                container.unpause()
-            if container.status in ("running", "paused", "restarting"):
-                if grace_s <= 0:
-                    container.kill()
-                else:
-                    container.stop(timeout=max(1, round(grace_s)))
-                container.wait(timeout=WAIT_EXIT_S)
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except _docker_errors() as err:
-            raise StackError(f"docker could not remove {container.name}: {err}") from None
+        """Stop and remove ``container`` (see ``remove_container``), then forget it."""
+        remove_container(container, grace_s)
         self.run.forget_container(str(container.id))
 
     def _start_proxy(self) -> None:
@@ -650,7 +580,7 @@ class DockerBackend:
                 text = path.read_text().strip()
                 if text:
                     return int(text)
-            state = self._state(self._proxy_container)
+            state = container_state(self._proxy_container)
             if state != "running" or time.monotonic() >= deadline:
                 log = self.run.log_path(PROXY)
                 what = f"its container is {state}" if state != "running" else "timed out"

@@ -17,7 +17,9 @@ EXPERIMENT = Path("experiments/incidents/paradex-2026-db-upgrade.yaml")
 
 def main() -> int:
     if not EXPERIMENT.exists():
-        sys.stderr.write(f"demo: {EXPERIMENT} not found; run `make demo` from the repository root\n")
+        sys.stderr.write(
+            f"demo: {EXPERIMENT} not found; run `make demo` from the repository root\n"
+        )
         return 2
     print("tradechaos demo: Paradex 2026-01-19 database-upgrade race, vulnerable and mitigated")
     print("(vulnerable must show the incident's harms; mitigated must pass every invariant)\n")

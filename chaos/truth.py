@@ -81,9 +81,7 @@ class PriceMove:
 
 def _unit_normals(seed: int, market: str, step: int) -> float:
     """A standard normal variate that depends only on (seed, market, step)."""
-    digest = hashlib.blake2b(
-        f"{seed}:{market}:{step}".encode(), digest_size=16
-    ).digest()
+    digest = hashlib.blake2b(f"{seed}:{market}:{step}".encode(), digest_size=16).digest()
     u1, u2 = struct.unpack("<QQ", digest)
     a = (u1 + 1) / (2**64 + 1)
     b = u2 / 2**64
@@ -127,23 +125,13 @@ class PricePath:
 
     def base_price(self, market: str, t: float) -> float:
         """The seeded random walk without moves."""
-        spec = self.spec(market)
-        x = (t - self.epoch) / STEP_S
-        if x <= 0:
-            return spec.initial_price
-        k = int(x)
-        frac = x - k
         with self._lock:
-            lo = self._log_walk(market, k)
-            hi = self._log_walk(market, k + 1)
-        return spec.initial_price * math.exp(lo + (hi - lo) * frac)
+            return self._base_unlocked(market, t)
 
     def price(self, market: str, t: float) -> float:
         """The true price of ``market`` at wall-clock time ``t``."""
-        p = self.base_price(market, t)
-        for move in self.moves:
-            p *= move.factor(market, t)
-        return p
+        with self._lock:
+            return self._price_unlocked(market, t)
 
     def funding_rate(self, market: str, interval: int) -> float:
         """The funding rate of funding interval ``interval`` (a fraction of price)."""
@@ -167,20 +155,23 @@ class PricePath:
             while len(series) <= n:
                 k = len(series)
                 t_k = self.epoch + k * FUNDING_INTERVAL_S
-                series.append(series[-1] + self.funding_rate(market, k) * self._price_unlocked(market, t_k))
+                rate = self.funding_rate(market, k)
+                series.append(series[-1] + rate * self._price_unlocked(market, t_k))
         return series[n]
 
-    def _price_unlocked(self, market: str, t: float) -> float:
+    def _base_unlocked(self, market: str, t: float) -> float:
         spec = self.spec(market)
         x = (t - self.epoch) / STEP_S
         if x <= 0:
-            p = spec.initial_price
-        else:
-            k = int(x)
-            frac = x - k
-            lo = self._log_walk(market, k)
-            hi = self._log_walk(market, k + 1)
-            p = spec.initial_price * math.exp(lo + (hi - lo) * frac)
+            return spec.initial_price
+        k = int(x)
+        frac = x - k
+        lo = self._log_walk(market, k)
+        hi = self._log_walk(market, k + 1)
+        return spec.initial_price * math.exp(lo + (hi - lo) * frac)
+
+    def _price_unlocked(self, market: str, t: float) -> float:
+        p = self._base_unlocked(market, t)
         for move in self.moves:
             p *= move.factor(market, t)
         return p

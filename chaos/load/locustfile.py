@@ -121,10 +121,7 @@ class Trader(HttpUser):
     def maybe_fail_back(self) -> None:
         """Clients prefer the primary: after FAILBACK_AFTER_S on the standby they try it again
         (as DNS caches expire and reconnecting clients resolve the primary first)."""
-        if (
-            self.base != self.primary
-            and time.monotonic() - self.failed_over_at >= FAILBACK_AFTER_S
-        ):
+        if self.base != self.primary and time.monotonic() - self.failed_over_at >= FAILBACK_AFTER_S:
             self.base = self.primary
             self.fetched_at = 0.0
 

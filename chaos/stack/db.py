@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -142,7 +143,6 @@ def setup(data_dir: Path, pg_bin: Path) -> None:
         root = _cluster_root()
         root.mkdir(mode=0o711, exist_ok=True)
         root.chmod(0o711)
-        _sweep_orphan_clusters()
         if cluster.exists():
             shutil.rmtree(cluster)
         (root / f"{cluster.name}.origin").write_text(str(data_dir.resolve()))
@@ -286,6 +286,8 @@ def serve(data_dir: Path, port: int, pg_bin: Path) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    if cluster_dir(data_dir) != data_dir:  # off the start's critical path
+        threading.Thread(target=_sweep_orphan_clusters, daemon=True).start()
     return proc.wait()
 
 

@@ -14,7 +14,8 @@ Contract (beyond ``chaos.backends.base``)
   The run folder is bind-mounted at the same path, so ``{run_dir}``/``{data_dir}``, port
   files and ``logs/<service>.log`` (written by the container, live) mean the same inside
   and outside. ``data/.tmp`` is every container's ``/tmp``, shared within the run.
-- Ports are chosen on the host at construction and kept across restarts.
+- Ports are chosen on the host at construction, below the kernel's ephemeral range (a
+  container takes a while to bind its port), and kept across restarts.
 - ``stop`` = docker stop (SIGTERM, grace, SIGKILL) then remove; ``kill`` = SIGKILL then
   remove; ``pause``/``resume`` = the cgroup freezer; ``throttle`` = CFS quota
   (``cpu_quota``/``cpu_period``). ``pid`` is the host pid of the container's init.
@@ -46,6 +47,7 @@ from chaos.backends.containers import (
     container_state,
     docker_errors,
     remove_container,
+    service_port,
     start_container,
     sweep_containers,
 )
@@ -115,7 +117,7 @@ class DockerBackend:
         self._client = client
         self._lock = threading.RLock()
         self._services: dict[str, _Service] = {
-            spec.name: _Service(spec, Endpoint(HOST, ports.free_port()))
+            spec.name: _Service(spec, Endpoint(HOST, service_port()))
             for spec in definition.services
         }
         self._started: list[str] = []
@@ -300,7 +302,7 @@ class DockerBackend:
         with self._lock:
             if spec.name in self._services:
                 raise BadInput(f"cannot add service {spec.name!r}: a service of that name exists")
-            svc = _Service(spec, Endpoint(HOST, ports.free_port()), extra=True)
+            svc = _Service(spec, Endpoint(HOST, service_port()), extra=True)
             self._services[spec.name] = svc
         try:
             self._launch(spec.name, timeout_s)

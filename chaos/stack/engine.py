@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.stack.book import EPS, Book, Order
+from chaos.truth import equity
 
 MODES = ("normal", "post_only", "cancel_only", "halt")
 INSURANCE_FUND = 0
@@ -402,6 +403,10 @@ class Engine:
         pos = self.positions.get((account, market))
         if pos is None or pos.size == 0.0:
             return {**rejected, "reason": "no position"}
+        if not self._below_maintenance(account, market, req):
+            # risk decided from an older snapshot (another leg of the same decision already
+            # closed, or the account traded since): nothing to liquidate any more
+            return {**rejected, "reason": "the account is no longer below maintenance"}
         qty = min(abs(qty), abs(pos.size)) if qty > 0 else abs(pos.size)
         side = "sell" if pos.size > 0 else "buy"
         seq = self._emit(
@@ -459,6 +464,26 @@ class Engine:
                 )
             )
         return {"status": "accepted", "order_id": None, "seq": seq, "fills": fills}
+
+    def _below_maintenance(self, account: int, market: str, req: dict[str, Any]) -> bool:
+        """Whether ``account`` is below maintenance now, on the engine's own positions and
+        collateral, with the mark and funding risk sent for ``market`` and the engine's
+        oracle prices for the others. True when a price is missing (risk's call stands)."""
+        rows = []
+        for (acct, mkt), pos in self.positions.items():
+            if acct != account or pos.size == 0.0:
+                continue
+            if mkt == market:
+                mark = float(req["mark_price"])
+                sent = req.get("funding_index")
+                funding = float(sent) if isinstance(sent, int | float) else self._funding(mkt)
+            elif mkt in self.prices:
+                mark, funding = self.prices[mkt].mark_price, self.prices[mkt].funding_index
+            else:
+                return True
+            rows.append((pos.size, pos.entry_price, pos.entry_funding_index, mark, funding))
+        value, maintenance = equity(self.collateral.get(account, 0.0), rows)
+        return value < maintenance
 
     def set_mode(self, req: dict[str, Any], changes: Changes, now: float) -> dict[str, Any]:
         mode = req.get("mode")

@@ -158,6 +158,7 @@ def test_liquidation_takes_the_book_then_the_insurance_fund_at_the_mark() -> Non
     place(engine, order("s1", 1, "sell", 2.0, 100.0))
     place(engine, order("b1", 2, "buy", 2.0))  # account 2 long 2 @ 100
     place(engine, order("q", 3, "buy", 0.5, 99.5))  # within 1% of the mark
+    engine.collateral[2] = 1.0  # a thin margin: below maintenance at the mark
     changes = Changes()
     result = engine.liquidate(
         {
@@ -275,3 +276,42 @@ def test_positions_net_to_zero_and_books_never_cross(
         for a in range(6)
     )
     assert total == pytest.approx(6 * 1_000.0)
+
+
+def liquidation(account: int, market: str, mark: float) -> dict[str, object]:
+    return {
+        "account": account,
+        "market": market,
+        "qty": 0.0,
+        "mark_price": mark,
+        "oracle_ts": NOW,
+        "funding_index": 10.0,
+    }
+
+
+def test_a_liquidation_of_an_account_no_longer_below_maintenance_is_rejected() -> None:
+    engine = make_engine()
+    place(engine, order("s1", 1, "sell", 2.0, 100.0))
+    place(engine, order("b1", 2, "buy", 2.0))  # account 2 long 2 @ 100, collateral 1000
+    result = engine.liquidate(liquidation(2, BTC, 99.8), Changes(), NOW)
+    assert result["status"] == "rejected"
+    assert "no longer below maintenance" in result["reason"]
+    assert engine.positions[(2, BTC)].size == 2.0
+
+
+def test_second_leg_of_one_decision_is_rejected_once_the_first_leg_restored_margin() -> None:
+    """Risk sends one request per position from one snapshot; after the losing leg is closed
+    the account is healthy, and the other leg must not be liquidated on the old verdict."""
+    eth = MARKET_NAMES[1]
+    engine = make_engine()
+    place(engine, order("s1", 1, "sell", 10.0, 100.0))
+    place(engine, order("b1", 2, "buy", 10.0))  # a large BTC long
+    place(engine, {**order("s2", 1, "sell", 0.1, 100.0), "market": eth})
+    place(engine, {**order("b2", 2, "buy", 0.1), "market": eth})  # a small ETH long
+    engine.collateral[2] = 40.0
+    # BTC marked at 97: equity 40 - 30 = 10 < maintenance 0.02 * (970 + 10) = 19.6
+    btc = engine.liquidate(liquidation(2, BTC, 97.0), Changes(), NOW)
+    assert btc["status"] == "accepted"
+    assert engine.positions[(2, BTC)].size == 0.0
+    eth_leg = engine.liquidate(liquidation(2, eth, 100.0), Changes(), NOW)
+    assert eth_leg["status"] == "rejected", eth_leg

@@ -1,0 +1,76 @@
+"""The incident library's wall time and verdict stability (issue 7).
+
+Runs every incident file with faults and as a control (``--no-faults``), REPEAT times
+(``TRADECHAOS_BENCH_REPEAT``, default 1), each run as ``tradechaos run`` in a subprocess,
+and prints per variant: wall-time median (from each journal's started/ended), whether every
+repeat gave the same verdicts, and the total wall time of one pass of the library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+INCIDENTS = sorted((ROOT / "experiments" / "incidents").glob("*.yaml"))
+
+
+def _run(path: Path, out: Path, no_faults: bool) -> float:
+    argv = [sys.executable, "-m", "chaos", "run", str(path), "--out", str(out), "--quiet"]
+    if no_faults:
+        argv.append("--no-faults")
+    began = time.monotonic()
+    subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=900, check=False)
+    return time.monotonic() - began
+
+
+def main() -> None:
+    repeat = int(os.environ.get("TRADECHAOS_BENCH_REPEAT", "1"))
+    walls: dict[tuple[str, str, bool], list[float]] = defaultdict(list)
+    verdicts: dict[tuple[str, str, bool], set[str]] = defaultdict(set)
+    met: dict[tuple[str, str, bool], list[bool]] = defaultdict(list)
+    passes: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-incidents-") as tmp:
+        for round_ in range(repeat):
+            pass_wall = 0.0
+            for path in INCIDENTS:
+                for no_faults in (False, True):
+                    out = Path(tmp) / f"{round_}-{path.stem}-{int(no_faults)}"
+                    pass_wall += _run(path, out, no_faults)
+                    for journal_path in out.glob("*/journal.json"):
+                        journal = json.loads(journal_path.read_text())
+                        key = (journal["experiment"], journal["variant"], no_faults)
+                        walls[key].append(journal["ended_at"] - journal["started_at"])
+                        verdicts[key].add(
+                            ",".join(
+                                f"{v['invariant']}={v['valid']}" for v in journal["verdicts"]
+                            )
+                        )
+                        met[key].append(bool(journal["expectation_met"]))
+            passes.append(pass_wall)
+            print(f"pass {round_ + 1}/{repeat}: library with controls {pass_wall:.0f} s", flush=True)
+    print(f"\n{'experiment':28} {'variant':16} {'run':8} {'median s':>8} {'max s':>6}  stable  met")
+    for key in sorted(walls):
+        name, variant, no_faults = key
+        w = walls[key]
+        print(
+            f"{name:28} {variant:16} {'control' if no_faults else 'faults':8} "
+            f"{statistics.median(w):8.1f} {max(w):6.1f}  "
+            f"{'yes' if len(verdicts[key]) == 1 else 'NO':6}  {sum(met[key])}/{len(met[key])}"
+        )
+    print(
+        f"\nlibrary (every variant, faults + controls): median {statistics.median(passes):.0f} s "
+        f"over {repeat} pass(es); seeds are the files' own (paradex 7, dydx 11, cme 5, "
+        f"cloudflare 3)"
+    )
+
+
+if __name__ == "__main__":
+    main()

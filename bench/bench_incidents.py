@@ -49,13 +49,11 @@ def main() -> None:
                         key = (journal["experiment"], journal["variant"], no_faults)
                         walls[key].append(journal["ended_at"] - journal["started_at"])
                         verdicts[key].add(
-                            ",".join(
-                                f"{v['invariant']}={v['valid']}" for v in journal["verdicts"]
-                            )
+                            ",".join(f"{v['invariant']}={v['valid']}" for v in journal["verdicts"])
                         )
                         met[key].append(bool(journal["expectation_met"]))
             passes.append(pass_wall)
-            print(f"pass {round_ + 1}/{repeat}: library with controls {pass_wall:.0f} s", flush=True)
+            print(f"pass {round_ + 1}/{repeat}: library + controls {pass_wall:.0f} s", flush=True)
     print(f"\n{'experiment':28} {'variant':16} {'run':8} {'median s':>8} {'max s':>6}  stable  met")
     for key in sorted(walls):
         name, variant, no_faults = key

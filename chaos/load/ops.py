@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-NOT_SERVING = ("not serving", "not leader", "standby", "loading", "halted", "fenced")
+NOT_SERVING = (
+    "not serving",
+    "not leader",
+    "standby",
+    "loading",
+    "halted",
+    "fenced",
+    "not executed",
+)
 
 
 def reason_of(body: Any) -> str:

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from chaos.errors import UsageError
 from chaos.proxy.api import build_app
-from chaos.proxy.server import ProxyCollection
+from chaos.proxy.server import ProxyCollection, is_loopback
 
 
 def write_port_file(path: Path, port: int) -> None:
@@ -45,7 +45,15 @@ async def serve(
     port_file: Path | None = None,
     on_ready: Callable[[int], None] | None = None,
 ) -> None:
-    """Serve the API on ``host:port`` until SIGTERM/SIGINT; then close everything."""
+    """Serve the API on ``host:port`` until SIGTERM/SIGINT; then close everything.
+
+    The API is unauthenticated: it listens on a loopback address unless ``allow_remote``.
+    """
+    if not allow_remote and not is_loopback(host):
+        raise UsageError(
+            f"--host {host} is not a loopback address; the proxy API has no authentication "
+            "(start with --allow-remote to listen there anyway)"
+        )
     collection = ProxyCollection(allow_remote=allow_remote)
     runner = web.AppRunner(build_app(collection), access_log=None, handle_signals=False)
     await runner.setup()

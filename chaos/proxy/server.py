@@ -53,6 +53,8 @@ def parse_address(text: object, what: str, *, port_zero: bool) -> tuple[str, int
 
 
 def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -39,7 +39,7 @@ from chaos.truth import MARKET_NAMES
 
 log = logging.getLogger("chaos.stack.sequencer")
 MAX_BATCH = 256
-REQUEST_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 4.0  # below the load clients' 5 s: never executed after they gave up
 
 
 class Fenced(Exception):
@@ -59,6 +59,7 @@ class Sequencer:
         self.epoch = 0
         self.engine = self._new_engine(0)
         self.queue: asyncio.Queue[tuple[str, dict[str, Any], asyncio.Future[Any]]] = asyncio.Queue()
+        self.in_flight: set[int] = set()  # ids of the futures of the batch being processed
         self.last_renewal = 0.0
         self.started_at = time.time()
         self.stats = {"batches": 0, "requests": 0, "commit_s": 0.0}
@@ -199,9 +200,11 @@ class Sequencer:
         await self.queue.put((kind, body, fut))
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                result = await fut  # cancelled on timeout; the batch loop skips it then
+                result = await fut  # cancelled on timeout; the batch loop then skips it
         except TimeoutError:
-            return json_response({"error": "timed out; outcome unknown"}, 503)
+            if id(fut) in self.in_flight:
+                return json_response({"error": "timed out; outcome unknown"}, 503)
+            return json_response({"error": "timed out before processing; not executed"}, 503)
         if isinstance(result, BadRequest):
             return json_response({"error": str(result)}, 400)
         if isinstance(result, Exception):
@@ -213,7 +216,16 @@ class Sequencer:
             batch = [await self.queue.get()]
             while len(batch) < MAX_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            outcomes = await self._process(batch)
+            # a request whose handler gave up (timed out) is not executed: its client was
+            # told so and may send it again
+            batch = [item for item in batch if not item[2].done()]
+            if not batch:
+                continue
+            self.in_flight = {id(fut) for _, _, fut in batch}
+            try:
+                outcomes = await self._process(batch)
+            finally:
+                self.in_flight = set()
             for (_, _, fut), outcome in zip(batch, outcomes, strict=True):
                 if not fut.done():
                     fut.set_result(outcome)

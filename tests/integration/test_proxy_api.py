@@ -245,3 +245,16 @@ def test_cli_rejects_bad_port_and_busy_port() -> None:
     assert taken.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr
     assert "Traceback" not in taken.stderr
+
+
+def test_cli_refuses_a_non_loopback_api_host_without_allow_remote() -> None:
+    """The API is unauthenticated: it must not listen beyond 127.0.0.0/8 by accident."""
+    refused = subprocess.run(
+        [sys.executable, "-m", "chaos", "proxy", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 2
+    assert "not a loopback address" in refused.stderr and "--allow-remote" in refused.stderr
+    assert "Traceback" not in refused.stderr

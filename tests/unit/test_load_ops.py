@@ -18,6 +18,7 @@ from chaos.load.worker import Window, parse_accounts, percentile
         (503, {"error": "trading is halted"}, "fail"),
         (503, {"error": "fenced: epoch moved"}, "fail"),
         (503, {"error": "timed out; outcome unknown"}, "info"),
+        (503, {"error": "timed out before processing; not executed"}, "fail"),
         (503, {"error": "write failed; outcome unknown: conn reset"}, "info"),
         (502, None, "info"),
     ],

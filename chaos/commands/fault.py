@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.errors import EXIT_OK, BadInput, UsageError
+from chaos.runner.state import default_out_dir
 
 EXAMPLE = """examples:
   tradechaos fault latency oracle latency=300ms jitter=50ms --for 30s
@@ -63,9 +64,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--for", dest="for_", metavar="DURATION", help="heal after this")
     parser.add_argument(
         "--out",
-        default="runs",
+        default=None,
         metavar="DIR",
-        help="where `stack up` wrote current-stack.json (default runs/)",
+        help="where `stack up` wrote current-stack.json (default: $TRADECHAOS_OUT or runs/)",
     )
     parser.add_argument("--stack", metavar="FILE", help="the stack file (overrides --out)")
     parser.add_argument("--history", metavar="DIR", help="record faults.jsonl here")
@@ -141,7 +142,8 @@ def run_by_hand(step: HandStep, args: argparse.Namespace) -> int:
     from chaos.history.recorder import Recorder
     from chaos.stack.definition import reference_stack
 
-    stack_file = Path(args.stack) if args.stack else Path(args.out) / "current-stack.json"
+    out = Path(args.out) if args.out is not None else default_out_dir()
+    stack_file = Path(args.stack) if args.stack else out / "current-stack.json"
     probe = AttachedBackend(stack_file, reference_stack())
     data = probe.stack_data()
     definition = reference_stack(standby=bool(data.get("standby")) or _has_standby(data))

@@ -14,6 +14,7 @@ from chaos.experiment.durations import format_duration
 from chaos.experiment.loader import load
 from chaos.experiment.model import Experiment
 from chaos.experiment.steps import planned_times
+from chaos.runner.state import default_out_dir
 
 EXAMPLE = """examples:
   tradechaos run experiments/incidents/paradex-2026-db-upgrade.yaml
@@ -41,7 +42,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--no-faults", action="store_true", help="control run: skip the fault steps"
     )
-    parser.add_argument("--out", default="runs", metavar="DIR", help="run folders (default runs/)")
+    parser.add_argument(
+        "--out", default=None, metavar="DIR", help="run folders (default: $TRADECHAOS_OUT or runs/)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the timelines only")
     parser.add_argument("--toxiproxy-url", metavar="URL", help="use this Toxiproxy server")
     parser.add_argument("--json", action="store_true", help="print the journals as JSON")
@@ -142,7 +145,7 @@ def handle(args: argparse.Namespace) -> int:
     from chaos.runner.runner import RunOptions, RunResult, execute_variant, exit_code_of
     from chaos.runner.signals import SignalGuard
 
-    out = Path(args.out)
+    out = Path(args.out) if args.out is not None else default_out_dir()
     _sweep(out, args.quiet)
     options = RunOptions(
         out, args.backend, args.seed, args.no_faults, args.toxiproxy_url, args.quiet

@@ -44,6 +44,10 @@ def test_two_variants_exit_1_and_the_journals_say_why(tmp_path: Path) -> None:
     checked = tradechaos("check", str(calm["run_dir"]))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "every invariant holds" in checked.stdout
+    # the same rule as `run`: a run that expected a violation and found none fails
+    rechecked = tradechaos("check", str(dup["run_dir"]))
+    assert rechecked.returncode == 1, rechecked.stdout + rechecked.stderr
+    assert "no longer catches" in rechecked.stdout
 
 
 @needs_stack

@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from chaos.checkers.chain import block_hash
 from chaos.truth import PriceMove, PricePath
 
 OUT = Path(__file__).resolve().parent / "recorded_run"
@@ -224,20 +225,17 @@ def _chain(events: list[dict[str, Any]], truth: PricePath) -> list[dict[str, Any
                 }
                 for m in MARKETS
             ]
-            body = json.dumps([prev, batch, market_data], sort_keys=True).encode()
-            digest = hashlib.sha256(body).hexdigest()
-            blocks.append(
-                {
-                    "height": len(blocks) + 1,
-                    "prev_hash": prev,
-                    "hash": digest,
-                    "first_seq": batch[0]["seq"],
-                    "last_seq": batch[-1]["seq"],
-                    "events": batch,
-                    "market_data": market_data,
-                    "time": round(EPOCH + t, 3),
-                }
-            )
+            block = {
+                "height": len(blocks) + 1,
+                "prev_hash": prev,
+                "first_seq": batch[0]["seq"],
+                "last_seq": batch[-1]["seq"],
+                "events": batch,
+                "market_data": market_data,
+                "time": round(EPOCH + t, 3),
+            }
+            digest = block_hash(block)  # the documented canonical form (docs/history.md)
+            blocks.append({**block, "hash": digest})
             prev = digest
             cursor += len(batch)
         t += 0.5

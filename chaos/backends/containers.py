@@ -17,14 +17,10 @@ errors into ``StackError`` naming what could not be done. The client's own timeo
 from __future__ import annotations
 
 import contextlib
-import random
-import socket
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from chaos.backends import images
+from chaos.backends import images, ports
 from chaos.errors import InfrastructureError, StackError
 
 RUN_LABEL = "tradechaos.run"
@@ -144,36 +140,7 @@ def sweep_containers(run_id: str | None, client: Any = None) -> list[str]:
     return removed
 
 
-_LOW_PORT = 20000
-_reserved: set[int] = set()
-_reserved_lock = threading.Lock()
-
-
 def service_port(host: str = "127.0.0.1") -> int:
-    """A free TCP port *below* the kernel's ephemeral range, for a service to bind later.
-
-    A port taken from the ephemeral range (what binding to port 0 returns) can be handed by
-    the kernel to anyone binding port 0 or connecting out before our container binds it, and
-    containers take a while to start; below the range only explicit binds compete. Ports are
-    remembered for the life of this process so that one run never gets the same port twice.
-    """
-    try:
-        low_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low_ephemeral = 32768
-    high = max(_LOW_PORT + 1000, low_ephemeral - 1)
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randint(_LOW_PORT, high)
-        with _reserved_lock:
-            if port in _reserved:
-                continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
-        with _reserved_lock:
-            _reserved.add(port)
-        return port
-    raise StackError(f"no free TCP port between {_LOW_PORT} and {high} after 200 tries")
+    """A free TCP port below the ephemeral range for a service to bind later (containers
+    take a while to start): ``chaos.backends.ports.free_port``."""
+    return ports.free_port(host)

@@ -102,6 +102,7 @@ class Schedule:
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._heal_lock = threading.Lock()
+        self._step_locks: dict[str, threading.Lock] = {}
         self._version = 0  # bumped (under _changed) whenever a step ends or stop() is called
         for run in self.runs:
             if not run.skipped:
@@ -207,11 +208,17 @@ class Schedule:
             self._bump()
 
     def _heal(self, step_id: str) -> None:
+        """Heal one step's fault once: the step's worker (after ``for``) and ``heal_all``
+        may both get here; the second waits for the first and then finds it healed (a heal
+        that failed is attempted again)."""
         run = next(r for r in self.runs if r.step.id == step_id)
-        if run.healed:
-            return
-        self._faults[step_id].heal()
-        run.healed = True
+        with self._heal_lock:
+            step_lock = self._step_locks.setdefault(step_id, threading.Lock())
+        with step_lock:
+            if run.healed:
+                return
+            self._faults[step_id].heal()
+            run.healed = True
         self._on_event(f"healed {step_id}")
 
     @property

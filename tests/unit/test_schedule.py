@@ -149,3 +149,22 @@ def test_stop_ends_the_method_early() -> None:
     sched.run(t0, 10.0)
     assert sched.clock.mono() - t0 < 1.0
     assert runs[0].started is None
+
+
+class SlowHeal(Recorded):
+    """A fault whose heal takes a while (e.g. restarting a service)."""
+
+    def heal(self) -> None:
+        self.log.append(f"heal {self.name}")
+        threading.Event().wait(0.3)
+        self.healed.set()
+
+
+def test_a_heal_under_way_is_not_started_again_by_heal_all() -> None:
+    """The step's own ``for`` heal and the end-of-run heal_all race: one heal only."""
+    log: list[str] = []
+    runs = [StepRun(step("a", at=0.0, for_s=0.05), True, False)]
+    sched = Schedule(runs, lambda s: SlowHeal(s.id, log), Clock())
+    sched.run(sched.clock.mono(), 0.12, overrun_s=0.0)  # ends while a's heal is under way
+    assert sched.heal_all() == []
+    assert log.count("heal a") == 1, log

@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from chaos.stack.mitigations import parse_mitigations
+from chaos.truth import MARKET_NAMES
 
 HOST = "127.0.0.1"
 log = logging.getLogger("chaos.stack")
@@ -249,3 +250,11 @@ async def every(interval_s: float, step: Callable[[], Awaitable[None]], name: st
             next_at = time.monotonic()
             delay = 0
         await asyncio.sleep(delay)
+
+
+# The newest oracle publication of every market (the sequencer, risk and the writer read it).
+NEWEST_ORACLE_PRICES_SQL = " UNION ALL ".join(
+    f"(SELECT market, mark_price, funding_index, ts FROM oracle_prices "
+    f"WHERE market = '{m}' ORDER BY id DESC LIMIT 1)"
+    for m in MARKET_NAMES
+)

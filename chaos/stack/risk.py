@@ -22,18 +22,21 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from chaos.stack.common import Pg, base_parser, every, json_response, parse_args, serve, spawn
+from chaos.stack.common import (
+    NEWEST_ORACLE_PRICES_SQL,
+    Pg,
+    base_parser,
+    every,
+    json_response,
+    parse_args,
+    serve,
+    spawn,
+)
 from chaos.truth import MARKET_NAMES, equity
 
 log = logging.getLogger("chaos.stack.risk")
 INSURANCE_FUND = 0
 RETRY_AFTER_S = 1.0  # do not liquidate the same account again before the db shows the result
-
-ORACLE_SQL = " UNION ALL ".join(
-    f"(SELECT market, mark_price, funding_index, ts FROM oracle_prices "
-    f"WHERE market = '{m}' ORDER BY id DESC LIMIT 1)"
-    for m in MARKET_NAMES
-)
 
 
 class Risk:
@@ -69,7 +72,7 @@ class Risk:
                 return markets
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
             pass
-        rows = await self.db.fetch(ORACLE_SQL)
+        rows = await self.db.fetch(NEWEST_ORACLE_PRICES_SQL)
         self.price_source = "db"
         return {
             m: {"mark_price": float(p), "funding_index": float(f), "ts": float(ts)}

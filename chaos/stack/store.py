@@ -11,19 +11,14 @@ import time
 from typing import Any
 
 from chaos.stack.book import Order
+from chaos.stack.common import NEWEST_ORACLE_PRICES_SQL
 from chaos.stack.engine import Changes, Engine, OraclePrice, Position
 from chaos.truth import MARKET_NAMES
-
-ORACLE_SQL = " UNION ALL ".join(
-    f"(SELECT market, mark_price, funding_index, ts FROM oracle_prices "
-    f"WHERE market = '{m}' ORDER BY id DESC LIMIT 1)"
-    for m in MARKET_NAMES
-)
 
 
 async def read_prices(conn: Any) -> dict[str, OraclePrice]:
     """The newest oracle publication per market (the market state where none exists yet)."""
-    cur = await conn.execute(ORACLE_SQL)
+    cur = await conn.execute(NEWEST_ORACLE_PRICES_SQL)
     prices = {m: OraclePrice(float(p), float(f), float(ts)) for m, p, f, ts in await cur.fetchall()}
     if len(prices) < len(MARKET_NAMES):
         cur = await conn.execute("SELECT market, mark_price, funding_index, ts FROM market_state")

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from chaos.stack.blocks import EVENT_COLUMNS, GENESIS_HASH, event_record, make_block
 from chaos.stack.common import (
+    NEWEST_ORACLE_PRICES_SQL,
     Pg,
     base_parser,
     every,
@@ -36,17 +37,11 @@ from chaos.stack.common import (
     serve,
     spawn,
 )
-from chaos.truth import FUNDING_INTERVAL_S, MARKET_NAMES, market_spec
+from chaos.truth import FUNDING_INTERVAL_S, market_spec
 
 log = logging.getLogger("chaos.stack.writer")
 MAX_EVENTS_PER_BLOCK = 2000
 EMPTY_BLOCK_EVERY_S = 1.0
-
-ORACLE_SQL = " UNION ALL ".join(
-    f"(SELECT market, mark_price, funding_index, ts FROM oracle_prices "
-    f"WHERE market = '{m}' ORDER BY id DESC LIMIT 1)"
-    for m in MARKET_NAMES
-)
 
 
 class Writer:
@@ -115,7 +110,7 @@ class Writer:
             return
         events = [event_record(row) for row in rows]
         market_data = []
-        for market, price, index, ts in await self.db.fetch(ORACLE_SQL):
+        for market, price, index, ts in await self.db.fetch(NEWEST_ORACLE_PRICES_SQL):
             md = {
                 "market": market,
                 "mark_price": float(price),

@@ -114,7 +114,13 @@ def handle(args: argparse.Namespace) -> int:
     if not args.action:
         raise UsageError("an ACTION is needed (see tradechaos fault --list)")
     from chaos.experiment.durations import parse_duration
-    from chaos.faults.registry import StepError
+    from chaos.faults.registry import ACTIONS, StepError
+
+    if args.action not in ACTIONS:
+        raise UsageError(
+            f"unknown action {args.action!r} (known: {', '.join(sorted(ACTIONS))}; "
+            "see tradechaos fault --list)"
+        )
 
     params = parse_assignments([w for w in args.words if "=" in w])
     targets = [w for w in args.words if "=" not in w]

@@ -296,7 +296,11 @@ def _connect(hostport_or_dsn: str, dbname: str, timeout_s: float = 5.0):  # type
 
     if "=" in hostport_or_dsn:
         return psycopg.connect(
-            hostport_or_dsn, dbname=dbname, autocommit=True, connect_timeout=max(1, int(timeout_s))
+            hostport_or_dsn,
+            dbname=dbname,
+            autocommit=True,
+            connect_timeout=max(1, int(timeout_s)),
+            options="-c statement_timeout=30000",
         )
     host, _, port = hostport_or_dsn.rpartition(":")
     return psycopg.connect(

@@ -77,3 +77,14 @@ def test_unknown_names_and_missing_stack_file(
         backend.pid("oracle")
     with pytest.raises(BadInput, match="stack up"):
         AttachedBackend(tmp_path / "none.json", DEFINITION)
+
+
+def test_an_unknown_action_is_named_before_looking_for_a_stack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chaos.cli import main
+
+    assert main(["fault", "nosuch", "oracle", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown action 'nosuch'" in err and "latency" in err
+    assert "Traceback" not in err

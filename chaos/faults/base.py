@@ -172,6 +172,11 @@ class RecordedFault:
             raise Cancelled
 
     @property
+    def cancel_event(self) -> threading.Event:
+        """Set when ``heal`` cancels the procedure: hand it to blocking work that can stop."""
+        return self._cancel
+
+    @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 

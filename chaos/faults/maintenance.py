@@ -171,8 +171,10 @@ class DbUpgrade(ProcessFault):
         if isinstance(tables, list):
             args.append([str(t) for t in tables])
         try:
-            copier(*args)
+            copier(*args, cancel=self.cancel_event)  # heal stops it between two tables
         except Exception as err:
+            if self.cancelled:
+                raise Cancelled from err
             raise FaultError(f"db_upgrade could not copy the tables: {err}") from err
         finally:
             if restarter is not None:

@@ -365,20 +365,32 @@ def init(
     return True
 
 
+class CopyCancelled(Exception):
+    """``copy_tables`` stopped between two tables because its ``cancel`` event was set."""
+
+
 def copy_tables(
-    src_dsn: str, dst_dsn: str, delay_s: float = 0.0, order: Sequence[str] = COPY_ORDER
+    src_dsn: str,
+    dst_dsn: str,
+    delay_s: float = 0.0,
+    order: Sequence[str] = COPY_ORDER,
+    cancel: threading.Event | None = None,
 ) -> None:
     """Copy every table of ``src`` to ``dst`` one at a time, ``delay_s`` apart.
 
     ``dst`` gets the schema first (no genesis); each table is emptied then filled with COPY.
     Between tables ``dst`` is visibly incomplete: this is the migration race window.
-    DSNs are ``host:port`` or libpq conninfo strings.
+    DSNs are ``host:port`` or libpq conninfo strings. Setting ``cancel`` stops the copy at the
+    next table boundary (``CopyCancelled``); a table is never left half copied.
     """
+    stop = cancel if cancel is not None else threading.Event()
     ensure_schema(dst_dsn)
     with _connect(src_dsn, DBNAME) as src, _connect(dst_dsn, DBNAME) as dst:
         for index, table in enumerate(order):
             if index and delay_s > 0:
-                time.sleep(delay_s)
+                stop.wait(delay_s)
+            if stop.is_set():
+                raise CopyCancelled(f"copy cancelled before table {table}")
             with dst.transaction():
                 dst.execute(f"TRUNCATE {table}")
                 with (

@@ -353,7 +353,7 @@ def test_db_migrate_switches_before_copy_in_the_online_order(
     backend: FakeBackend = ctx.backend  # type: ignore[assignment]
     copied: list[tuple[Any, ...]] = []
 
-    def copier(*args: Any) -> None:
+    def copier(*args: Any, cancel: Any = None) -> None:
         backend.calls.append(("copy", str(args[1])))
         copied.append(args)
 
@@ -389,9 +389,11 @@ def test_db_upgrade_with_the_stack_halted_provisions_first_and_restarts_everythi
     ctx: FaultContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend: FakeBackend = ctx.backend  # type: ignore[assignment]
-    monkeypatch.setattr(
-        maintenance, "load_copier", lambda: (lambda *a: backend.calls.append(("copy", "")), [])
-    )
+
+    def copier(*args: Any, cancel: Any = None) -> None:
+        backend.calls.append(("copy", ""))
+
+    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, []))
     fault = build(
         Step(
             "db_upgrade", None, {"strategy": "migrate", "switch": "after_copy", "stack": "halted"}
@@ -407,3 +409,26 @@ def test_db_upgrade_with_the_stack_halted_provisions_first_and_restarts_everythi
     assert all(backend.is_running(s) for s in stopped)
     starts = [s for v, s in backend.calls if v == "start"]
     assert starts.index("risk") > max(starts.index("oracle"), starts.index("sequencer"))
+
+
+def test_heal_stops_a_table_copy_under_way(
+    ctx: FaultContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """heal (a timed step ending, Ctrl-C) must not wait for tables x copy_delay."""
+    copying = threading.Event()
+
+    def copier(*args: Any, cancel: threading.Event) -> None:
+        copying.set()
+        if cancel.wait(30):  # what copy_tables does between two tables
+            raise RuntimeError("copy cancelled")
+
+    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, []))
+    fault = build(Step("db_upgrade", None, {"strategy": "migrate", "copy_delay": 5}), ctx)
+    worker = threading.Thread(target=fault.inject)
+    worker.start()
+    assert copying.wait(5)
+    began = time.monotonic()
+    fault.heal()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert time.monotonic() - began < 3

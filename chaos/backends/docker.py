@@ -27,14 +27,12 @@ Contract (beyond ``chaos.backends.base``)
 from __future__ import annotations
 
 import contextlib
-import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from chaos.backends import images, ports
@@ -55,6 +53,7 @@ from chaos.backends.health import NotReady, strategy_for, wait_ready
 from chaos.backends.ordering import reverse_deps, run_in_order
 from chaos.backends.placeholders import Placeholders
 from chaos.backends.proxyadmin import ProxyAdmin
+from chaos.backends.shared import SharedBackend
 from chaos.errors import BadInput, InfrastructureError, ProxyError, StackError
 from chaos.runner.procutil import log_tail
 from chaos.runner.state import RunFolder
@@ -91,11 +90,7 @@ class _Service:
     extra: bool = False  # added with add_service
 
 
-def _needs_proxy(spec: ServiceSpec) -> bool:
-    return any("{link:" in arg or "{toxiproxy_url}" in arg for cmd in spec.setup for arg in cmd)
-
-
-class DockerBackend:
+class DockerBackend(SharedBackend):
     """Starts and disturbs a ``StackDefinition`` as containers; see the module doc."""
 
     name = "docker"
@@ -138,11 +133,6 @@ class DockerBackend:
         self.start_stack()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop_stack()
-
     def start_stack(self) -> None:
         self._closing = False
         started = time.monotonic()
@@ -166,13 +156,6 @@ class DockerBackend:
         finally:
             setups.shutdown(wait=True)
             self._setup_futures.clear()
-
-    def _begin_setups(self, pool: ThreadPoolExecutor) -> None:
-        """Start the setup commands of every service to be started, in the background;
-        commands that need a link or the proxy URL run in ``_launch`` instead."""
-        for name, svc in self._services.items():
-            if not svc.spec.optional and svc.spec.setup and not _needs_proxy(svc.spec):
-                self._setup_futures[name] = pool.submit(self._run_setup, name)
 
     def _start_services(self) -> None:
         """Launch every non-optional service as soon as its dependencies are healthy
@@ -243,9 +226,6 @@ class DockerBackend:
         self._remove(svc.container, grace)
         svc.container = None
 
-    def kill(self, service: str) -> None:
-        self.stop(service, grace_s=0.0)
-
     def signal(self, service: str, signum: int) -> None:
         container = self._running(service, f"send signal {signum} to")
         call(f"signal {service}", lambda: container.kill(signal=int(signum)))
@@ -274,12 +254,6 @@ class DockerBackend:
             f"throttle {service}",
             lambda: container.update(cpu_period=CPU_PERIOD_US, cpu_quota=quota),
         )
-
-    def restart(self, service: str, downtime_s: float = 0.0, timeout_s: float = 30.0) -> None:
-        self.stop(service)
-        if downtime_s > 0:
-            time.sleep(downtime_s)  # the requested downtime, not a readiness wait
-        self._launch(service, timeout_s)
 
     def wait_healthy(self, service: str, timeout_s: float = 30.0) -> None:
         svc = self._get(service)
@@ -327,20 +301,6 @@ class DockerBackend:
         pid = int(container.attrs.get("State", {}).get("Pid") or 0)
         return pid or None
 
-    def endpoint(self, service: str) -> Endpoint:
-        return self._get(service).endpoint
-
-    def link_endpoint(self, link: str) -> Endpoint:
-        try:
-            return self._links[link]
-        except KeyError:
-            known = ", ".join(sorted(self._links)) or "none"
-            raise BadInput(f"unknown link {link!r} (known: {known})") from None
-
-    def set_link_upstream(self, link: str, upstream: Endpoint) -> None:
-        self.link_endpoint(link)
-        self._proxy_admin().update(link, upstream=str(upstream))
-
     def status(self) -> list[ServiceStatus]:
         result = []
         for name, svc in list(self._services.items()):
@@ -352,18 +312,6 @@ class DockerBackend:
             pid = self.pid(name) if running else None
             result.append(ServiceStatus(name, running, healthy, pid, svc.endpoint, svc.spec.site))
         return result
-
-    def logs(self, service: str, tail: int = 50) -> str:
-        self._get(service)
-        return log_tail(self.run.log_path(service), tail)
-
-    @property
-    def toxiproxy_url(self) -> str:
-        return self._proxy_admin().url
-
-    @property
-    def link_names(self) -> tuple[str, ...]:
-        return tuple(self._links)
 
     @property
     def image(self) -> str:
@@ -390,11 +338,6 @@ class DockerBackend:
         if container is None or container_state(container) not in ("running", "paused"):
             raise StackError(f"cannot {verb} {service}: it is not running")
         return container
-
-    def _proxy_admin(self) -> ProxyAdmin:
-        if self._proxy is None:
-            raise StackError("this stack runs without a proxy (no links can be managed)")
-        return self._proxy
 
     def _prepare_image(self) -> None:
         client = self._docker()
@@ -592,11 +535,6 @@ class DockerBackend:
                 )
             time.sleep(0.02)
 
-    def _create_link(self, name: str, upstream: Endpoint) -> None:
-        admin = self._proxy_admin()
-        self.run.record_proxy_name(name)
-        self._links[name] = admin.create(name, listen=f"{HOST}:0", upstream=str(upstream))
-
     def _stop_proxy(self) -> None:
         if self._proxy is not None and self._proxy_container is None:
             for name in list(self._links):  # an external Toxiproxy outlives us: tidy it
@@ -610,8 +548,3 @@ class DockerBackend:
         self._links.clear()
         if self.run.state().proxy is not None:
             self.run.forget_proxy()
-
-    def _remove_data_dir(self, data_dir: Path) -> None:
-        if data_dir.exists():
-            shutil.rmtree(data_dir, ignore_errors=True)
-        self.run.forget_data_dir(data_dir)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +34,6 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 
 from chaos.backends import ports
 from chaos.backends.base import Endpoint, ServiceStatus
@@ -44,6 +42,7 @@ from chaos.backends.ordering import reverse_deps, run_in_order
 from chaos.backends.placeholders import Placeholders
 from chaos.backends.proxyadmin import EmbeddedProxy, ProxyAdmin
 from chaos.backends.service import ServiceProcess
+from chaos.backends.shared import SharedBackend
 from chaos.errors import BadInput, ProxyError, StackError
 from chaos.runner import procutil
 from chaos.runner.procutil import log_tail as log_tail  # re-exported (docker backend)
@@ -55,7 +54,7 @@ SETUP_TIMEOUT_S = 120.0
 PROXY_START_TIMEOUT_S = 15.0
 
 
-class ProcessBackend:
+class ProcessBackend(SharedBackend):
     """Starts and disturbs a ``StackDefinition`` as local processes; see the module doc."""
 
     name = "process"
@@ -100,11 +99,6 @@ class ProcessBackend:
         self.start_stack()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop_stack()
-
     def start_stack(self) -> None:
         self._closing = False
         started = time.monotonic()
@@ -127,13 +121,6 @@ class ProcessBackend:
         finally:
             setups.shutdown(wait=True)
             self._setup_futures.clear()
-
-    def _begin_setups(self, pool: ThreadPoolExecutor) -> None:
-        """Start the setup commands of every service to be started, in the background;
-        commands that need a link or the proxy URL run in ``_launch`` instead."""
-        for name, svc in self._services.items():
-            if not svc.spec.optional and svc.spec.setup and not _needs_proxy(svc.spec):
-                self._setup_futures[name] = pool.submit(self._run_setup, name)
 
     def _start_services(self) -> None:
         """Launch every non-optional service as soon as its dependencies are healthy
@@ -214,9 +201,6 @@ class ProcessBackend:
         if self._get(service).stop(grace_s):
             self.run.forget_process(service)
 
-    def kill(self, service: str) -> None:
-        self.stop(service, grace_s=0.0)
-
     def signal(self, service: str, signum: int) -> None:
         self._get(service).send(signum)
 
@@ -228,12 +212,6 @@ class ProcessBackend:
 
     def throttle(self, service: str, cpu_fraction: float | None) -> None:
         self._get(service).throttle(cpu_fraction)
-
-    def restart(self, service: str, downtime_s: float = 0.0, timeout_s: float = 30.0) -> None:
-        self.stop(service)
-        if downtime_s > 0:
-            time.sleep(downtime_s)  # the requested downtime, not a readiness wait
-        self._launch(service, timeout_s)
 
     def wait_healthy(self, service: str, timeout_s: float = 30.0) -> None:
         svc = self._get(service)
@@ -273,20 +251,6 @@ class ProcessBackend:
     def pid(self, service: str) -> int | None:
         return self._get(service).pid
 
-    def endpoint(self, service: str) -> Endpoint:
-        return self._get(service).endpoint
-
-    def link_endpoint(self, link: str) -> Endpoint:
-        try:
-            return self._links[link]
-        except KeyError:
-            known = ", ".join(sorted(self._links)) or "none"
-            raise BadInput(f"unknown link {link!r} (known: {known})") from None
-
-    def set_link_upstream(self, link: str, upstream: Endpoint) -> None:
-        self.link_endpoint(link)
-        self._proxy_admin().update(link, upstream=str(upstream))
-
     def status(self) -> list[ServiceStatus]:
         result = []
         for name, svc in list(self._services.items()):
@@ -300,18 +264,6 @@ class ProcessBackend:
                 ServiceStatus(name, pid is not None, healthy, pid, svc.endpoint, svc.spec.site)
             )
         return result
-
-    def logs(self, service: str, tail: int = 50) -> str:
-        self._get(service)
-        return log_tail(self.run.log_path(service), tail)
-
-    @property
-    def toxiproxy_url(self) -> str:
-        return self._proxy_admin().url
-
-    @property
-    def link_names(self) -> tuple[str, ...]:
-        return tuple(self._links)
 
     def pid_history(self, service: str) -> list[int]:
         """Every pid the service has had in this run, oldest first."""
@@ -331,11 +283,6 @@ class ProcessBackend:
                 raise StackError(
                     f"link {link.name} points at {link.server!r}, which is not a service"
                 )
-
-    def _proxy_admin(self) -> ProxyAdmin:
-        if self._proxy is None:
-            raise StackError("this stack runs without a proxy (no links can be managed)")
-        return self._proxy
 
     def _placeholders(self, svc: ServiceProcess) -> Placeholders:
         return Placeholders(
@@ -480,11 +427,6 @@ class ProcessBackend:
         if svc.spec.setup:
             self._setup_times[service] = {"setup": time.monotonic() - started}
 
-    def _create_link(self, name: str, upstream: Endpoint) -> None:
-        admin = self._proxy_admin()
-        self.run.record_proxy_name(name)
-        self._links[name] = admin.create(name, listen=f"{HOST}:0", upstream=str(upstream))
-
     def _stop_proxy(self) -> None:
         if self._proxy is not None and self._embedded is None:
             for name in list(self._links):  # an external Toxiproxy outlives us: tidy it
@@ -497,12 +439,3 @@ class ProcessBackend:
         self._links.clear()
         if self.run.state().proxy is not None:
             self.run.forget_proxy()
-
-    def _remove_data_dir(self, data_dir: Path) -> None:
-        if data_dir.exists():
-            shutil.rmtree(data_dir, ignore_errors=True)
-        self.run.forget_data_dir(data_dir)
-
-
-def _needs_proxy(spec: ServiceSpec) -> bool:
-    return any("{link:" in arg or "{toxiproxy_url}" in arg for cmd in spec.setup for arg in cmd)

@@ -44,9 +44,12 @@ class MarketSpec:
     tick: float
 
 
+# A perpetual's funding index is the funding paid per contract since the market opened; after
+# years of funding it is a large fraction of the price (here half of it), so a reset to 0
+# books shorts a loss of half their notional.
 MARKETS: tuple[MarketSpec, ...] = (
-    MarketSpec("BTC-PERP", 60_000.0, 0.002, 6_000.0, 0.0002, 0.5),
-    MarketSpec("ETH-PERP", 3_000.0, 0.0025, 300.0, 0.0002, 0.01),
+    MarketSpec("BTC-PERP", 60_000.0, 0.002, 30_000.0, 0.0002, 0.5),
+    MarketSpec("ETH-PERP", 3_000.0, 0.0025, 1_500.0, 0.0002, 0.01),
 )
 MARKET_NAMES: tuple[str, ...] = tuple(m.name for m in MARKETS)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -47,9 +48,25 @@ def sequencers(ctx: FaultContext, names: list[str] | None) -> list[str]:
     ]
 
 
+MODE_RETRY_S = 5.0  # an operator retries a mode change a sequencer could not write
+MODE_RETRY_EVERY_S = 0.25
+
+
 class TradingMode(RecordedFault):
     def _inject(self) -> None:
         mode = str(self.params["mode"])
+        deadline = time.monotonic() + MODE_RETRY_S
+        while True:
+            answers = self._set_mode(mode)
+            taken = any(isinstance(a, dict) and "error" not in a for a in answers.values())
+            if taken or time.monotonic() >= deadline:
+                break
+            self.wait(MODE_RETRY_EVERY_S)  # e.g. the sequencer is reconnecting to its db
+        self.evidence(mode=mode, sequencers=answers)
+        if not taken:
+            raise FaultError(f"no sequencer took trading mode {mode}: {answers}")
+
+    def _set_mode(self, mode: str) -> dict[str, Any]:
         answers: dict[str, Any] = {}
         for service in sequencers(self.ctx, self.target):
             if not self.ctx.backend.is_running(service):
@@ -61,9 +78,7 @@ class TradingMode(RecordedFault):
                 answers[service] = http.call("GET", f"{url}/mode")
             except FaultError as err:
                 answers[service] = {"error": str(err)}
-        self.evidence(mode=mode, sequencers=answers)
-        if not any(isinstance(a, dict) and "error" not in a for a in answers.values()):
-            raise FaultError(f"no sequencer took trading mode {mode}: {answers}")
+        return answers
 
     def _heal(self) -> dict[str, Any]:
         return {}
@@ -149,40 +164,40 @@ class DbUpgrade(ProcessFault):
         links = [lk.name for lk in self.ctx.definition.links if lk.server == self.db]
         upstream_before = {lk: self._upstream(lk) for lk in links}
         self.evidence(old_endpoint=str(old_endpoint), upstream_before=upstream_before)
-        switch_first = self.params.get("switch") == "before_copy"
         restart_param = self.params.get("restart")
         restart = [str(s) for s in restart_param] if isinstance(restart_param, list) else []
-        restarter: threading.Thread | None = None
-        if switch_first:
-            self._switch(links, new_endpoint)
-            restarter = threading.Thread(
-                target=self._restart_quietly,
-                args=(restart, timeout),
-                name="db-upgrade-restart",
-            )
-            restarter.start()
+        early_param = self.params.get("early")
+        early = {str(s) for s in early_param} if isinstance(early_param, list) else set()
         tables = self.params.get("tables")
         copier, default_order = load_copier()
-        args: list[Any] = [
-            str(old_endpoint),
-            str(new_endpoint),
-            _seconds(self.params.get("copy_delay")),
-        ]
-        if isinstance(tables, list):
-            args.append([str(t) for t in tables])
+        order = [str(t) for t in tables] if isinstance(tables, list) else list(default_order)
+        # Links switched before the copy: the early services' (their restart then races the
+        # copy), and every link when the switch comes first (online); the rest after it.
+        switch_first = self.params.get("switch") == "before_copy"
+        clients = {lk.name: lk.client for lk in self.ctx.definition.links}
+        first = [lk for lk in links if switch_first or clients[lk] in early]
+        last = [lk for lk in links if lk not in first]
+        restart_first = [s for s in restart if switch_first or s in early]
+        restart_last = [s for s in restart if s not in restart_first]
+        restarter: threading.Thread | None = None
         try:
-            copier(*args, cancel=self.cancel_event)  # heal stops it between two tables
-        except Exception as err:
-            if self.cancelled:
-                raise Cancelled from err
-            raise FaultError(f"db_upgrade could not copy the tables: {err}") from err
+            if first:
+                self._switch(first, new_endpoint)
+                restarter = threading.Thread(
+                    target=self._restart_quietly,
+                    args=(restart_first, timeout),
+                    name="db-upgrade-restart",
+                )
+                restarter.start()
+            self._copy(
+                copier, old_endpoint, new_endpoint, _seconds(self.params.get("copy_delay")), order
+            )
+            if last:
+                self._switch(last, new_endpoint)
+            self._restart(restart_last, timeout)
         finally:
             if restarter is not None:
                 restarter.join(timeout + 5.0)
-        if not switch_first:
-            self._switch(links, new_endpoint)
-            self._restart(restart, timeout)
-        order = [str(t) for t in tables] if isinstance(tables, list) else default_order
         try:
             rows = _row_counts(str(new_endpoint), order)
         except Exception as err:  # evidence is best-effort
@@ -193,6 +208,19 @@ class DbUpgrade(ProcessFault):
             rows_copied=rows,
             upstream_after={lk: self._upstream(lk) for lk in links},
         )
+
+    def _copy(
+        self, copier: Callable[..., None], src: Any, dst: Any, delay: float, tables: list[str]
+    ) -> None:
+        """Copy ``tables`` (the copier always makes sure the schema exists first)."""
+        if not tables:
+            return
+        try:
+            copier(str(src), str(dst), delay, tables, cancel=self.cancel_event)
+        except Exception as err:
+            if self.cancelled:
+                raise Cancelled from err
+            raise FaultError(f"db_upgrade could not copy the tables: {err}") from err
 
     def _restart_quietly(self, services: list[str], timeout: float) -> None:
         """``_restart`` in a helper thread: a heal that cancels the procedure ends it (heal

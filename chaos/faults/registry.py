@@ -286,6 +286,13 @@ def _actions() -> dict[str, ActionInfo]:
                 ),
                 "new_name": ParamSpec("str", help="migrate: the new instance (default <db>2)"),
                 "tables": ParamSpec("list", help="migrate: copy order (default: copier's)"),
+                "early": ParamSpec(
+                    "list",
+                    help=(
+                        "migrate: services moved to the new instance before the copy (their "
+                        "links switched, and restarted when listed in restart)"
+                    ),
+                ),
                 "restart": ParamSpec(
                     "list",
                     names="services",

@@ -13,8 +13,10 @@ connection refused before sending is ``fail``. When the primary does not serve (
 Market makers quote post-only limits 0.05..0.3% around the sequencer's oracle price and
 cancel their oldest quotes; takers send market orders and crossing limits toward a target
 position of ``leverage x collateral`` (leverage drawn per account from 5x to 45x, so some
-accounts end up below maintenance margin in a normal run). In cancel_only mode users only
-cancel; in post_only takers send post-only limits; a halted sequencer refuses all (fail).
+accounts end up below maintenance margin in a normal run). In a maintenance window
+(cancel_only, post_only, halt) makers pull their quotes and wait for normal trading, as
+market makers do, so the book is thin; takers cancel what they have resting and keep
+trying the orders they want (the sequencer rejects them: fail).
 """
 
 from __future__ import annotations
@@ -239,9 +241,9 @@ class MarketMaker(Trader):
     def quote(self) -> None:
         if not self.refresh():
             return
-        if self.mode in ("cancel_only", "halt") or len(self.open_orders) >= 6:
+        if self.mode != "normal" or len(self.open_orders) >= 6:
             self.cancel_oldest()
-            if self.mode in ("cancel_only", "halt"):
+            if self.mode != "normal":  # a maintenance window: quotes pulled until normal
                 return
         market = self.rng.choice(sorted(self.prices))
         price = self.prices[market]
@@ -262,7 +264,7 @@ class Taker(Trader):
     def trade(self) -> None:
         if not self.refresh():
             return
-        if self.mode == "cancel_only":
+        if self.mode in ("cancel_only", "post_only"):
             if self.open_orders:
                 self.cancel_oldest()
             else:  # keeps trying what it wants; the sequencer rejects it (fail)
@@ -277,10 +279,7 @@ class Taker(Trader):
         if self.rng.random() < 0.2:
             side = "sell" if side == "buy" else "buy"
         qty = self.notional_qty(market, 0.12)
-        if self.mode == "post_only":
-            edge = -0.0005 if side == "buy" else 0.0005
-            self.order(market, side, "limit", qty, price * (1 + edge), post_only=True)
-        elif self.rng.random() < 0.7:
+        if self.rng.random() < 0.7:
             self.order(market, side, "market", qty)
         else:
             cross = 0.005 if side == "buy" else -0.005

@@ -27,8 +27,9 @@ INCIDENTS = ROOT / "experiments" / "incidents"
 # For each incident: the invariant whose counterexamples must tell the story, and how.
 STORIES: dict[str, dict[str, str]] = {
     "paradex-2026-db-upgrade": {
-        "no_corrupt_chain_writes": r"block \d+ carries [A-Z]+-PERP funding index 0\.0",
-        "no_unintended_liquidations": r"funding index 0\.0 \(true \d",
+        # a funding index of (nearly) 0 where the truth is tens of thousands
+        "no_corrupt_chain_writes": r"block \d+ carries [A-Z]+-PERP funding index \d{1,3}(\.\d+)?; true \d{4,}",
+        "no_unintended_liquidations": r"funding index \d{1,3}(\.\d+)? \(true \d{4,}",
         "fills_within_band": r"fill at [\d.]+ in post_only mode is [-+]\d+ bps from the true",
     },
     "dydx-2025-oracle-restart": {

@@ -51,7 +51,7 @@ def test_missing_market_state_puts_a_zero_funding_index_on_chain_without_guards(
             "SELECT funding_index FROM oracle_prices WHERE restored "
             "AND market = 'BTC-PERP' ORDER BY id DESC LIMIT 1"
         )
-    assert restored[0][0] < 100.0  # published from the 0.0 default, not ~6000
+    assert restored[0][0] < 100.0  # published from the 0.0 default, not ~30000
 
 
 def test_readiness_gates_wait_for_market_state_then_publish_the_true_index(tmp_path: Path) -> None:

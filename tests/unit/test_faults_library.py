@@ -357,7 +357,8 @@ def test_db_migrate_switches_before_copy_in_the_online_order(
         backend.calls.append(("copy", str(args[1])))
         copied.append(args)
 
-    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, []))
+    order = ["events", "orders", "market_state"]
+    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, order))
     fault = build(Step("db_upgrade", None, {"strategy": "migrate", "copy_delay": 0.5}), ctx)
     fault.inject()
     assert backend.added[0].name == "db2"
@@ -368,7 +369,7 @@ def test_db_migrate_switches_before_copy_in_the_online_order(
         "oracle-db",
         "risk-db",
     }
-    assert copied[0][1:] == ("127.0.0.1:7777", 0.5)
+    assert copied[0][1:] == ("127.0.0.1:7777", 0.5, order)
 
     safe = build(
         Step(
@@ -393,7 +394,7 @@ def test_db_upgrade_with_the_stack_halted_provisions_first_and_restarts_everythi
     def copier(*args: Any, cancel: Any = None) -> None:
         backend.calls.append(("copy", ""))
 
-    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, []))
+    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, ["events", "market_state"]))
     fault = build(
         Step(
             "db_upgrade", None, {"strategy": "migrate", "switch": "after_copy", "stack": "halted"}
@@ -422,7 +423,7 @@ def test_heal_stops_a_table_copy_under_way(
         if cancel.wait(30):  # what copy_tables does between two tables
             raise RuntimeError("copy cancelled")
 
-    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, []))
+    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, ["events"]))
     fault = build(Step("db_upgrade", None, {"strategy": "migrate", "copy_delay": 5}), ctx)
     worker = threading.Thread(target=fault.inject)
     worker.start()
@@ -432,3 +433,28 @@ def test_heal_stops_a_table_copy_under_way(
     worker.join(10)
     assert not worker.is_alive()
     assert time.monotonic() - began < 3
+
+
+def test_db_migrate_moves_early_services_before_the_copy_and_the_rest_after(
+    ctx: FaultContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """early: [oracle]: the oracle's link is switched and the oracle restarted onto the new
+    instance before the copy (the Paradex race); every other link follows the copy."""
+    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
+    copy_done = threading.Event()
+
+    def copier(*args: Any, cancel: Any = None) -> None:
+        backend.calls.append(("copy", ",".join(args[3])))
+        copy_done.set()
+
+    order = ["events", "orders", "market_state"]
+    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, order))
+    params = {"strategy": "migrate", "switch": "after_copy", "early": ["oracle"],
+              "restart": ["oracle"]}  # fmt: skip
+    build(Step("db_upgrade", None, params), ctx).inject()
+    switches = [(i, x) for i, (v, x) in enumerate(backend.calls) if v == "switch"]
+    copy_at = next(i for i, (v, _) in enumerate(backend.calls) if v == "copy")
+    assert switches[0][1] == "oracle-db" and switches[0][0] < copy_at
+    assert {x for i, x in switches if i > copy_at} == {"sequencer-db", "risk-db"}
+    assert ("start", "oracle") in backend.calls  # restarted onto the new instance
+    assert copy_done.is_set()

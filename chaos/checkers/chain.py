@@ -32,6 +32,7 @@ from chaos.history.truth import RunTruth
 
 NAME = "no_corrupt_chain_writes"
 HASH_EXCLUDED = frozenset({"hash"})
+_SKIPPED_KEPT = 50
 _BATCH = 100
 
 
@@ -82,6 +83,8 @@ class _DbCursor:
         self._lineno = 0  # lines read so far
         self._buffer: list[Event] = []  # decoded, not yet passed
         self._at = 0
+        self.skipped: list[Event] = []  # db events passed over (on no block): the first few
+        self.skipped_count = 0
 
     def _read(self, count: int) -> list[bytes]:
         lines = list(islice(self._lines, count))
@@ -111,18 +114,31 @@ class _DbCursor:
             self._buffer, self._at = self._decode(lines), 0
         return True
 
-    def find(self, seq: int) -> Event | None:
-        """The db event with ``seq`` (None if the log skips it); earlier ones are passed."""
+    def _seek(self, seq: int) -> Event | None:
+        """Pass every db event before ``seq`` (each one noted as on no block); the next
+        event, not consumed, or None at the log's end."""
         while self._ready():
             event = self._buffer[self._at]
             if event["seq"] >= seq:
-                return event if event["seq"] == seq else None
+                return event
+            if len(self.skipped) < _SKIPPED_KEPT:
+                self.skipped.append(event)
+            self.skipped_count += 1
             self._at += 1
         return None
 
+    def find(self, seq: int) -> Event | None:
+        """The db event with ``seq``, consumed (None if the log has none left); earlier
+        ones are passed. Two db events with one seq are matched by two chain events."""
+        event = self._seek(seq)
+        if event is None or event["seq"] != seq:
+            return None
+        self._at += 1
+        return event
+
     def take(self, first_seq: int, count: int) -> list[Event]:
         """The next ``count`` db events from ``first_seq`` on (fewer at the log's end)."""
-        self.find(first_seq)
+        self._seek(first_seq)
         taken: list[Event] = []
         while len(taken) < count and self._ready():
             end = min(len(self._buffer), self._at + count - len(taken))
@@ -144,6 +160,17 @@ def check(history: History, params: CheckParams) -> Verdict:
     with history.open_lines("events") or BytesIO() as lines:
         db = _DbCursor(history, lines)
         _check_blocks(history, db, _MarketDataCheck(truth, params, found), found)
+    for event in db.skipped:
+        found.add(
+            {
+                "problem": f"db event seq {event.get('seq')} ({event.get('kind')} by sequencer "
+                f"{event.get('sequencer')!r}, epoch {event.get('epoch')}) is on no block, "
+                "though the chain goes past it",
+                "seq": event.get("seq"),
+                "db_event": dict(event),
+            }
+        )
+    found.count += db.skipped_count - len(db.skipped)  # beyond those kept
     return found.verdict("blocks")
 
 

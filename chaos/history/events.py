@@ -205,6 +205,8 @@ class RunInfo:
     mitigations: tuple[str, ...]
     markets: tuple[str, ...]
     params: Mapping[str, Any]
+    # each market's parameters (chaos.truth.MarketSpec fields) as the run recorded them
+    market_specs: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> RunInfo:
@@ -222,6 +224,9 @@ class RunInfo:
             mitigations=tuple(str(m) for m in obj.get("mitigations") or ()),
             markets=tuple(str(m) for m in obj.get("markets") or ()),
             params=dict(obj.get("params") or {}),
+            market_specs=tuple(
+                dict(m) for m in obj.get("market_specs") or () if isinstance(m, dict)
+            ),
         )
 
 

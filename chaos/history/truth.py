@@ -16,11 +16,19 @@ funding the truth has already booked.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from chaos.truth import FUNDING_INTERVAL_S, STEP_S, PriceMove, PricePath, equity
+from chaos.truth import (
+    FUNDING_INTERVAL_S,
+    MARKETS,
+    STEP_S,
+    MarketSpec,
+    PriceMove,
+    PricePath,
+    equity,
+)
 
 if TYPE_CHECKING:
     from chaos.history.events import FaultRecord
@@ -47,13 +55,23 @@ def price_moves(faults: Iterable[FaultRecord]) -> list[PriceMove]:
 class RunTruth:
     """True price and funding index of every market at any wall-clock time of one run."""
 
-    def __init__(self, seed: int, epoch: float, moves: Iterable[PriceMove] = ()) -> None:
-        self.path = PricePath(seed=seed, epoch=epoch, moves=list(moves))
+    def __init__(
+        self,
+        seed: int,
+        epoch: float,
+        moves: Iterable[PriceMove] = (),
+        markets: Sequence[MarketSpec] = MARKETS,
+    ) -> None:
+        self.path = PricePath(seed=seed, epoch=epoch, moves=list(moves), markets=markets)
         self.markets = frozenset(spec.name for spec in self.path.markets)
 
     @classmethod
     def for_history(cls, history: History) -> RunTruth:
-        return cls(history.run.seed, history.run.epoch, price_moves(history.faults()))
+        """The truth of a recorded run: its seed, epoch, price moves and (when run.json
+        records them) its markets' parameters, not today's defaults."""
+        recorded = history.run.market_specs
+        markets = tuple(MarketSpec(**spec) for spec in recorded) if recorded else MARKETS
+        return cls(history.run.seed, history.run.epoch, price_moves(history.faults()), markets)
 
     def price(self, market: str, t: float) -> float:
         return self.path.price(market, t)

@@ -329,6 +329,7 @@ def _run_record(
         "started_at": time.time(),
         "mitigations": list(variant.mitigations),
         "markets": markets,
+        "market_specs": wiring.market_specs(),
         "no_faults": options.no_faults,
         "params": wiring.tolerances(experiment.params),
         "invariants": list(experiment.invariants),

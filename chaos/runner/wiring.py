@@ -125,3 +125,13 @@ def markets() -> list[str]:
     from chaos.truth import MARKET_NAMES
 
     return list(MARKET_NAMES)
+
+
+def market_specs() -> list[dict[str, Any]]:
+    """Every market's parameters as run.json records them, so a recorded run is judged
+    with the truth it ran under even after the defaults change."""
+    import dataclasses
+
+    from chaos.truth import MARKETS
+
+    return [dataclasses.asdict(spec) for spec in MARKETS]

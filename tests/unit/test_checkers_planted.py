@@ -327,3 +327,17 @@ def test_every_leg_of_one_liquidation_decision_is_judged_on_the_state_before_it(
     assert v.valid is True, v.message
     assert v.checked >= 2
     assert first["seq"] < second["seq"]
+
+
+def test_a_db_event_that_no_block_carries_is_a_corrupt_chain() -> None:
+    """Split brain: the deposed primary wrote seq N too; the writer, past N, never put it on
+    chain. The chain no longer equals the db events of its range."""
+    b = histgen.clean_history(15, 30)
+    b.build_chain()
+    index = len(b.events) // 2
+    deposed = {**b.events[index], "sequencer": "a", "epoch": 1, "kind": "order_cancelled"}
+    b.events.insert(index + 1, deposed)  # after the chain was built: on no block
+    v = verdicts(b)["no_corrupt_chain_writes"]
+    assert v.valid is False
+    caught(v, seq=deposed["seq"])
+    assert "is on no block" in v.counterexamples[0]["problem"]

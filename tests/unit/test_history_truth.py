@@ -88,3 +88,23 @@ def test_ledger_equity_equals_cash_flow_accounting(fills: list[tuple[float, floa
 def test_funding_intervals_between() -> None:
     truth = RunTruth(5, EPOCH)
     assert truth.funding_intervals_between(EPOCH + 0.5, EPOCH + 3.2 * FUNDING_INTERVAL_S) == 3
+
+
+def test_a_recorded_run_is_judged_with_its_own_market_parameters(tmp_path: Path) -> None:
+    """run.json records every market's parameters; changing the defaults later must not
+    change the truth of an old run (e.g. its initial funding index)."""
+    import dataclasses
+    import json
+
+    from chaos.history.reader import History
+    from chaos.history.truth import RunTruth
+    from chaos.truth import MARKETS
+
+    specs = [dataclasses.asdict(spec) for spec in MARKETS]
+    specs[0]["initial_funding_index"] = 1234.0
+    (tmp_path / "history").mkdir()
+    run = {"seed": 3, "epoch": 1000.0, "markets": [s["name"] for s in specs],
+           "market_specs": specs}  # fmt: skip
+    (tmp_path / "history" / "run.json").write_text(json.dumps(run))
+    truth = RunTruth.for_history(History.open(tmp_path))
+    assert truth.funding_index(specs[0]["name"], 999.0) == 1234.0

@@ -38,6 +38,7 @@ STORIES: dict[str, dict[str, str]] = {
     },
     "cme-2025-cooling": {
         "sequence_integrity": r"written with epoch \d+ by 'a' after epoch \d+ began|written twice",
+        "no_corrupt_chain_writes": r"by sequencer 'a', epoch 1\) is on no block|holds seq \d+",
     },
     "cloudflare-2025-edge": {
         "no_duplicate_orders": r"accepted again",

@@ -14,7 +14,6 @@ unexpected fills_within_band violation (fail), sequence_integrity unknown (fail)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil

@@ -28,7 +28,9 @@ INCIDENTS = ROOT / "experiments" / "incidents"
 STORIES: dict[str, dict[str, str]] = {
     "paradex-2026-db-upgrade": {
         # a funding index of (nearly) 0 where the truth is tens of thousands
-        "no_corrupt_chain_writes": r"block \d+ carries [A-Z]+-PERP funding index \d{1,3}(\.\d+)?; true \d{4,}",
+        "no_corrupt_chain_writes": (
+            r"block \d+ carries [A-Z]+-PERP funding index \d{1,3}(\.\d+)?; true \d{4,}"
+        ),
         "no_unintended_liquidations": r"funding index \d{1,3}(\.\d+)? \(true \d{4,}",
         "fills_within_band": r"fill at [\d.]+ in post_only mode is [-+]\d+ bps from the true",
     },

@@ -54,6 +54,15 @@ def main() -> None:
                         met[key].append(bool(journal["expectation_met"]))
             passes.append(pass_wall)
             print(f"pass {round_ + 1}/{repeat}: library + controls {pass_wall:.0f} s", flush=True)
+            _table(walls, verdicts, met, passes)
+
+
+def _table(
+    walls: dict[tuple[str, str, bool], list[float]],
+    verdicts: dict[tuple[str, str, bool], set[str]],
+    met: dict[tuple[str, str, bool], list[bool]],
+    passes: list[float],
+) -> None:
     print(f"\n{'experiment':28} {'variant':16} {'run':8} {'median s':>8} {'max s':>6}  stable  met")
     for key in sorted(walls):
         name, variant, no_faults = key
@@ -64,9 +73,10 @@ def main() -> None:
             f"{'yes' if len(verdicts[key]) == 1 else 'NO':6}  {sum(met[key])}/{len(met[key])}"
         )
     print(
-        f"\nlibrary (every variant, faults + controls): median {statistics.median(passes):.0f} s "
-        f"over {repeat} pass(es); seeds are the files' own (paradex 7, dydx 11, cme 5, "
-        f"cloudflare 3)"
+        f"library (every variant, faults + controls): median {statistics.median(passes):.0f} s "
+        f"over {len(passes)} pass(es); seeds are the files' own (paradex 7, dydx 11, cme 5, "
+        "cloudflare 3)\n",
+        flush=True,
     )
 
 

@@ -21,6 +21,7 @@ EXAMPLE = """examples:
   tradechaos run experiments/incidents/*.yaml --variant mitigated --seed 7
   tradechaos run x.yaml --no-faults          # control run: same timeline, faults skipped
   tradechaos run x.yaml --dry-run            # print each variant's timeline, run nothing
+  tradechaos run experiments/incidents/*.yaml --controls --jobs 2   # the library as a CI gate
 
 exit codes: 0 every variant met its expectation, 1 an expectation was not met,
 2 bad input, 3 infrastructure failure, 130 interrupted (everything healed and stopped)."""
@@ -43,12 +44,26 @@ def register(subparsers: Any) -> None:
         "--no-faults", action="store_true", help="control run: skip the fault steps"
     )
     parser.add_argument(
+        "--controls",
+        action="store_true",
+        help="also run every variant as a control (as --no-faults does) after its fault run",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run up to N variants at once, each on its own stack (default 1; 2 suits a 2-core "
+        "machine)",
+    )
+    parser.add_argument(
         "--out", default=None, metavar="DIR", help="run folders (default: $TRADECHAOS_OUT or runs/)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the timelines only")
     parser.add_argument("--toxiproxy-url", metavar="URL", help="use this Toxiproxy server")
     parser.add_argument("--json", action="store_true", help="print the journals as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--no-ticker", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(handler=handle)
 
 
@@ -82,10 +97,19 @@ def timeline(experiment: Experiment, variant: str, no_faults: bool) -> list[dict
     ]
 
 
+def _modes(args: argparse.Namespace) -> tuple[bool, ...]:
+    """The ``no_faults`` value of each run of a variant: one run, or a fault run and a control."""
+    if args.controls and args.no_faults:
+        raise UsageError("--controls already adds a control run per variant; drop --no-faults")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be 1 or more, not {args.jobs}")
+    return (False, True) if args.controls else (bool(args.no_faults),)
+
+
 def _dry_run(experiments: list[tuple[Experiment, list[str]]], args: argparse.Namespace) -> int:
     plans = []
     for experiment, variants in experiments:
-        for name in variants:
+        for name, no_faults in ((n, m) for n in variants for m in _modes(args)):
             variant = experiment.variant(name)
             plans.append(
                 {
@@ -95,11 +119,12 @@ def _dry_run(experiments: list[tuple[Experiment, list[str]]], args: argparse.Nam
                     "seed": experiment.seed if args.seed is None else args.seed,
                     "duration": experiment.duration_s,
                     "mitigations": list(variant.mitigations),
-                    "expected_violations": [] if args.no_faults else list(variant.expect_violated),
+                    "no_faults": no_faults,
+                    "expected_violations": [] if no_faults else list(variant.expect_violated),
                     "invariants": list(experiment.invariants),
                     "steady_state": [p.describe() for p in experiment.steady_state],
                     "abort_when": [c.describe() for c in experiment.abort_when],
-                    "timeline": timeline(experiment, name, args.no_faults),
+                    "timeline": timeline(experiment, name, no_faults),
                 }
             )
     if args.json:
@@ -113,7 +138,8 @@ def _dry_run(experiments: list[tuple[Experiment, list[str]]], args: argparse.Nam
 def _render_plan(plan: dict[str, Any]) -> str:
     mitigations = ", ".join(plan["mitigations"]) or "none"
     lines = [
-        f"{plan['experiment']} / {plan['variant']}  ({plan['file']})",
+        f"{plan['experiment']} / {plan['variant']}{' (control)' if plan['no_faults'] else ''}"
+        f"  ({plan['file']})",
         f"  seed {plan['seed']}, method {format_duration(plan['duration'])}, "
         f"mitigations: {mitigations}",
         f"  steady state: {'; '.join(plan['steady_state']) or '-'}",
@@ -139,32 +165,45 @@ def _render_plan(plan: dict[str, Any]) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
+    modes = _modes(args)
     experiments = [(e, _selected(e, args.variant)) for e in (load(f) for f in args.files)]
     if args.dry_run:
         return _dry_run(experiments, args)
+    from dataclasses import replace
+
+    from chaos.runner.jobs import Job, run_jobs
     from chaos.runner.runner import RunOptions, RunResult, execute_variant, exit_code_of
     from chaos.runner.signals import SignalGuard
 
     out = Path(args.out) if args.out is not None else default_out_dir()
     _sweep(out, args.quiet)
     options = RunOptions(
-        out, args.backend, args.seed, args.no_faults, args.toxiproxy_url, args.quiet
+        out,
+        args.backend,
+        args.seed,
+        args.no_faults,
+        args.toxiproxy_url,
+        args.quiet,
+        ticker=not args.no_ticker,
     )
+    runs = [(e, v, m) for e, variants in experiments for v in variants for m in modes]
     results: list[RunResult] = []
     with SignalGuard() as guard:
-        for experiment, variants in experiments:
-            for variant in variants:
-                results.append(execute_variant(experiment, variant, options, guard=guard))
+        if args.jobs > 1 and len(runs) > 1:
+            jobs = [Job(str(e.path), e.name, v, m) for e, v, m in runs]
+            results = run_jobs(jobs, options, args.jobs, guard)
+        else:
+            for experiment, variant, no_faults in runs:
+                run_options = replace(options, no_faults=no_faults)
+                results.append(execute_variant(experiment, variant, run_options, guard=guard))
                 if results[-1].exit_code == EXIT_INTERRUPTED:
                     break
-            if results and results[-1].exit_code == EXIT_INTERRUPTED:
-                break
     journals = [r.journal for r in results]
     if args.json:
         print(json.dumps(journals, indent=2, default=str))
     else:
         print(_summary(journals))
-    return exit_code_of(results)
+    return EXIT_INTERRUPTED if guard.interrupted else exit_code_of(results)
 
 
 def _sweep(out: Path, quiet: bool) -> None:

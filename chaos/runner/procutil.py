@@ -45,12 +45,13 @@ def _libc_prctl() -> Callable[..., int] | None:
 _PRCTL = _libc_prctl()
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """A preexec function: SIGKILL this child when its parent dies; exit now if it already has."""
+def die_with_parent(parent_pid: int, signum: signal.Signals = signal.SIGKILL) -> Callable[[], None]:
+    """A preexec function: send ``signum`` to this child when the thread that forked it (see
+    the module doc) dies; exit now if the parent is already gone."""
 
     def preexec() -> None:
         if _PRCTL is not None:
-            _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            _PRCTL(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died between fork and prctl
             os._exit(1)
 
@@ -70,7 +71,7 @@ def _spawn_here(
             env=dict(env) if env is not None else None,
             cwd=str(cwd) if cwd is not None else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),
+            preexec_fn=die_with_parent(os.getpid()),
             close_fds=True,
         )
 

@@ -53,6 +53,7 @@ class RunOptions:
     quiet: bool = False
     steady_within_s: float = 20.0
     recover_within_s: float = 30.0
+    ticker: bool = True  # the once-a-second progress line (off in --jobs children)
 
 
 @dataclass
@@ -132,10 +133,12 @@ def execute_variant(
     guard = guard or SignalGuard()
     variant = experiment.variant(variant_name)
     seed = experiment.seed if options.seed is None else options.seed
-    progress = Progress(f"{experiment.name}/{variant.name}", options.quiet)
+    label = f"{experiment.name}/{variant.name}{' (control)' if options.no_faults else ''}"
+    progress = Progress(label, options.quiet)
     state = _Run(_new_journal(experiment, variant, seed, options))
     progress.event(f"seed {seed} (replay with --seed {seed}); backend {options.backend}")
-    progress.start_ticker()
+    if options.ticker:
+        progress.start_ticker()
     try:
         with ExitStack() as stack:
             try:

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration test-docker bench lint images clean
+.PHONY: help setup demo incidents test test-unit test-integration test-docker bench lint images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -23,6 +23,9 @@ setup: $(STAMP) ## create .venv and install tradechaos with dev extras (idempote
 demo: setup ## run the Paradex incident experiment, both variants, and print the verdicts
 	$(BIN)/python -m chaos.demo
 
+incidents: setup ## the whole incident library, every variant with faults and as a control, 2 at once
+	$(BIN)/tradechaos run experiments/incidents/*.yaml --controls --jobs 2
+
 test: setup ## run the whole test suite (unit, integration, docker when an engine runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
 
@@ -35,7 +38,7 @@ test-integration: setup ## tests that start real processes
 test-docker: setup ## tests that need a Docker engine
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/docker
 
-bench: setup ## benchmarks: proxy, sequencer, checkers, schedule (ratios against same-run baselines)
+bench: setup ## benchmarks: proxy, sequencer, checkers, schedule, incidents (ratios, same-run baselines)
 	$(BIN)/python -m bench
 
 lint: setup ## ruff and mypy --strict on chaos/

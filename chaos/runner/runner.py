@@ -181,7 +181,8 @@ def _lifecycle(
         )
         for step in experiment.steps_for(variant.name)
     ]
-    folder = deps.run_folder(options.out_dir, experiment.name, variant.name)
+    folder_variant = f"{variant.name}-control" if options.no_faults else variant.name
+    folder = deps.run_folder(options.out_dir, experiment.name, folder_variant)
     state.folder, state.run_dir = folder, Path(folder.path)
     state.journal["run_dir"] = str(state.run_dir)
     definition = deps.definition(experiment.stack.standby, experiment.stack.venues)

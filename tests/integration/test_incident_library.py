@@ -1,10 +1,12 @@
 """The incident library, end to end on the process backend (issue 7).
 
-For every incident file: ``tradechaos run FILE`` (every variant, faults injected) exits 0; the
-vulnerable variants find exactly their expected violations, with counterexamples that tell
-the incident's story; every other variant holds every invariant. The control runs
-(``--no-faults``) go through the pytest plugin (``pytest experiments/incidents/...``), the
-route a CI release gate takes, and must pass for every variant.
+The whole library runs once, as a CI gate runs it: ``tradechaos run
+experiments/incidents/*.yaml --controls --jobs 2`` (every variant with faults injected and as
+a control) must exit 0. Then, per incident: the vulnerable variants find exactly their
+expected violations, with counterexamples that tell the incident's story; every other
+variant holds every invariant; every control run holds every invariant with its faults
+skipped. The pytest plugin route (``pytest FILE --tradechaos-no-faults``) is run for one
+incident.
 """
 
 from __future__ import annotations
@@ -48,31 +50,54 @@ STORIES: dict[str, dict[str, str]] = {
 }
 
 
-def _journals(out: Path) -> dict[str, dict[str, Any]]:
-    found = {}
+Key = tuple[str, str, bool]  # experiment, variant, no_faults
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> dict[Key, dict[str, Any]]:
+    """Every journal of one run of the whole library with its controls, two at a time."""
+    out = tmp_path_factory.mktemp("library")
+    files = [str(INCIDENTS / f"{name}.yaml") for name in sorted(STORIES)]
+    options = ["--controls", "--jobs", "2", "--out", str(out), "--quiet"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "chaos", "run", *files, *options],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    found: dict[Key, dict[str, Any]] = {}
     for path in sorted(out.glob("*/journal.json")):
         journal = json.loads(path.read_text())
-        found[journal["variant"]] = journal
+        key = (journal["experiment"], journal["variant"], bool(journal["no_faults"]))
+        assert key not in found, key
+        found[key] = journal
     return found
+
+
+def _journals(library: dict[Key, dict[str, Any]], name: str, no_faults: bool) -> dict[str, Any]:
+    return {v: j for (e, v, c), j in library.items() if e == name and c is no_faults}
 
 
 def _problems(verdict: dict[str, Any]) -> str:
     return "\n".join(str(c.get("problem", c)) for c in verdict.get("counterexamples", []))
 
 
+def test_the_library_runs_every_variant_with_faults_and_as_a_control(
+    library: dict[Key, dict[str, Any]],
+) -> None:
+    variants = {name: set(_journals(library, name, False)) for name in STORIES}
+    assert all({"vulnerable", "mitigated"} <= found for found in variants.values()), variants
+    assert {name: set(_journals(library, name, True)) for name in STORIES} == variants
+    assert all(j["status"] == "passed" for j in library.values())
+
+
 @pytest.mark.parametrize("name", sorted(STORIES))
-def test_incident_caught_when_vulnerable_and_held_when_mitigated(name: str, tmp_path: Path) -> None:
-    path = INCIDENTS / f"{name}.yaml"
-    proc = subprocess.run(
-        [sys.executable, "-m", "chaos", "run", str(path), "--out", str(tmp_path), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=420,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    journals = _journals(tmp_path)
-    assert "vulnerable" in journals and "mitigated" in journals, sorted(journals)
+def test_incident_caught_when_vulnerable_and_held_when_mitigated(
+    name: str, library: dict[Key, dict[str, Any]]
+) -> None:
+    journals = _journals(library, name, no_faults=False)
     for variant, journal in journals.items():
         assert journal["status"] == "passed", (variant, journal.get("error"))
         assert journal["expectation_met"] is True, variant
@@ -93,11 +118,21 @@ def test_incident_caught_when_vulnerable_and_held_when_mitigated(name: str, tmp_
 
 
 @pytest.mark.parametrize("name", sorted(STORIES))
-def test_control_run_without_faults_passes_through_the_pytest_plugin(
-    name: str, tmp_path: Path
-) -> None:
-    """``pytest experiments/incidents/FILE --tradechaos-no-faults``: every variant holds
-    every invariant (no harm without an injected fault)."""
+def test_control_runs_hold_every_invariant(name: str, library: dict[Key, dict[str, Any]]) -> None:
+    """No harm without an injected fault: the same timeline with its faults skipped."""
+    for variant, journal in _journals(library, name, no_faults=True).items():
+        assert journal["expectation_met"] is True and journal["expected_violations"] == []
+        assert all(v["valid"] is True for v in journal["verdicts"]), (
+            variant,
+            [(v["invariant"], _problems(v)) for v in journal["verdicts"] if v["valid"] is not True],
+        )
+        skipped = [t for t in journal["timeline"] if t.get("fault")]
+        assert skipped and all(t.get("skipped") for t in skipped), variant
+
+
+def test_control_run_through_the_pytest_plugin(tmp_path: Path) -> None:
+    """``pytest experiments/incidents/FILE --tradechaos-no-faults``, the route of a pytest
+    release gate: one item per variant, each passes."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
         [
@@ -107,7 +142,7 @@ def test_control_run_without_faults_passes_through_the_pytest_plugin(
             "-q",
             "-p",
             "no:cacheprovider",
-            str(INCIDENTS / f"{name}.yaml"),
+            str(INCIDENTS / "cloudflare-2025-edge.yaml"),
             "--tradechaos-no-faults",
             "--tradechaos-out",
             str(tmp_path),
@@ -119,14 +154,9 @@ def test_control_run_without_faults_passes_through_the_pytest_plugin(
         env=env,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert re.search(r"\b\d+ passed\b", proc.stdout), proc.stdout[-2000:]
-    journals = _journals(tmp_path)
-    assert journals, "the plugin wrote no run folder"
-    for variant, journal in journals.items():
+    assert re.search(r"\b2 passed\b", proc.stdout), proc.stdout[-2000:]
+    journals = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/journal.json"))]
+    assert sorted(j["variant"] for j in journals) == ["mitigated", "vulnerable"]
+    for journal in journals:
         assert journal["no_faults"] is True
-        assert all(v["valid"] is True for v in journal["verdicts"]), (
-            variant,
-            [(v["invariant"], _problems(v)) for v in journal["verdicts"] if v["valid"] is not True],
-        )
-        skipped = [t for t in journal["timeline"] if t.get("fault")]
-        assert skipped and all(t.get("skipped") for t in skipped), variant
+        assert all(v["valid"] is True for v in journal["verdicts"]), journal["variant"]

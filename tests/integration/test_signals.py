@@ -175,3 +175,64 @@ def test_sigkill_leaves_leftovers_that_cleanup_removes(tmp_path: Path) -> None:
         assert again.returncode == 0 and run_dir.name not in again.stdout
     finally:
         run.stop_everything()
+
+
+def _both_runs_in_effect(run: RunProcess, out: Path) -> list[tuple[Path, list[int], set[int]]]:
+    """With ``--controls --jobs 2``: wait until the fault run has its toxic in place and the
+    control run is in its method; the pids and ports of each."""
+    for marker in ("] in effect: slow-db", " (control)] method"):
+        if not any(marker in line for line in run.seen):
+            run.wait_for(marker)
+    dirs = sorted(d for d in out.iterdir() if d.is_dir())
+    assert len(dirs) == 2, dirs
+    found = []
+    for run_dir in dirs:
+        state = state_of(run_dir)
+        pids = [p["pid"] for p in state["processes"]] + [state["proxy"]["pid"]]
+        assert pids and all(alive(p) for p in pids), run_dir
+        found.append((run_dir, pids, ports_of(proxy_listing(state["proxy"]["url"]))))
+    return found
+
+
+@needs_faults
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_signal_to_a_jobs_run_stops_every_child_run(tmp_path: Path, signum: int) -> None:
+    """``--jobs 2``: the signal reaches both child runs, each heals and stops its own stack,
+    the command exits 130 and no run is left for ``cleanup``."""
+    run = RunProcess(TARGET, "--out", str(tmp_path), "--controls", "--jobs", "2")
+    try:
+        runs = _both_runs_in_effect(run, tmp_path)
+        run.send(signum)
+        assert run.finish() == 130, "".join(run.seen[-20:])
+        for run_dir, pids, ports in runs:
+            journal = json.loads((run_dir / "journal.json").read_text())
+            assert journal["status"] == "interrupted", run_dir
+            assert wait_gone(pids) == []
+            assert processes_mentioning(str(run_dir)) == []
+            assert ports_held_by_run(ports, pids, run_dir) == []
+        swept = tradechaos("cleanup", "--out", str(tmp_path))
+        assert swept.returncode == 0 and "killed" not in swept.stdout, swept.stdout
+    finally:
+        run.stop_everything()
+
+
+@needs_faults
+def test_sigkill_of_a_jobs_run_still_heals_the_child_runs(tmp_path: Path) -> None:
+    """The parent of ``--jobs`` dies by SIGKILL: each child run gets SIGTERM from the kernel
+    (PDEATHSIG), heals, stops its stack and writes an interrupted journal."""
+    run = RunProcess(TARGET, "--out", str(tmp_path), "--controls", "--jobs", "2")
+    try:
+        runs = _both_runs_in_effect(run, tmp_path)
+        run.send(signal.SIGKILL)
+        run.proc.wait(timeout=10)
+        for run_dir, pids, ports in runs:
+            journal_path = run_dir / "journal.json"
+            deadline = time.monotonic() + 60
+            while not journal_path.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert json.loads(journal_path.read_text())["status"] == "interrupted", run_dir
+            assert wait_gone(pids, timeout=30) == []
+            assert processes_mentioning(str(run_dir)) == []
+            assert ports_held_by_run(ports, pids, run_dir) == []
+    finally:
+        run.stop_everything()

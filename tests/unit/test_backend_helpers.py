@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.server
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -140,3 +142,39 @@ def test_factory_rejects_unknown_backends(tmp_path: Path) -> None:
         make_backend("k8s", definition, run, {})
     backend = make_backend("process", definition, run, {}, embedded_proxy=False)
     assert backend.name == "process"
+
+
+HOLDER = """
+import sys
+from chaos.backends import ports
+port = ports.free_port()
+print(port, flush=True)
+sys.stdin.read()  # hold the claim until the test closes our stdin
+"""
+
+
+def test_a_port_claimed_by_another_process_is_never_handed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two runners side by side (``run --jobs``): a port another live process chose is not
+    chosen here even when nothing listens on it; the claim dies with that process."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        taken = int(holder.stdout.readline())
+        assert ports.is_listening(taken) is False  # chosen, not bound: only the claim guards it
+        assert ports.claim(taken) is False
+        spare = ports.free_port()
+        ports.release(spare)
+        draws = iter([taken, taken, spare])
+        monkeypatch.setattr(ports._rng, "randint", lambda lo, hi: next(draws))
+        assert ports.free_port() == spare
+        ports.release(spare)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert ports.claim(taken) is True  # the holder exited: its claim went with it
+    ports.unclaim(taken)

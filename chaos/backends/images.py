@@ -16,13 +16,17 @@
    of only the Dockerfile and the wheelhouse; installs use ``--no-index``; the build runs
    with no network.
 
-Every docker call has a timeout (``docker_client``); progress lines go to stderr.
+Every docker call has a timeout (``docker_client``); progress lines go to stderr. Builds
+are serialised across processes by an exclusive ``flock`` on ``.wheelhouse/.build.lock``:
+runs side by side (``tradechaos run --jobs N --backend docker``) wait for one build, then
+find the image current.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -47,6 +51,7 @@ DOCKER_TIMEOUT_S = 60.0
 BUILD_TIMEOUT_S = 900.0
 PIP_TIMEOUT_S = 900.0
 DEBOOTSTRAP_TIMEOUT_S = 900.0
+LOCK_TIMEOUT_S = DEBOOTSTRAP_TIMEOUT_S + PIP_TIMEOUT_S + BUILD_TIMEOUT_S
 VENV_PYTHON = "/opt/tradechaos/bin/python"  # the interpreter inside the stack image
 CONTAINER_PG_BIN = "/opt/tradechaos/lib/python3.11/site-packages/pgserver/pginstall/bin"
 
@@ -313,6 +318,39 @@ def build(
 ) -> BuildResult:
     """Make STACK_IMAGE current (see the module docstring); returns what was done."""
     root = project_root()
+    with _build_lock(root, progress):
+        return _build(root, force, progress, client)
+
+
+@contextlib.contextmanager
+def _build_lock(root: Path, progress: Progress) -> Iterator[None]:
+    """Hold the project's build lock (waiting for another process's build to finish)."""
+    path = root / ".wheelhouse" / ".build.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    with open(path, "a+b") as lock:
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise InfrastructureError(
+                        f"another process has held {path} for {LOCK_TIMEOUT_S:.0f} s; "
+                        "is a build stuck? (the lock goes with its holder)"
+                    ) from None
+                if not waiting:
+                    progress("images: another tradechaos process is building; waiting for it")
+                    waiting = True
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build(root: Path, force: bool, progress: Progress, client: Any | None) -> BuildResult:
     seconds: dict[str, float] = {}
     started_all = time.monotonic()
     client = client or docker_client()

@@ -178,3 +178,45 @@ def test_a_port_claimed_by_another_process_is_never_handed_out(
         holder.wait(timeout=10)
     assert ports.claim(taken) is True  # the holder exited: its claim went with it
     ports.unclaim(taken)
+
+
+def test_image_builds_wait_for_each_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes building the stack image at once (``run --jobs 2 --backend docker``):
+    the second waits for the first's lock, and gives up with one sentence at the deadline."""
+    from chaos.backends import images
+    from chaos.errors import InfrastructureError
+
+    lock_path = tmp_path / ".wheelhouse" / ".build.lock"
+    lock_path.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    said: list[str] = []
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(images, "LOCK_TIMEOUT_S", 0.3)
+        with (
+            pytest.raises(InfrastructureError, match=r"has held .*build\.lock for 0 s"),
+            images._build_lock(tmp_path, said.append),
+        ):
+            pass
+        assert said == ["images: another tradechaos process is building; waiting for it"]
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    with images._build_lock(tmp_path, said.append):
+        pass  # the holder is gone: the lock is free at once
+    assert len(said) == 1
+
+
+HOLD_LOCK = """
+import fcntl, sys
+lock = open(sys.argv[1], "a+b")
+fcntl.flock(lock, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()
+"""

@@ -5,7 +5,9 @@ Runs the whole library as a CI gate would, ``tradechaos run experiments/incident
 ``TRADECHAOS_BENCH_JOBS``, default 2), REPEAT times (``TRADECHAOS_BENCH_REPEAT``, default 1),
 and prints per variant: wall-time median and max (from each journal's started/ended),
 whether every repeat gave the same verdicts, how often the expectation was met, and the
-wall time of each pass of the library (the whole command).
+wall time of each pass of the library (the whole command). With ``J`` > 1 one more pass
+runs with ``--jobs 1`` as the baseline (``TRADECHAOS_BENCH_BASELINE=0`` skips it), and the
+ratio of the median pass to it is printed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 INCIDENTS = sorted((ROOT / "experiments" / "incidents").glob("*.yaml"))
@@ -46,7 +49,7 @@ def main() -> None:
             for journal_path in out.glob("*/journal.json"):
                 journal = json.loads(journal_path.read_text())
                 key = (journal["experiment"], journal["variant"], bool(journal["no_faults"]))
-                walls[key].append(journal["ended_at"] - journal["started_at"])
+                walls[key].append(_wall(journal))
                 verdicts[key].add(
                     ",".join(f"{v['invariant']}={v['valid']}" for v in journal["verdicts"])
                 )
@@ -57,6 +60,23 @@ def main() -> None:
                 flush=True,
             )
             _table(walls, verdicts, met, passes)
+        if jobs > 1 and os.environ.get("TRADECHAOS_BENCH_BASELINE", "1") != "0":
+            serial = _run(Path(tmp) / "baseline", 1)
+            serial_walls = [
+                _wall(json.loads(path.read_text()))
+                for path in (Path(tmp) / "baseline").glob("*/journal.json")
+            ]
+            print(
+                f"baseline --jobs 1: library + controls {serial:.0f} s (variant median "
+                f"{statistics.median(serial_walls):.1f} s, max {max(serial_walls):.1f} s); "
+                f"--jobs {jobs} median pass / baseline = "
+                f"{statistics.median(passes) / serial:.2f}",
+                flush=True,
+            )
+
+
+def _wall(journal: dict[str, Any]) -> float:
+    return float(journal["ended_at"] - journal["started_at"])
 
 
 def _table(

@@ -30,7 +30,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,6 @@ from chaos.backends.containers import (
     sweep_containers,
 )
 from chaos.backends.health import NotReady, strategy_for, wait_ready
-from chaos.backends.ordering import reverse_deps, run_in_order
 from chaos.backends.placeholders import Placeholders
 from chaos.backends.proxyadmin import ProxyAdmin
 from chaos.backends.shared import SharedBackend
@@ -94,6 +93,7 @@ class DockerBackend(SharedBackend):
     """Starts and disturbs a ``StackDefinition`` as containers; see the module doc."""
 
     name = "docker"
+    _thread_prefix = "tradechaos-docker"
 
     def __init__(
         self,
@@ -125,7 +125,7 @@ class DockerBackend(SharedBackend):
         self._closing = False
         # seconds per phase of each service's latest start: setup, healthy, after_healthy
         self.timings: dict[str, dict[str, float]] = {}
-        self._setup_seconds: dict[str, float] = {}
+        self._setup_times: dict[str, dict[str, float]] = {}
         self._setup_futures: dict[str, Future[None]] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -133,45 +133,8 @@ class DockerBackend(SharedBackend):
         self.start_stack()
         return self
 
-    def start_stack(self) -> None:
-        self._closing = False
-        started = time.monotonic()
-        setups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tradechaos-docker-setup")
-        try:
-            self._prepare_image()
-            for link in self.definition.links:
-                if link.server not in self._services:
-                    raise StackError(f"link {link.name} points at {link.server!r}, not a service")
-            self._begin_setups(setups)  # e.g. initdb, while the proxy starts
-            self._start_proxy()
-            for link in self.definition.links:
-                self._create_link(link.name, self._services[link.server].endpoint)
-            self.timings["proxy"] = {"ready": time.monotonic() - started}
-            self._start_services()  # a service's launch waits for its own setup
-        except BaseException:
-            self._abort()  # the one-shot containers go too, so the setup threads end
-            setups.shutdown(wait=True)
-            self.stop_stack()
-            raise
-        finally:
-            setups.shutdown(wait=True)
-            self._setup_futures.clear()
-
-    def _start_services(self) -> None:
-        """Launch every non-optional service as soon as its dependencies are healthy
-        (independent services concurrently); raise the first failure."""
-        names = [name for name, svc in self._services.items() if not svc.spec.optional]
-        deps = {name: self._services[name].spec.depends_on for name in names}
-        try:
-            run_in_order(
-                names,
-                deps,
-                lambda name: self._launch(name, self._services[name].spec.health.timeout_s),
-                self._abort,  # ends the other launches' health waits at once
-                "tradechaos-docker-start",
-            )
-        except ValueError as err:
-            raise StackError(f"stack {self.definition.name}: {err}") from None
+    def _before_setups(self) -> None:
+        self._prepare_image()
 
     def _abort(self) -> None:
         """Remove every container of this run now (used when a start fails)."""
@@ -182,7 +145,7 @@ class DockerBackend(SharedBackend):
 
     def stop_stack(self) -> None:
         with self._lock:
-            self._stop_in_reverse_order()
+            self._stop_in_reverse_order([])  # failures show in stop's own errors
             self._started.clear()
             self._stop_proxy()
             if self._client is not None:
@@ -195,23 +158,6 @@ class DockerBackend(SharedBackend):
                 self.run.mark("finished")
             self._stopped = True
             self._closing = False
-
-    def _stop_in_reverse_order(self) -> None:
-        """Stop every started service after everything that depends on it (services added
-        with ``add_service``, e.g. a migrated database, last); independent ones concurrently."""
-        names = [name for name in self._started if name in self._services]
-        added = [name for name in names if self._services[name].extra]
-        deps = {
-            name: tuple(self._services[name].spec.depends_on)
-            + (tuple(added) if name not in added else ())
-            for name in names
-        }
-
-        def stop_quietly(name: str) -> None:
-            with contextlib.suppress(StackError):
-                self.stop(name)
-
-        run_in_order(names, reverse_deps(names, deps), stop_quietly, None, "tradechaos-docker-stop")
 
     # ------------------------------------------------------------------ services
     def start(self, service: str, timeout_s: float = 30.0) -> None:
@@ -272,22 +218,8 @@ class DockerBackend(SharedBackend):
                 f"{log_tail(log, 30)}"
             ) from None
 
-    def add_service(self, spec: ServiceSpec, timeout_s: float = 30.0) -> Endpoint:
-        with self._lock:
-            if spec.name in self._services:
-                raise BadInput(f"cannot add service {spec.name!r}: a service of that name exists")
-            svc = _Service(spec, Endpoint(HOST, service_port()), extra=True)
-            self._services[spec.name] = svc
-        try:
-            self._launch(spec.name, timeout_s)
-        except BaseException:
-            with self._lock:  # not added after all: the name may be tried again
-                self._services.pop(spec.name, None)
-                if spec.name in self._started:
-                    self._started.remove(spec.name)
-            self._remove_data_dir(self.run.data_dir(spec.name))
-            raise
-        return svc.endpoint
+    def _new_service(self, spec: ServiceSpec) -> _Service:
+        return _Service(spec, Endpoint(HOST, service_port()), extra=True)
 
     # ------------------------------------------------------------------ queries
     def is_running(self, service: str) -> bool:
@@ -406,37 +338,15 @@ class DockerBackend(SharedBackend):
         svc.launches += 1
         return f"tc-{self.run.run_id}-{service}-{role}{svc.launches}"[:200]
 
-    def _run_setup(self, service: str) -> None:
-        """Run ``service``'s setup commands once (a data dir is made and recorded first)."""
-        svc = self._get(service)
-        data_dir = self.run.data_dir(service)
-        if not data_dir.exists():
-            data_dir.mkdir(parents=True)
-            self.run.record_data_dir(data_dir)
-        if svc.set_up:
-            return
-        mark = time.monotonic()
-        fill = self._placeholders(svc)
-        env = {key: fill.fill(value) for key, value in svc.spec.env.items()}
-        for command in svc.spec.setup:
-            self._run_once(service, fill.argv(command), env, "setup")
-        svc.set_up = True
-        if svc.spec.setup:
-            self._setup_seconds[service] = time.monotonic() - mark
+    def _service_env(self, svc: _Service, fill: Placeholders) -> dict[str, str]:
+        return {key: fill.fill(value) for key, value in svc.spec.env.items()}
 
     def _launch(self, service: str, timeout_s: float) -> None:
         svc = self._get(service)
-        future = self._setup_futures.get(service)
-        if future is not None:
-            future.result()  # started in the background by start_stack
-        else:
-            self._run_setup(service)
-        phases = (
-            {"setup": self._setup_seconds.pop(service)} if service in self._setup_seconds else {}
-        )
-        mark = time.monotonic()
+        phases = self._set_up(service)  # once; done early by start_stack for most services
         fill = self._placeholders(svc)
-        env = {key: fill.fill(value) for key, value in svc.spec.env.items()}
+        env = self._service_env(svc, fill)
+        started = time.monotonic()
         container = self._run_container(
             service,
             fill.argv(svc.spec.command),
@@ -449,20 +359,7 @@ class DockerBackend(SharedBackend):
             if service not in self._started:
                 self._started.append(service)
             self._stopped = False
-        try:
-            self.wait_healthy(service, timeout_s)
-            phases["healthy"] = time.monotonic() - mark
-            mark = time.monotonic()
-            if not svc.initialised:
-                for command in svc.spec.after_healthy:
-                    self._run_once(service, fill.argv(command), env, "after_healthy")
-                svc.initialised = True
-                if svc.spec.after_healthy:
-                    phases["after_healthy"] = time.monotonic() - mark
-            self.timings[service] = phases
-        except BaseException:
-            self.stop(service, grace_s=1.0)
-            raise
+        self._after_start(service, fill, env, phases, started, timeout_s)
 
     def _run_once(
         self, service: str, argv: Sequence[str], env: Mapping[str, str], kind: str
@@ -491,7 +388,7 @@ class DockerBackend(SharedBackend):
         remove_container(container, grace_s)
         self.run.forget_container(str(container.id))
 
-    def _start_proxy(self) -> None:
+    def _ready_proxy(self) -> None:
         if self._proxy is not None:
             self._proxy.wait_ready(PROXY_START_TIMEOUT_S)
             self.run.record_proxy(self._proxy.url, embedded=False)

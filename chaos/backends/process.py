@@ -32,13 +32,12 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 from chaos.backends import ports
 from chaos.backends.base import Endpoint, ServiceStatus
 from chaos.backends.health import NotReady, strategy_for, wait_ready
-from chaos.backends.ordering import reverse_deps, run_in_order
 from chaos.backends.placeholders import Placeholders
 from chaos.backends.proxyadmin import EmbeddedProxy, ProxyAdmin
 from chaos.backends.service import ServiceProcess
@@ -99,45 +98,9 @@ class ProcessBackend(SharedBackend):
         self.start_stack()
         return self
 
-    def start_stack(self) -> None:
-        self._closing = False
-        started = time.monotonic()
-        setups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tradechaos-setup")
-        try:
-            self._check_links()
-            if self._embedded_wanted:
-                self._spawn_embedded_proxy()
-            self._begin_setups(setups)  # e.g. initdb, while the proxy starts
-            self._connect_proxy()
-            for link in self.definition.links:
-                self._create_link(link.name, self._services[link.server].endpoint)
-            self.timings["proxy"] = {"ready": time.monotonic() - started}
-            self._start_services()  # a service's launch waits for its own setup
-        except BaseException:
-            self._abort()  # the one-shots die, so the setup threads end at once
-            setups.shutdown(wait=True)
-            self.stop_stack()
-            raise
-        finally:
-            setups.shutdown(wait=True)
-            self._setup_futures.clear()
-
-    def _start_services(self) -> None:
-        """Launch every non-optional service as soon as its dependencies are healthy
-        (independent services start concurrently); raise the first failure."""
-        names = [name for name, svc in self._services.items() if not svc.spec.optional]
-        deps = {name: self._services[name].spec.depends_on for name in names}
-        try:
-            self.definition.start_order()
-        except ValueError as err:
-            raise StackError(f"stack {self.definition.name}: {err}") from None
-        run_in_order(
-            names,
-            deps,
-            lambda name: self._launch(name, self._services[name].spec.health.timeout_s),
-            self._abort,  # ends the other launches' health waits quickly
-            "tradechaos-start",
-        )
+    def _before_setups(self) -> None:
+        if self._embedded_wanted:
+            self._spawn_embedded_proxy()
 
     def _abort(self) -> None:
         """SIGKILL every process this backend started, now (used when a start fails)."""
@@ -171,25 +134,6 @@ class ProcessBackend(SharedBackend):
             self._closing = False
         if failures:
             raise StackError("could not stop cleanly: " + "; ".join(failures))
-
-    def _stop_in_reverse_order(self, failures: list[str]) -> None:
-        """Stop every started service after everything that depends on it (services added
-        with ``add_service``, e.g. a migrated database, last); independent ones concurrently."""
-        names = list(self._started)
-        added = [name for name in names if self._services[name].extra]
-        deps = {
-            name: tuple(self._services[name].spec.depends_on)
-            + (tuple(added) if name not in added else ())
-            for name in names
-        }
-
-        def stop(name: str) -> None:
-            try:
-                self.stop(name)
-            except Exception as err:  # keep stopping the others; reported by stop_stack
-                failures.append(f"{name}: {err}")
-
-        run_in_order(names, reverse_deps(names, deps), stop, None, "tradechaos-stop")
 
     # ------------------------------------------------------------------ services
     def start(self, service: str, timeout_s: float = 30.0) -> None:
@@ -227,22 +171,8 @@ class ProcessBackend(SharedBackend):
         except NotReady as err:
             raise self._not_healthy(service, err) from None
 
-    def add_service(self, spec: ServiceSpec, timeout_s: float = 30.0) -> Endpoint:
-        with self._lock:
-            if spec.name in self._services:
-                raise BadInput(f"cannot add service {spec.name!r}: a service of that name exists")
-            svc = ServiceProcess(spec, Endpoint(HOST, ports.free_port()), extra=True)
-            self._services[spec.name] = svc
-        try:
-            self._launch(spec.name, timeout_s)
-        except BaseException:
-            with self._lock:  # not added after all: the name may be tried again
-                self._services.pop(spec.name, None)
-                if spec.name in self._started:
-                    self._started.remove(spec.name)
-            self._remove_data_dir(self.run.data_dir(spec.name))
-            raise
-        return svc.endpoint
+    def _new_service(self, spec: ServiceSpec) -> ServiceProcess:
+        return ServiceProcess(spec, Endpoint(HOST, ports.free_port()), extra=True)
 
     # ------------------------------------------------------------------ queries
     def is_running(self, service: str) -> bool:
@@ -277,13 +207,6 @@ class ProcessBackend(SharedBackend):
             known = ", ".join(self._services)
             raise BadInput(f"unknown service {service!r} (known: {known})") from None
 
-    def _check_links(self) -> None:
-        for link in self.definition.links:
-            if link.server not in self._services:
-                raise StackError(
-                    f"link {link.name} points at {link.server!r}, which is not a service"
-                )
-
     def _placeholders(self, svc: ServiceProcess) -> Placeholders:
         return Placeholders(
             python=self._python,
@@ -296,7 +219,7 @@ class ProcessBackend(SharedBackend):
             services={name: s.endpoint for name, s in self._services.items()},
         )
 
-    def _env(self, svc: ServiceProcess, fill: Placeholders) -> dict[str, str]:
+    def _service_env(self, svc: ServiceProcess, fill: Placeholders) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         env["TRADECHAOS_RUN_ID"] = self.run.run_id
@@ -306,10 +229,9 @@ class ProcessBackend(SharedBackend):
     def _launch(self, service: str, timeout_s: float) -> None:
         svc = self._get(service)
         fill = self._placeholders(svc)
-        env = self._env(svc, fill)
-        self._set_up(service)  # once; done early by start_stack for most services
-        phases: dict[str, float] = self._setup_times.pop(service, {})
-        mark = time.monotonic()
+        env = self._service_env(svc, fill)
+        phases = self._set_up(service)  # once; done early by start_stack for most services
+        started = time.monotonic()
         argv = fill.argv(svc.spec.command)
         with self._lock:
             self._refuse_if_closing(service)
@@ -324,20 +246,7 @@ class ProcessBackend(SharedBackend):
                 self._started.append(service)
             self._stopped = False
         self.run.record_process(service, proc.pid, proc.pid, procutil.start_time(proc.pid))
-        try:
-            self.wait_healthy(service, timeout_s)
-            phases["healthy"] = time.monotonic() - mark
-            mark = time.monotonic()
-            if not svc.initialised:
-                for command in svc.spec.after_healthy:
-                    self._run_once(service, fill.argv(command), env, "after_healthy")
-                svc.initialised = True
-                if svc.spec.after_healthy:
-                    phases["after_healthy"] = time.monotonic() - mark
-            self.timings[service] = phases
-        except BaseException:
-            self.stop(service, grace_s=1.0)
-            raise
+        self._after_start(service, fill, env, phases, started, timeout_s)
 
     def _run_once(
         self, service: str, argv: Sequence[str], env: Mapping[str, str], kind: str
@@ -389,7 +298,7 @@ class ProcessBackend(SharedBackend):
             "", embedded=True, pid=proc.pid, start_time=procutil.start_time(proc.pid)
         )
 
-    def _connect_proxy(self) -> None:
+    def _ready_proxy(self) -> None:
         if self._embedded is not None:
             self._proxy = self._embedded.connect(PROXY_START_TIMEOUT_S)
             proc = self._embedded.proc
@@ -400,32 +309,6 @@ class ProcessBackend(SharedBackend):
         elif self._proxy is not None:
             self._proxy.wait_ready(PROXY_START_TIMEOUT_S)
             self.run.record_proxy(self._proxy.url, embedded=False)
-
-    def _set_up(self, service: str) -> None:
-        """Make sure ``service``'s setup ran: wait for the background run, or run it now."""
-        future = self._setup_futures.get(service)
-        if future is not None:
-            future.result()
-        else:
-            self._run_setup(service)
-
-    def _run_setup(self, service: str) -> None:
-        """Run ``service``'s setup commands once (a data dir is made and recorded first)."""
-        svc = self._get(service)
-        data_dir = self.run.data_dir(service)
-        if not data_dir.exists():
-            data_dir.mkdir(parents=True)
-            self.run.record_data_dir(data_dir)
-        if svc.set_up:
-            return
-        started = time.monotonic()
-        fill = self._placeholders(svc)
-        env = self._env(svc, fill)
-        for command in svc.spec.setup:
-            self._run_once(service, fill.argv(command), env, "setup")
-        svc.set_up = True
-        if svc.spec.setup:
-            self._setup_times[service] = {"setup": time.monotonic() - started}
 
     def _stop_proxy(self) -> None:
         if self._proxy is not None and self._embedded is None:

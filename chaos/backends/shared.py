@@ -2,16 +2,19 @@
 
 ``SharedBackend`` holds the parts of the Backend protocol that do not depend on how a
 service runs: links through the proxy, endpoints, logs, kill/restart in terms of
-stop/launch, and the background setup commands. A backend subclass provides
-``_services`` (name -> a record with ``.spec`` and ``.endpoint``), ``_links``, ``_proxy``,
-``_setup_futures``, ``run`` and the methods declared at the bottom.
+stop/launch, the setup commands (in the background or at launch), adding a service, and
+what follows a service's start (health, ``after_healthy``, timings). A backend subclass
+provides ``_services`` (name -> a record with ``.spec``, ``.endpoint``, ``.set_up`` and
+``.initialised``), ``_links``, ``_proxy``, ``_setup_futures``, ``_setup_times``, ``_lock``,
+``_started``, ``timings``, ``run`` and the methods declared at the bottom.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -19,11 +22,13 @@ from typing import Any
 
 from chaos.backends import ports
 from chaos.backends.base import Endpoint
+from chaos.backends.ordering import reverse_deps, run_in_order
+from chaos.backends.placeholders import Placeholders
 from chaos.backends.proxyadmin import ProxyAdmin
 from chaos.errors import BadInput, StackError
 from chaos.runner.procutil import log_tail
 from chaos.runner.state import RunFolder
-from chaos.stackdef import ServiceSpec
+from chaos.stackdef import ServiceSpec, StackDefinition
 
 HOST = ports.HOST
 
@@ -35,16 +40,89 @@ def needs_proxy(spec: ServiceSpec) -> bool:
 
 
 class SharedBackend:
+    definition: StackDefinition
     run: RunFolder
-    _services: Mapping[str, Any]
+    _services: dict[str, Any]
     _links: dict[str, Endpoint]
     _proxy: ProxyAdmin | None
     _setup_futures: dict[str, Future[None]]
+    _setup_times: dict[str, dict[str, float]]
+    _lock: threading.RLock | threading.Lock
+    _started: list[str]
+    _closing: bool
+    timings: dict[str, dict[str, float]]
+    _thread_prefix = "tradechaos"
 
     def __exit__(
         self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop_stack()
+
+    def start_stack(self) -> None:
+        """Proxy and links, then every non-optional service once its dependencies are
+        healthy; setup commands (e.g. initdb) run in the background meanwhile. On any
+        failure everything started is stopped again before the error propagates."""
+        self._closing = False
+        started = time.monotonic()
+        setups = ThreadPoolExecutor(4, thread_name_prefix=f"{self._thread_prefix}-setup")
+        try:
+            for link in self.definition.links:
+                if link.server not in self._services:
+                    raise StackError(
+                        f"link {link.name} points at {link.server!r}, which is not a service"
+                    )
+            self._before_setups()
+            self._begin_setups(setups)  # e.g. initdb, while the proxy starts
+            self._ready_proxy()
+            for link in self.definition.links:
+                self._create_link(link.name, self._services[link.server].endpoint)
+            self.timings["proxy"] = {"ready": time.monotonic() - started}
+            self._start_services()  # a service's launch waits for its own setup
+        except BaseException:
+            self._abort()  # the one-shots end, so the setup threads end at once
+            setups.shutdown(wait=True)
+            self.stop_stack()
+            raise
+        finally:
+            setups.shutdown(wait=True)
+            self._setup_futures.clear()
+
+    def _start_services(self) -> None:
+        """Launch every non-optional service as soon as its dependencies are healthy
+        (independent services start concurrently); raise the first failure."""
+        names = [name for name, svc in self._services.items() if not svc.spec.optional]
+        deps = {name: self._services[name].spec.depends_on for name in names}
+        try:
+            self.definition.start_order()
+        except ValueError as err:
+            raise StackError(f"stack {self.definition.name}: {err}") from None
+        run_in_order(
+            names,
+            deps,
+            lambda name: self._launch(name, self._services[name].spec.health.timeout_s),
+            self._abort,  # ends the other launches' health waits at once
+            f"{self._thread_prefix}-start",
+        )
+
+    def _stop_in_reverse_order(self, failures: list[str]) -> None:
+        """Stop every started service after everything that depends on it (services added
+        with ``add_service``, e.g. a migrated database, last); independent ones concurrently.
+        A failure to stop one is added to ``failures`` and the others are still stopped."""
+        names = [name for name in self._started if name in self._services]
+        added = [name for name in names if self._services[name].extra]
+        deps = {
+            name: tuple(self._services[name].spec.depends_on)
+            + (tuple(added) if name not in added else ())
+            for name in names
+        }
+
+        def stop(name: str) -> None:
+            try:
+                self.stop(name)
+            except Exception as err:  # keep stopping the others
+                failures.append(f"{name}: {err}")
+
+        run_in_order(names, reverse_deps(names, deps), stop, None, f"{self._thread_prefix}-stop")
 
     def _begin_setups(self, pool: ThreadPoolExecutor) -> None:
         """Start the setup commands of every service to be started, in the background;
@@ -52,6 +130,80 @@ class SharedBackend:
         for name, svc in self._services.items():
             if not svc.spec.optional and svc.spec.setup and not needs_proxy(svc.spec):
                 self._setup_futures[name] = pool.submit(self._run_setup, name)
+
+    def add_service(self, spec: ServiceSpec, timeout_s: float = 30.0) -> Endpoint:
+        with self._lock:
+            if spec.name in self._services:
+                raise BadInput(f"cannot add service {spec.name!r}: a service of that name exists")
+            svc = self._new_service(spec)
+            self._services[spec.name] = svc
+        try:
+            self._launch(spec.name, timeout_s)
+        except BaseException:
+            with self._lock:  # not added after all: the name may be tried again
+                self._services.pop(spec.name, None)
+                if spec.name in self._started:
+                    self._started.remove(spec.name)
+            self._remove_data_dir(self.run.data_dir(spec.name))
+            raise
+        return svc.endpoint  # type: ignore[no-any-return]
+
+    def _set_up(self, service: str) -> dict[str, float]:
+        """Make sure ``service``'s setup ran (wait for the background run, or run it now);
+        the launch's phase timings so far."""
+        future = self._setup_futures.get(service)
+        if future is not None:
+            future.result()
+        else:
+            self._run_setup(service)
+        return self._setup_times.pop(service, {})
+
+    def _run_setup(self, service: str) -> None:
+        """Run ``service``'s setup commands once (a data dir is made and recorded first)."""
+        svc = self._get(service)
+        data_dir = self.run.data_dir(service)
+        if not data_dir.exists():
+            data_dir.mkdir(parents=True)
+            self.run.record_data_dir(data_dir)
+        if svc.set_up:
+            return
+        started = time.monotonic()
+        fill = self._placeholders(svc)
+        env = self._service_env(svc, fill)
+        for command in svc.spec.setup:
+            self._run_once(service, fill.argv(command), env, "setup")
+        svc.set_up = True
+        if svc.spec.setup:
+            self._setup_times[service] = {"setup": time.monotonic() - started}
+
+    def _after_start(
+        self,
+        service: str,
+        fill: Placeholders,
+        env: Mapping[str, str],
+        phases: dict[str, float],
+        started: float,
+        timeout_s: float,
+    ) -> None:
+        """Once ``service`` is started (since monotonic ``started``): wait until healthy, run
+        ``after_healthy`` the first time, record the timings; on any failure stop it again
+        and re-raise."""
+        svc = self._get(service)
+        mark = started
+        try:
+            self.wait_healthy(service, timeout_s)
+            phases["healthy"] = time.monotonic() - mark
+            mark = time.monotonic()
+            if not svc.initialised:
+                for command in svc.spec.after_healthy:
+                    self._run_once(service, fill.argv(command), env, "after_healthy")
+                svc.initialised = True
+                if svc.spec.after_healthy:
+                    phases["after_healthy"] = time.monotonic() - mark
+            self.timings[service] = phases
+        except BaseException:
+            self.stop(service, grace_s=1.0)
+            raise
 
     def kill(self, service: str) -> None:
         self.stop(service, grace_s=0.0)
@@ -116,5 +268,32 @@ class SharedBackend:
     def _get(self, service: str) -> Any:
         raise NotImplementedError
 
-    def _run_setup(self, service: str) -> None:
+    def wait_healthy(self, service: str, timeout_s: float = 30.0) -> None:
+        raise NotImplementedError
+
+    def _before_setups(self) -> None:
+        """What must happen before any setup command runs (an image, a proxy process)."""
+        raise NotImplementedError
+
+    def _ready_proxy(self) -> None:
+        """Make ``_proxy`` usable (connect to it, or start a proxy container)."""
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        """Kill everything this backend started, now (a start failed)."""
+        raise NotImplementedError
+
+    def _new_service(self, spec: ServiceSpec) -> Any:
+        """A record for a service added while the stack runs (its port chosen now)."""
+        raise NotImplementedError
+
+    def _placeholders(self, svc: Any) -> Placeholders:
+        raise NotImplementedError
+
+    def _service_env(self, svc: Any, fill: Placeholders) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _run_once(
+        self, service: str, argv: Sequence[str], env: Mapping[str, str], kind: str
+    ) -> None:
         raise NotImplementedError

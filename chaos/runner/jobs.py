@@ -110,16 +110,24 @@ def run_jobs(
                 out.flush()
 
     def start(index: int, job: Job) -> None:
-        proc = subprocess.Popen(
-            argv_of(job, options),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            preexec_fn=procutil.die_with_parent(os.getpid(), signal.SIGTERM),
-            close_fds=True,
-        )
+        argv = argv_of(job, options)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+                preexec_fn=procutil.die_with_parent(os.getpid(), signal.SIGTERM),
+                close_fds=True,
+            )
+        except OSError as err:
+            results[index] = _error(
+                job, f"the run of {job.label} could not start ({argv[0]}: {err})"
+            )
+            say(f"[{index + 1}/{total}] error: {results[index].journal['error']}")
+            return
         child = _Child(index, job, proc, time.monotonic())
         running[index] = child
         threading.Thread(
@@ -205,17 +213,22 @@ def _result(child: _Child) -> RunResult:
     reason = f"the run of {child.job.label} exited with code {code}"
     if code is not None and code < 0:
         reason = f"the run of {child.job.label} was killed by {signal.Signals(-code).name}"
+    exit_code = code if code in _KNOWN_EXITS and code != 0 else EXIT_INFRASTRUCTURE
+    return _error(child.job, f"{reason}{': ' + last if last else ''}", exit_code)
+
+
+def _error(job: Job, message: str, exit_code: int = EXIT_INFRASTRUCTURE) -> RunResult:
+    """The journal of a job whose child runner gave none."""
     journal = {
         "status": "error",
-        "experiment": child.job.experiment,
-        "file": child.job.file,
-        "variant": child.job.variant,
-        "no_faults": child.job.no_faults,
+        "experiment": job.experiment,
+        "file": job.file,
+        "variant": job.variant,
+        "no_faults": job.no_faults,
         "expected_violations": [],
         "expectation_met": False,
         "verdicts": [],
         "run_dir": None,
-        "error": f"{reason}{': ' + last if last else ''}",
+        "error": message,
     }
-    exit_code = code if code in _KNOWN_EXITS and code != 0 else EXIT_INFRASTRUCTURE
     return RunResult(journal, exit_code)

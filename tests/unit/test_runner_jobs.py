@@ -215,3 +215,17 @@ def test_dry_run_with_controls_plans_each_variant_twice(capsys: pytest.CaptureFi
         ("expects-duplicates", True),
     ]
     assert plans[3]["expected_violations"] == []
+
+
+def test_a_child_that_cannot_start_is_an_error_journal(tmp_path: Path) -> None:
+    import io
+
+    def missing(job: Job, options: RunOptions) -> list[str]:
+        return [str(tmp_path / "no-such-python"), job.variant]
+
+    with SignalGuard() as guard:
+        (result,) = run_jobs(
+            jobs_of("x"), RunOptions(), 2, guard, argv_of=missing, stderr=io.StringIO()
+        )
+    assert result.exit_code == 3
+    assert result.journal["error"].startswith("the run of fake/x could not start (")

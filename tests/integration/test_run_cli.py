@@ -62,6 +62,7 @@ def test_one_variant_and_the_control_run(tmp_path: Path) -> None:
     (journal,) = json.loads(control.stdout)
     assert journal["no_faults"] is True and journal["expected_violations"] == []
     assert journal["timeline"][0]["skipped"] is True and journal["timeline"][0]["started"] is None
+    assert Path(journal["run_dir"]).name.endswith("-tiny-latency-expects-duplicates-control")
 
 
 def test_bad_input_exits_2_before_starting_anything(tmp_path: Path) -> None:

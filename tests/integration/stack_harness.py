@@ -10,6 +10,7 @@ makers and opens leveraged positions with takers.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -19,7 +20,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,57 @@ import requests
 
 from chaos.backends.base import Endpoint
 from chaos.backends.placeholders import Placeholders
+from chaos.backends.process import ProcessBackend
+from chaos.faults.base import FaultContext
+from chaos.faults.proxyapi import proxy_control
+from chaos.history.recorder import Recorder
+from chaos.runner.state import RunFolder
 from chaos.stack.definition import reference_stack
 from chaos.stackdef import StackDefinition
 from chaos.truth import MARKET_NAMES, market_spec
 
 HOST = "127.0.0.1"
+
+
+@dataclass
+class Step:
+    """What ``chaos.faults.registry.build`` reads of an experiment step."""
+
+    action: str
+    target: str | tuple[str, ...] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    id: str = "s"
+    for_s: float | None = None
+
+
+@contextlib.contextmanager
+def process_backend(
+    root: Path, name: str, definition: StackDefinition, params: Mapping[str, str]
+) -> Iterator[ProcessBackend]:
+    """A started process backend in a new run folder under ``root``, stopped afterwards;
+    ``TRADECHAOS_TOXIPROXY_URL`` puts it behind an external (e.g. a real) Toxiproxy."""
+    run = RunFolder.create(root, name, "test")
+    be = ProcessBackend(definition, run, params, os.environ.get("TRADECHAOS_TOXIPROXY_URL"))
+    be.start_stack()
+    try:
+        yield be
+    finally:
+        be.stop_stack()
+
+
+@contextlib.contextmanager
+def fault_context(
+    backend: ProcessBackend, definition: StackDefinition, history: Path, seed: int
+) -> Iterator[FaultContext]:
+    """A FaultContext on ``backend`` recording into ``history``."""
+    with Recorder(history) as recorder:
+        yield FaultContext(
+            backend,
+            proxy_control(backend.toxiproxy_url),
+            recorder,
+            definition,
+            rng=random.Random(seed),
+        )
 
 
 def free_port() -> int:

@@ -53,23 +53,19 @@ if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:
     _serve(sys.argv[2:])
     raise SystemExit(0)
 
-import os  # noqa: E402
-import random  # noqa: E402
 import statistics  # noqa: E402
 import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
+from stack_harness import Step, fault_context, process_backend  # noqa: E402
 
 from chaos.backends.process import ProcessBackend  # noqa: E402
 from chaos.faults.base import FaultContext  # noqa: E402
-from chaos.faults.proxyapi import proxy_control  # noqa: E402
 from chaos.faults.registry import build  # noqa: E402
 from chaos.history.recorder import Recorder  # noqa: E402
-from chaos.runner.state import RunFolder  # noqa: E402
 from chaos.stackdef import HealthCheck, LinkSpec, ServiceSpec, StackDefinition  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -95,37 +91,17 @@ DEFINITION = StackDefinition(
 )
 
 
-@dataclass
-class Step:
-    action: str
-    target: str | tuple[str, ...] | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    id: str = "s"
-    for_s: float | None = None
-
-
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessBackend]:
-    run = RunFolder.create(tmp_path_factory.mktemp("runs"), "faults", "test")
-    # TRADECHAOS_TOXIPROXY_URL: run against an external (e.g. a real) Toxiproxy instead
-    be = ProcessBackend(DEFINITION, run, {"seed": "1"}, os.environ.get("TRADECHAOS_TOXIPROXY_URL"))
-    be.start_stack()
-    try:
+    with process_backend(
+        tmp_path_factory.mktemp("runs"), "faults", DEFINITION, {"seed": "1"}
+    ) as be:
         yield be
-    finally:
-        be.stop_stack()
 
 
 @pytest.fixture
 def ctx(backend: ProcessBackend, tmp_path: Path) -> Iterator[FaultContext]:
-    with Recorder(tmp_path / "history") as recorder:
-        context = FaultContext(
-            backend,
-            proxy_control(backend.toxiproxy_url),
-            recorder,
-            DEFINITION,
-            rng=random.Random(1),
-        )
+    with fault_context(backend, DEFINITION, tmp_path / "history", 1) as context:
         yield context
     assert_clean(context)
 

@@ -8,61 +8,36 @@ The stack runs with every mitigation off, so that injected bad data is not filte
 from __future__ import annotations
 
 import json
-import os
-import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import requests
+from stack_harness import Step, fault_context, process_backend
 
 from chaos.backends.process import ProcessBackend
 from chaos.faults.base import FaultContext
-from chaos.faults.proxyapi import proxy_control
 from chaos.faults.registry import build
 from chaos.history.recorder import Recorder
-from chaos.runner.state import RunFolder
 from chaos.stack.definition import reference_stack
 
 pytestmark = pytest.mark.integration
 DEFINITION = reference_stack()
 
 
-@dataclass
-class Step:
-    action: str
-    target: str | tuple[str, ...] | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    id: str = "s"
-    for_s: float | None = None
-
-
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessBackend]:
-    run = RunFolder.create(tmp_path_factory.mktemp("runs"), "faults-stack", "test")
     params = {"seed": "3", "epoch": repr(time.time()), "mitigations": "none"}
-    be = ProcessBackend(DEFINITION, run, params, os.environ.get("TRADECHAOS_TOXIPROXY_URL"))
-    be.start_stack()
-    try:
+    with process_backend(tmp_path_factory.mktemp("runs"), "faults-stack", DEFINITION, params) as be:
         yield be
-    finally:
-        be.stop_stack()
 
 
 @pytest.fixture
 def ctx(backend: ProcessBackend, tmp_path: Path) -> Iterator[FaultContext]:
-    with Recorder(tmp_path / "history") as recorder:
-        context = FaultContext(
-            backend,
-            proxy_control(backend.toxiproxy_url),
-            recorder,
-            DEFINITION,
-            rng=random.Random(3),
-        )
+    with fault_context(backend, DEFINITION, tmp_path / "history", 3) as context:
         yield context
     for link in DEFINITION.links:
         assert context.proxy.get(link.name)["enabled"] is True, link.name

@@ -185,6 +185,44 @@ class Engine:
         changes.positions.add((account, market))
         changes.accounts.add(account)
 
+    def _take(
+        self,
+        changes: Changes,
+        now: float,
+        market: str,
+        side: str,
+        account: int,
+        taker_order_id: int | None,
+        limit: float,
+        qty: float,
+        liquidation: bool,
+    ) -> tuple[list[dict[str, Any]], float]:
+        """Fill up to ``qty`` for ``account`` against the resting makers of ``market`` that
+        cross ``limit``, best price first; the fills and the quantity left over."""
+        fills = []
+        remaining = qty
+        for maker, price, traded in self.books[market].take(side, limit, qty):
+            remaining -= traded
+            fills.append(
+                self._fill(
+                    changes,
+                    now,
+                    market,
+                    side,
+                    account,
+                    taker_order_id,
+                    maker.account,
+                    maker.order_id,
+                    price,
+                    traded,
+                    liquidation=liquidation,
+                )
+            )
+            changes.orders[maker.order_id] = maker
+            if maker.status != "open":
+                self._forget_open(maker)
+        return fills, remaining
+
     def _fill(
         self,
         changes: Changes,
@@ -255,29 +293,17 @@ class Engine:
                 "post_only": order["post_only"],
             },
         )
-        book = self.books[order["market"]]
-        fills = []
-        remaining = order["qty"]
-        for maker, price, qty in book.take(order["side"], order["price"], remaining):
-            remaining -= qty
-            fills.append(
-                self._fill(
-                    changes,
-                    now,
-                    order["market"],
-                    order["side"],
-                    order["account"],
-                    seq,
-                    maker.account,
-                    maker.order_id,
-                    price,
-                    qty,
-                    liquidation=False,
-                )
-            )
-            changes.orders[maker.order_id] = maker
-            if maker.status != "open":
-                self._forget_open(maker)
+        fills, remaining = self._take(
+            changes,
+            now,
+            order["market"],
+            order["side"],
+            order["account"],
+            seq,
+            order["price"],
+            order["qty"],
+            liquidation=False,
+        )
         if remaining > EPS and order["type"] == "limit":
             resting = Order(
                 seq,
@@ -425,28 +451,9 @@ class Engine:
             },
         )
         limit = mark * (1 - LIQUIDATION_SLIPPAGE if side == "sell" else 1 + LIQUIDATION_SLIPPAGE)
-        fills = []
-        remaining = qty
-        for maker, price, traded in self.books[market].take(side, limit, qty):
-            remaining -= traded
-            fills.append(
-                self._fill(
-                    changes,
-                    now,
-                    market,
-                    side,
-                    account,
-                    None,
-                    maker.account,
-                    maker.order_id,
-                    price,
-                    traded,
-                    liquidation=True,
-                )
-            )
-            changes.orders[maker.order_id] = maker
-            if maker.status != "open":
-                self._forget_open(maker)
+        fills, remaining = self._take(
+            changes, now, market, side, account, None, limit, qty, liquidation=True
+        )
         if remaining > EPS:
             fills.append(
                 self._fill(

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -52,18 +53,20 @@ def tradechaos(*args: str, timeout: float = 300.0) -> subprocess.CompletedProces
     )
 
 
-def processes_mentioning(text: str) -> list[int]:
-    """Live pids whose command line contains ``text`` (our services get ``--run-dir``)."""
+def processes_mentioning(path: str) -> list[int]:
+    """Live pids with an argument naming ``path`` or a path under it (our services get
+    ``--run-dir``). ``runs/x`` does not match ``runs/x-control``, a run beside it."""
+    named = re.compile(re.escape(path) + r"(/|$)")
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if text in cmdline and state != "Z":
+        if state != "Z" and any(named.search(arg) for arg in args):
             found.append(int(entry.name))
     return found
 

@@ -5,7 +5,6 @@ into unknown outcomes that are retried with the same client_order_id."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections import Counter
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stack_harness import process_backend
 
 from chaos.backends.process import ProcessBackend
 from chaos.faults.base import FaultContext
@@ -21,7 +21,6 @@ from chaos.faults.proxyapi import proxy_control
 from chaos.faults.registry import build
 from chaos.history.recorder import Recorder
 from chaos.load.driver import LoadDriver, LoadSample
-from chaos.runner.state import RunFolder
 from chaos.stack.definition import reference_stack
 
 pytestmark = pytest.mark.integration
@@ -42,14 +41,9 @@ class Step:
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessBackend]:
-    run = RunFolder.create(tmp_path_factory.mktemp("runs"), "load-stack", "test")
     params = {"seed": "5", "epoch": repr(time.time()), "mitigations": "all"}
-    be = ProcessBackend(DEFINITION, run, params, os.environ.get("TRADECHAOS_TOXIPROXY_URL"))
-    be.start_stack()
-    try:
+    with process_backend(tmp_path_factory.mktemp("runs"), "load-stack", DEFINITION, params) as be:
         yield be
-    finally:
-        be.stop_stack()
 
 
 def wait_for(driver: LoadDriver, predicate: Any, timeout_s: float) -> LoadSample:

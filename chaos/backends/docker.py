@@ -111,6 +111,7 @@ class DockerBackend(SharedBackend):
         self._image = image
         self._client = client
         self._lock = threading.RLock()
+        self._tmp_lock = threading.Lock()
         self._services: dict[str, _Service] = {
             spec.name: _Service(spec, Endpoint(HOST, service_port()))
             for spec in definition.services
@@ -328,10 +329,11 @@ class DockerBackend(SharedBackend):
         """The run's /tmp, shared by all its containers (a one-shot setup container may
         leave files there for the service, e.g. a database cluster); swept like data dirs."""
         path = self.run.data / TMP_DIR
-        if not path.exists():
-            path.mkdir(parents=True)
-            path.chmod(0o1777)
-            self.run.record_data_dir(path)
+        with self._tmp_lock:  # setup containers start from several threads at once
+            if not path.exists():
+                path.mkdir(parents=True)
+                path.chmod(0o1777)
+                self.run.record_data_dir(path)
         return path
 
     def _container_name(self, service: str, role: str, svc: _Service) -> str:

@@ -220,3 +220,29 @@ fcntl.flock(lock, fcntl.LOCK_EX)
 print("held", flush=True)
 sys.stdin.read()
 """
+
+
+def test_docker_shared_tmp_is_made_once_from_many_threads(tmp_path: Path) -> None:
+    """Setup containers start from several threads at once; each asks for the run's /tmp."""
+    from chaos.backends.docker import DockerBackend
+
+    run = RunFolder.create(tmp_path, "x", "v")
+    backend = DockerBackend(StackDefinition("empty", (), (), "none:none"), run, image="x")
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def make() -> None:
+        barrier.wait(timeout=10)
+        try:
+            backend._shared_tmp()
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert errors == []
+    made = [d for d in run.state().data_dirs if d.endswith("/.tmp")]
+    assert len(made) == 1

@@ -106,10 +106,14 @@ def _modes(args: argparse.Namespace) -> tuple[bool, ...]:
     return (False, True) if args.controls else (bool(args.no_faults),)
 
 
-def _dry_run(experiments: list[tuple[Experiment, list[str]]], args: argparse.Namespace) -> int:
+def _dry_run(
+    experiments: list[tuple[Experiment, list[str]]],
+    args: argparse.Namespace,
+    modes: tuple[bool, ...],
+) -> int:
     plans = []
     for experiment, variants in experiments:
-        for name, no_faults in ((n, m) for n in variants for m in _modes(args)):
+        for name, no_faults in ((n, m) for n in variants for m in modes):
             variant = experiment.variant(name)
             plans.append(
                 {
@@ -168,7 +172,7 @@ def handle(args: argparse.Namespace) -> int:
     modes = _modes(args)
     experiments = [(e, _selected(e, args.variant)) for e in (load(f) for f in args.files)]
     if args.dry_run:
-        return _dry_run(experiments, args)
+        return _dry_run(experiments, args, modes)
     from dataclasses import replace
 
     from chaos.runner.jobs import Job, run_jobs

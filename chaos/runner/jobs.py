@@ -130,9 +130,10 @@ def run_jobs(
             return
         child = _Child(index, job, proc, time.monotonic())
         running[index] = child
-        threading.Thread(
+        out_thread = threading.Thread(
             target=_drain, args=(proc.stdout, child.stdout.append), daemon=True
-        ).start()
+        )
+        out_thread.start()
 
         def forward(line: str) -> None:
             child.last_err.append(line.rstrip("\n"))
@@ -145,6 +146,7 @@ def run_jobs(
 
         def reap() -> None:
             proc.wait()
+            out_thread.join(timeout=5.0)  # the journal may still be in the pipe
             err_thread.join(timeout=5.0)
             finished.put(index)
 

@@ -25,8 +25,8 @@ class BadInput(ChaosError):
     exit_code = EXIT_BAD_INPUT
 
 
-class InvalidExperiment(BadInput):
-    """An experiment file failed to load or validate.
+class InvalidFile(BadInput):
+    """A file the user wrote failed to load or validate.
 
     The message has the form ``FILE:LINE: FIELD: problem (allowed: ...)``.
     """
@@ -39,6 +39,14 @@ class InvalidExperiment(BadInput):
         where = f"{path}:{line}" if line is not None else path
         prefix = f"{where}: {field}: " if field else f"{where}: "
         super().__init__(prefix + problem)
+
+
+class InvalidExperiment(InvalidFile):
+    """An experiment file failed to load or validate."""
+
+
+class InvalidStack(InvalidFile):
+    """A stack file failed to load or validate (docs/stack-file.md)."""
 
 
 class UsageError(BadInput):

@@ -8,7 +8,8 @@ item; running it runs that variant (hook ``pytest_tradechaos_run_variant``, by d
 showing the mismatch and the first counterexample. The end of the session prints
 ``chaos.report.terminal.render_summary`` of every run.
 
-Fixtures: ``tradechaos_stack`` (a running reference stack, stopped at teardown),
+Fixtures: ``tradechaos_stack`` (a running stack — the ``--tradechaos-stack`` stack file,
+else the reference stack — stopped at teardown),
 ``toxiproxy_client`` (a Toxiproxy client for it), ``tradechaos_run`` (run an experiment
 file, get the journal).
 
@@ -43,6 +44,7 @@ class RunOptions:
     seed: int | None = None
     out_dir: Path = Path("runs")
     no_faults: bool = False
+    stack: Path | None = None  # --tradechaos-stack: instead of each experiment's own
 
 
 class _HookSpecs:
@@ -84,6 +86,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="folder for run folders (default: runs, relative to the invocation folder)",
     )
     group.addoption(
+        "--tradechaos-stack",
+        default=None,
+        help="the stack file for experiment items and fixtures (default: each experiment's "
+        "own stack.file, else the reference stack)",
+    )
+    group.addoption(
         "--tradechaos-no-faults",
         action="store_true",
         help="control run: run the methods without faults; every invariant must then hold",
@@ -101,11 +109,13 @@ def run_options(config: pytest.Config) -> RunOptions:
     out = Path(config.getoption("tradechaos_out"))
     if not out.is_absolute():
         out = config.invocation_params.dir / out
+    stack = config.getoption("tradechaos_stack")
     return RunOptions(
         backend=config.getoption("tradechaos_backend"),
         seed=config.getoption("tradechaos_seed"),
         out_dir=out,
         no_faults=bool(config.getoption("tradechaos_no_faults")),
+        stack=(config.invocation_params.dir / stack).resolve() if stack else None,
     )
 
 
@@ -243,7 +253,7 @@ def pytest_tradechaos_run_variant(
     from chaos.experiment.loader import load
     from chaos.runner import runner
 
-    experiment = load(path)
+    experiment = load(path, options.stack)
     journal: dict[str, Any] = runner.run_variant(
         experiment,
         variant if variant is not None else experiment.variant_names[0],
@@ -333,21 +343,23 @@ def tradechaos_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, An
 
 @pytest.fixture
 def tradechaos_stack(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """A running reference stack (all mitigations on) in its own run folder under
-    ``--tradechaos-out``; stopped and its folder marked finished at teardown, even when the
-    test fails. Yields the ``chaos.backends.base.Backend``."""
+    """A running stack (``--tradechaos-stack``, else the reference stack; its options'
+    defaults, all mitigations on) in its own run folder under ``--tradechaos-out``; stopped
+    and its folder marked finished at teardown, even when the test fails. Yields the
+    ``chaos.backends.base.Backend``."""
     from chaos.backends.factory import make_backend
     from chaos.runner.state import RunFolder
-    from chaos.stack.definition import reference_stack
+    from chaos.stackfile import load, reference_stack_path, resolve
 
     options = run_options(request.config)
+    definition = resolve(load(options.stack or reference_stack_path()))
     run = RunFolder.create(options.out_dir, "pytest-stack", _slug(request.node.name))
     params = {
         "seed": str(options.seed if options.seed is not None else 0),
         "epoch": f"{time.time():.3f}",
         "mitigations": "all",
     }
-    backend = make_backend(options.backend, reference_stack(), run, params)
+    backend = make_backend(options.backend, definition, run, params)
     try:
         backend.start_stack()
         yield backend

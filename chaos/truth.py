@@ -42,6 +42,7 @@ class MarketSpec:
     initial_funding_index: float
     max_funding_rate: float  # per funding interval, as a fraction of price
     tick: float
+    maintenance_margin: float = 0.02  # equity below this x notional may be liquidated
 
 
 # A perpetual's funding index is the funding paid per contract since the market opened; after
@@ -188,15 +189,19 @@ def venue_noise(seed: int, venue: int, market: str, step: int) -> float:
 def equity(
     collateral: float,
     positions: Iterable[tuple[float, float, float, float, float]],
+    maintenance_ratios: Iterable[float] | None = None,
 ) -> tuple[float, float]:
     """(equity, maintenance requirement) of an account.
 
     ``positions`` holds (size, entry_price, entry_funding_index, mark_price, funding_index)
-    per market.
+    per market; ``maintenance_ratios`` the maintenance margin of each of those markets
+    (``MAINTENANCE_MARGIN_RATIO`` for every one when not given).
     """
     eq = collateral
     maintenance = 0.0
+    ratios = iter(maintenance_ratios) if maintenance_ratios is not None else None
     for size, entry, f_entry, mark, f_now in positions:
+        ratio = next(ratios) if ratios is not None else MAINTENANCE_MARGIN_RATIO
         eq += size * (mark - entry) - size * (f_now - f_entry)
-        maintenance += MAINTENANCE_MARGIN_RATIO * abs(size) * mark
+        maintenance += ratio * abs(size) * mark
     return eq, maintenance

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from chaos.stackdef import ServiceSpec, StackDefinition
+from chaos.stackfile.definition import ServiceSpec, StackDefinition
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def start_container(
     on_created: Callable[[Any], None],
 ) -> Any:
     """Create and start a container running ``argv`` with its output appended to
-    ``log_path``; ``mounts`` maps host paths to container paths (read-write)."""
+    ``log_path``; ``mounts`` maps host paths to container paths (read-write; a host path
+    ending in ``:ro`` is mounted read-only)."""
     what = f"create container {name}"
     container = call(
         what,
@@ -73,7 +74,13 @@ def start_container(
             environment={**environment, "TRADECHAOS_LOG": log_path},
             network_mode="host",
             init=True,
-            volumes={host: {"bind": inside, "mode": "rw"} for host, inside in mounts.items()},
+            volumes={
+                host.removesuffix(":ro"): {
+                    "bind": inside,
+                    "mode": "ro" if host.endswith(":ro") else "rw",
+                }
+                for host, inside in mounts.items()
+            },
             working_dir=working_dir,
             stop_signal="SIGTERM",
         ),

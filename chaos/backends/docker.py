@@ -49,14 +49,15 @@ from chaos.backends.containers import (
     start_container,
     sweep_containers,
 )
-from chaos.backends.health import NotReady, strategy_for, wait_ready
-from chaos.backends.placeholders import Placeholders
+from chaos.backends.health import NotReady, WaitStrategy, strategy_for, wait_ready
+from chaos.backends.images import uses_tradechaos_image
+from chaos.backends.placeholders import Placeholders, name_tables
 from chaos.backends.proxyadmin import ProxyAdmin
 from chaos.backends.shared import SharedBackend
 from chaos.errors import BadInput, InfrastructureError, ProxyError, StackError
 from chaos.runner.procutil import log_tail
 from chaos.runner.state import RunFolder
-from chaos.stackdef import ServiceSpec, StackDefinition
+from chaos.stackfile.definition import ServiceSpec, StackDefinition
 
 HOST = ports.HOST
 SETUP_TIMEOUT_S = 120.0
@@ -70,7 +71,8 @@ __all__ = ["RUN_LABEL", "SERVICE_LABEL", "DockerBackend", "sweep_containers"]
 
 
 class _ContainerPlaceholders(Placeholders):
-    """Placeholders as seen inside the stack image (its own pgserver binaries)."""
+    """Placeholders as seen inside a container: the tradechaos image has its own Python and
+    pgserver binaries; another image's Python is its ``python3``."""
 
     def _simple(self, name: str) -> str:
         if name == "pg_bin":
@@ -87,6 +89,28 @@ class _Service:
     set_up: bool = False
     initialised: bool = False
     extra: bool = False  # added with add_service
+    log_offset: int = 0  # where the latest start began writing to the log (log health)
+
+
+@dataclass(frozen=True)
+class _ExecWait:
+    """Ready when ``argv`` exits 0 inside the service's container (``docker exec``)."""
+
+    container: Any
+    argv: Sequence[str]
+
+    @property
+    def description(self) -> str:
+        return f"`{' '.join(self.argv)}` to exit 0 in {self.container.name}"
+
+    def probe(self) -> str | None:
+        try:
+            code, output = self.container.exec_run(list(self.argv))
+        except docker_errors() as err:
+            return f"docker exec failed: {err}"
+        if code == 0:
+            return None
+        return f"exit {code} {output.decode(errors='replace').strip()[-120:]}".strip()
 
 
 class DockerBackend(SharedBackend):
@@ -112,6 +136,8 @@ class DockerBackend(SharedBackend):
         self._client = client
         self._lock = threading.RLock()
         self._tmp_lock = threading.Lock()
+        self._databases, self._venue_counts = name_tables(definition)
+        self._default_cmd: dict[str, list[str]] = {}
         self._services: dict[str, _Service] = {
             spec.name: _Service(spec, Endpoint(HOST, service_port()))
             for spec in definition.services
@@ -202,12 +228,19 @@ class DockerBackend(SharedBackend):
             lambda: container.update(cpu_period=CPU_PERIOD_US, cpu_quota=quota),
         )
 
+    def _strategy(self, svc: _Service) -> WaitStrategy:
+        if svc.spec.health.kind == "command" and svc.container is not None:
+            return _ExecWait(svc.container, self._placeholders(svc).argv(svc.spec.health.command))
+        return strategy_for(
+            svc.spec.health, svc.endpoint, self.run.log_path(svc.spec.name), svc.log_offset
+        )
+
     def wait_healthy(self, service: str, timeout_s: float = 30.0) -> None:
         svc = self._get(service)
         container = svc.container
         try:
             wait_ready(
-                strategy_for(svc.spec.health, svc.endpoint),
+                self._strategy(svc),
                 timeout_s,
                 svc.spec.health.interval_s,
                 alive=lambda: container is not None and container_state(container) == "running",
@@ -239,9 +272,7 @@ class DockerBackend(SharedBackend):
         for name, svc in list(self._services.items()):
             state = container_state(svc.container) if svc.container is not None else "absent"
             running = state in ("running", "paused")
-            healthy = state == "running" and (
-                strategy_for(svc.spec.health, svc.endpoint).probe() is None
-            )
+            healthy = state == "running" and self._strategy(svc).probe() is None
             pid = self.pid(name) if running else None
             result.append(ServiceStatus(name, running, healthy, pid, svc.endpoint, svc.spec.site))
         return result
@@ -273,27 +304,47 @@ class DockerBackend(SharedBackend):
         return container
 
     def _prepare_image(self) -> None:
+        """The tradechaos image (the proxy and built-in parts run in it) and every
+        service's own image, built when missing or out of date (``build:``)."""
         client = self._docker()
-        if self._image is not None:
-            return
         log = self.run.log_path("images")
 
         def progress(line: str) -> None:
             with open(log, "a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
 
-        try:
-            result = images.build(progress=progress, client=client)
-        except InfrastructureError as err:
-            if not images.has_image(client, images.STACK_IMAGE):
-                raise StackError(f"the stack image is unavailable: {err}") from None
-            progress(f"using the existing {images.STACK_IMAGE}: {err}")
-            return
-        progress(result.summary())
+        if self._image is None:
+            try:
+                result = images.build(progress=progress, client=client)
+                progress(result.summary())
+            except InfrastructureError as err:
+                if not images.has_image(client, images.STACK_IMAGE):
+                    raise StackError(f"the stack image is unavailable: {err}") from None
+                progress(f"using the existing {images.STACK_IMAGE}: {err}")
+        for spec in self.definition.services:
+            if uses_tradechaos_image(spec):
+                continue
+            assert spec.image is not None
+            try:
+                if spec.build is not None:
+                    progress(images.build_service_image(spec.image, spec.build, client, progress))
+                elif not images.has_image(client, spec.image):
+                    raise InfrastructureError(
+                        f"image {spec.image} of service {spec.name} is not on this engine "
+                        "and the stack file gives no build: for it"
+                    )
+            except InfrastructureError as err:
+                raise StackError(f"service {spec.name}: {err}") from None
+
+    def _image_of(self, spec: ServiceSpec) -> str:
+        if uses_tradechaos_image(spec):
+            return self.image
+        assert spec.image is not None
+        return spec.image
 
     def _placeholders(self, svc: _Service) -> Placeholders:
         return _ContainerPlaceholders(
-            python=images.VENV_PYTHON,
+            python=images.VENV_PYTHON if uses_tradechaos_image(svc.spec) else "python3",
             port=svc.endpoint.port,
             run_dir=self.run.path,
             data_dir=self.run.data_dir(svc.spec.name),
@@ -301,6 +352,9 @@ class DockerBackend(SharedBackend):
             toxiproxy_url=self._proxy.url if self._proxy is not None else "",
             links=dict(self._links),
             services={name: s.endpoint for name, s in self._services.items()},
+            stack_dir=self.definition.stack_dir,
+            databases=self._databases,
+            venue_counts=self._venue_counts,
         )
 
     def _run_container(
@@ -312,14 +366,20 @@ class DockerBackend(SharedBackend):
             if self._closing:
                 raise StackError(f"not starting {service}: the stack is being stopped")
         run_dir = str(self.run.path)
+        mounts = {run_dir: run_dir, str(self._shared_tmp()): "/tmp"}
+        stack_dir = self.definition.stack_dir
+        if stack_dir is not None:  # read-only: {stack_dir} means the same inside
+            mounts[f"{stack_dir}:ro"] = str(stack_dir)
+        spec = self._services[service].spec if service in self._services else None
+        image = self._image_of(spec) if spec is not None else self.image
         return start_container(
             client,
-            self.image,
+            image,
             argv,
             name=name,
             labels={RUN_LABEL: self.run.run_id, SERVICE_LABEL: service, ROLE_LABEL: role},
             environment={**env, "TRADECHAOS_RUN_ID": self.run.run_id, "PYTHONUNBUFFERED": "1"},
-            mounts={run_dir: run_dir, str(self._shared_tmp()): "/tmp"},
+            mounts=mounts,
             working_dir=run_dir,
             log_path=str(self.run.log_path(service)),
             on_created=lambda container: self.run.record_container(str(container.id)),
@@ -341,7 +401,26 @@ class DockerBackend(SharedBackend):
         return f"tc-{self.run.run_id}-{service}-{role}{svc.launches}"[:200]
 
     def _service_env(self, svc: _Service, fill: Placeholders) -> dict[str, str]:
-        return {key: fill.fill(value) for key, value in svc.spec.env.items()}
+        env = svc.spec.docker_env if svc.spec.docker_env is not None else svc.spec.env
+        return {key: fill.fill(value) for key, value in env.items()}
+
+    def _argv(self, svc: _Service, fill: Placeholders) -> list[str]:
+        """The service's command inside its container: ``docker.command``, else
+        ``command``, else the image's own entrypoint and command."""
+        command = svc.spec.docker_command or svc.spec.command
+        if command:
+            return fill.argv(command)
+        image = self._image_of(svc.spec)
+        if image not in self._default_cmd:
+            config = call(f"inspect image {image}", lambda: self._docker().images.get(image)).attrs
+            config = config.get("Config") or {}
+            self._default_cmd[image] = [
+                *(config.get("Entrypoint") or []),
+                *(config.get("Cmd") or []),
+            ]
+        if not self._default_cmd[image]:
+            raise StackError(f"service {svc.spec.name}: no command, and image {image} has none")
+        return list(self._default_cmd[image])
 
     def _launch(self, service: str, timeout_s: float) -> None:
         svc = self._get(service)
@@ -349,9 +428,11 @@ class DockerBackend(SharedBackend):
         fill = self._placeholders(svc)
         env = self._service_env(svc, fill)
         started = time.monotonic()
+        log = self.run.log_path(service)
+        svc.log_offset = log.stat().st_size if log.exists() else 0
         container = self._run_container(
             service,
-            fill.argv(svc.spec.command),
+            self._argv(svc, fill),
             env,
             "service",
             self._container_name(service, "run", svc),

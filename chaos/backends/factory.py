@@ -13,7 +13,7 @@ from typing import Any
 from chaos.backends.base import Backend
 from chaos.errors import UsageError
 from chaos.runner.state import RunFolder
-from chaos.stackdef import StackDefinition
+from chaos.stackfile.definition import StackDefinition
 
 BACKENDS = ("process", "docker")
 

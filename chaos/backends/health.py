@@ -9,14 +9,17 @@ the poll interval and every probe has its own timeout (at most ``PROBE_TIMEOUT_S
 from __future__ import annotations
 
 import http.client
+import re
 import socket
+import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from chaos.backends.base import Endpoint
-from chaos.stackdef import HealthCheck
+from chaos.stackfile.definition import HealthCheck
 
 PROBE_TIMEOUT_S = 1.0
 
@@ -42,14 +45,15 @@ class NotReady(Exception):
 
 @dataclass(frozen=True)
 class HttpWait:
-    """Ready when ``GET path`` answers 200."""
+    """Ready when ``GET path`` answers ``status`` (200 by default)."""
 
     endpoint: Endpoint
     path: str = "/health"
+    status: int = 200
 
     @property
     def description(self) -> str:
-        return f"GET {self.endpoint.url}{self.path} to answer 200"
+        return f"GET {self.endpoint.url}{self.path} to answer {self.status}"
 
     def probe(self) -> str | None:
         conn = http.client.HTTPConnection(
@@ -63,7 +67,7 @@ class HttpWait:
             return f"{type(err).__name__}: {err}"
         finally:
             conn.close()
-        if response.status == 200:
+        if response.status == self.status:
             return None
         return f"HTTP {response.status} {body.decode(errors='replace').strip()}"
 
@@ -118,14 +122,82 @@ class PgWait:
         return None
 
 
-def strategy_for(check: HealthCheck, endpoint: Endpoint) -> WaitStrategy:
-    """The wait strategy for a service's declared health check."""
+@dataclass(frozen=True)
+class LogWait:
+    """Ready when the service's log shows a line matching ``pattern`` after byte ``offset``
+    (where its latest start began writing)."""
+
+    log_path: Path
+    pattern: str
+    offset: int = 0
+
+    @property
+    def description(self) -> str:
+        return f"a line matching {self.pattern!r} in {self.log_path}"
+
+    def probe(self) -> str | None:
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(self.offset)
+                text = handle.read(4 << 20).decode(errors="replace")
+        except OSError as err:
+            return f"{type(err).__name__}: {err}"
+        return None if re.search(self.pattern, text, re.MULTILINE) else "no such line yet"
+
+
+@dataclass(frozen=True)
+class CommandWait:
+    """Ready when ``argv`` exits 0 (within the probe timeout)."""
+
+    argv: Sequence[str]
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+    timeout_s: float = field(default=PROBE_TIMEOUT_S * 5)
+
+    @property
+    def description(self) -> str:
+        return f"`{' '.join(self.argv)}` to exit 0"
+
+    def probe(self) -> str | None:
+        try:
+            done = subprocess.run(
+                list(self.argv),
+                env=dict(self.env) if self.env is not None else None,
+                cwd=self.cwd,
+                capture_output=True,
+                timeout=self.timeout_s,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return f"{type(err).__name__}: {err}"
+        if done.returncode == 0:
+            return None
+        tail = (done.stdout + done.stderr).decode(errors="replace").strip()[-120:]
+        return f"exit {done.returncode} {tail}".strip()
+
+
+def strategy_for(
+    check: HealthCheck,
+    endpoint: Endpoint,
+    log_path: Path | None = None,
+    log_offset: int = 0,
+    command: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> WaitStrategy:
+    """The wait strategy for a service's declared health check (``command``: its argv with
+    the placeholders filled, for a ``command`` check)."""
     if check.kind == "http":
-        return HttpWait(endpoint, check.path)
+        return HttpWait(endpoint, check.path, check.status)
     if check.kind == "tcp":
         return TcpWait(endpoint)
     if check.kind == "pg":
         return PgWait(endpoint)
+    if check.kind == "log":
+        if log_path is None:
+            return TcpWait(endpoint)
+        return LogWait(log_path, check.pattern, log_offset)
+    if check.kind == "command":
+        return CommandWait(tuple(command or check.command), env)
     raise ValueError(f"unknown health check kind {check.kind!r}")
 
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chaos.errors import InfrastructureError
+from chaos.stackfile.definition import BuildSpec, ServiceSpec
 
 STACK_IMAGE = "tradechaos/stack:latest"
 REGISTRY_BASE = "python:3.11-slim"
@@ -323,9 +324,14 @@ def build(
 
 
 @contextlib.contextmanager
-def _build_lock(root: Path, progress: Progress) -> Iterator[None]:
-    """Hold the project's build lock (waiting for another process's build to finish)."""
-    path = root / ".wheelhouse" / ".build.lock"
+def _build_lock(root: Path | None, progress: Progress) -> Iterator[None]:
+    """Hold the project's build lock (waiting for another process's build to finish);
+    ``root`` None: the machine's lock for images of stack files."""
+    path = (
+        root / ".wheelhouse" / ".build.lock"
+        if root is not None
+        else Path(tempfile.gettempdir()) / f"tradechaos-image-build-{os.getuid()}.lock"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + LOCK_TIMEOUT_S
     with open(path, "a+b") as lock:
@@ -402,6 +408,96 @@ def _remove_quietly(client: Any, image_id: str) -> None:
         client.images.remove(image_id, noprune=False)
 
 
+def _context_files(context: Path) -> list[Path]:
+    skip = {".git", "__pycache__", ".venv", "wheelhouse", "node_modules"}
+    return [
+        p
+        for p in sorted(context.rglob("*"))
+        if p.is_file() and not skip & set(p.relative_to(context).parts) and p.suffix != ".pyc"
+    ]
+
+
+def service_content_hash(spec: BuildSpec, base_id: str) -> str:
+    """sha256 over the build context's files, the Dockerfile, args, wheelhouse and base."""
+    assert spec.context is not None
+    digest = hashlib.sha256()
+    digest.update(base_id.encode() + b"\0" + spec.dockerfile.encode() + b"\0")
+    for key, value in sorted(spec.args.items()):
+        digest.update(f"{key}={value}\0".encode())
+    for requirement in spec.wheelhouse:
+        digest.update(requirement.encode() + b"\0")
+    for path in _context_files(spec.context):
+        digest.update(str(path.relative_to(spec.context)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _service_wheelhouse(requirements: tuple[str, ...], progress: Progress) -> Path:
+    """Wheels of ``requirements`` for this machine's Python, built on the host once per list
+    (cached under the temp dir): containers here cannot reach an index."""
+    key = hashlib.sha256("\0".join(requirements).encode()).hexdigest()[:16]
+    house = Path(tempfile.gettempdir()) / f"tradechaos-wheelhouse-{os.getuid()}" / key
+    stamp = house / ".complete"
+    if not stamp.exists():
+        progress(f"wheelhouse: pip wheel {' '.join(requirements)}")
+        shutil.rmtree(house, ignore_errors=True)
+        pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+        _run([*pip, "wheel", "-q", "-w", str(house), *requirements], PIP_TIMEOUT_S, "pip wheel")
+        stamp.touch()
+    return house
+
+
+def build_service_image(
+    tag: str, spec: BuildSpec, client: Any | None = None, progress: Progress = _stderr_progress
+) -> str:
+    """Make image ``tag`` current for a stack file's ``build:`` (docker build of its
+    context, no network; ``{base_image}`` in args is the base image here, ``wheelhouse``
+    requirements are added to the context under ``wheelhouse/``). A line saying what was
+    done."""
+    assert spec.context is not None
+    client = client or docker_client()
+    started = time.monotonic()
+    base_ref, base_id = ensure_base(client, progress)
+    wanted = service_content_hash(spec, base_id)
+    import docker
+
+    try:
+        current = (client.images.get(tag).labels or {}).get(CONTENT_LABEL)
+    except docker.errors.ImageNotFound:
+        current = None
+    if current == wanted:
+        return f"{tag} up to date"
+    with _build_lock(None, progress):
+        house = _service_wheelhouse(spec.wheelhouse, progress) if spec.wheelhouse else None
+        args = {k: v.replace("{base_image}", base_ref) for k, v in spec.args.items()}
+        builder = docker_client(BUILD_TIMEOUT_S)
+        with tempfile.SpooledTemporaryFile(64 << 20) as context:
+            with tarfile.open(fileobj=context, mode="w") as tar:
+                for path in _context_files(spec.context):
+                    tar.add(path, arcname=str(path.relative_to(spec.context)))
+                for wheel in sorted(house.glob("*.whl")) if house is not None else ():
+                    tar.add(wheel, arcname=f"wheelhouse/{wheel.name}")
+            context.seek(0)
+            progress(f"build: {tag} from {spec.context}")
+            _stream_build(
+                builder.api.build(
+                    fileobj=context,
+                    custom_context=True,
+                    dockerfile=spec.dockerfile,
+                    tag=tag,
+                    buildargs=args,
+                    labels={CONTENT_LABEL: wanted, "tradechaos.image": "service"},
+                    rm=True,
+                    forcerm=True,
+                    decode=True,
+                    network_mode="none",
+                    use_config_proxy=False,
+                    timeout=int(BUILD_TIMEOUT_S),
+                ),
+                progress,
+            )
+    return f"{tag} built in {time.monotonic() - started:.1f}s (base {base_ref})"
+
+
 def ensure_image(progress: Progress = _stderr_progress) -> str:
     """The stack image reference, built first when missing or out of date."""
     return build(progress=progress).image
@@ -430,3 +526,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def uses_tradechaos_image(spec: ServiceSpec) -> bool:
+    """Whether ``spec`` runs in the tradechaos image (built-in parts, ``build: tradechaos``,
+    or no image of its own)."""
+    return (
+        spec.builtin is not None
+        or spec.image is None
+        or (spec.build is not None and spec.build.tradechaos)
+    )

@@ -37,8 +37,8 @@ from pathlib import Path
 
 from chaos.backends import ports
 from chaos.backends.base import Endpoint, ServiceStatus
-from chaos.backends.health import NotReady, strategy_for, wait_ready
-from chaos.backends.placeholders import Placeholders
+from chaos.backends.health import NotReady, WaitStrategy, strategy_for, wait_ready
+from chaos.backends.placeholders import Placeholders, name_tables
 from chaos.backends.proxyadmin import EmbeddedProxy, ProxyAdmin
 from chaos.backends.service import ServiceProcess
 from chaos.backends.shared import SharedBackend
@@ -46,7 +46,7 @@ from chaos.errors import BadInput, ProxyError, StackError
 from chaos.runner import procutil
 from chaos.runner.procutil import log_tail as log_tail  # re-exported (docker backend)
 from chaos.runner.state import RunFolder
-from chaos.stackdef import ServiceSpec, StackDefinition
+from chaos.stackfile.definition import ServiceSpec, StackDefinition
 
 HOST = ports.HOST
 SETUP_TIMEOUT_S = 120.0
@@ -75,6 +75,7 @@ class ProcessBackend(SharedBackend):
         self._embedded_wanted = embedded_proxy and toxiproxy_url is None
         self._python = python
         self._lock = threading.RLock()
+        self._databases, self._venue_counts = name_tables(definition)
         self._services: dict[str, ServiceProcess] = {
             spec.name: ServiceProcess(spec, Endpoint(HOST, ports.free_port()))
             for spec in definition.services
@@ -157,9 +158,20 @@ class ProcessBackend(SharedBackend):
     def throttle(self, service: str, cpu_fraction: float | None) -> None:
         self._get(service).throttle(cpu_fraction)
 
+    def _strategy(self, svc: ServiceProcess) -> WaitStrategy:
+        fill = self._placeholders(svc)
+        return strategy_for(
+            svc.spec.health,
+            svc.endpoint,
+            self.run.log_path(svc.name),
+            svc.log_offset,
+            fill.argv(svc.spec.health.command),
+            self._service_env(svc, fill),
+        )
+
     def wait_healthy(self, service: str, timeout_s: float = 30.0) -> None:
         svc = self._get(service)
-        strategy = strategy_for(svc.spec.health, svc.endpoint)
+        strategy = self._strategy(svc)
         proc = svc.proc
         try:
             wait_ready(
@@ -185,11 +197,7 @@ class ProcessBackend(SharedBackend):
         result = []
         for name, svc in list(self._services.items()):
             pid = svc.pid
-            healthy = (
-                pid is not None
-                and not svc.paused
-                and strategy_for(svc.spec.health, svc.endpoint).probe() is None
-            )
+            healthy = pid is not None and not svc.paused and self._strategy(svc).probe() is None
             result.append(
                 ServiceStatus(name, pid is not None, healthy, pid, svc.endpoint, svc.spec.site)
             )
@@ -217,6 +225,9 @@ class ProcessBackend(SharedBackend):
             toxiproxy_url=self._proxy.url if self._proxy is not None else "",
             links=dict(self._links),
             services={name: s.endpoint for name, s in self._services.items()},
+            stack_dir=self.definition.stack_dir,
+            databases=self._databases,
+            venue_counts=self._venue_counts,
         )
 
     def _service_env(self, svc: ServiceProcess, fill: Placeholders) -> dict[str, str]:
@@ -233,10 +244,13 @@ class ProcessBackend(SharedBackend):
         phases = self._set_up(service)  # once; done early by start_stack for most services
         started = time.monotonic()
         argv = fill.argv(svc.spec.command)
+        cwd = Path(fill.fill(svc.spec.cwd)) if svc.spec.cwd else self.run.path
+        log = self.run.log_path(service)
         with self._lock:
             self._refuse_if_closing(service)
+            svc.log_offset = log.stat().st_size if log.exists() else 0
             try:
-                proc = procutil.spawn(argv, self.run.log_path(service), env, cwd=self.run.path)
+                proc = procutil.spawn(argv, log, env, cwd=cwd)
             except OSError as err:
                 raise StackError(
                     f"service {service} could not be started ({argv[0]}: {err})"

@@ -22,7 +22,7 @@ from chaos.backends.base import Endpoint
 from chaos.errors import BadInput, StackError
 from chaos.runner import procutil
 from chaos.runner.procutil import DutyCycle
-from chaos.stackdef import ServiceSpec
+from chaos.stackfile.definition import ServiceSpec
 
 
 @dataclass
@@ -36,6 +36,7 @@ class ServiceProcess:
     paused: bool = False
     duty_cycle: DutyCycle | None = None
     history: list[int] = field(default_factory=list)
+    log_offset: int = 0  # where the latest start began writing to the log (log health)
     _signal_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -67,7 +68,9 @@ class ServiceProcess:
         self.paused = False
         if self.proc is None:
             return False
-        procutil.terminate(self.proc, self.spec.stop_grace_s if grace_s is None else grace_s)
+        grace = self.spec.stop_grace_s if grace_s is None else grace_s
+        stop_signal = getattr(signal, f"SIG{self.spec.stop_signal}", signal.SIGTERM)
+        procutil.terminate(self.proc, grace, stop_signal=stop_signal)
         return True
 
     def send(self, signum: int) -> None:

@@ -28,7 +28,7 @@ from chaos.backends.proxyadmin import ProxyAdmin
 from chaos.errors import BadInput, StackError
 from chaos.runner.procutil import log_tail
 from chaos.runner.state import RunFolder
-from chaos.stackdef import ServiceSpec, StackDefinition
+from chaos.stackfile.definition import ServiceSpec, StackDefinition
 
 HOST = ports.HOST
 

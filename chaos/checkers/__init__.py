@@ -26,7 +26,18 @@ REGISTRY: dict[str, Checker] = {
     )
 }
 
-__all__ = ["REGISTRY", "CheckParams", "Checker", "Verdict", "run_all"]
+# The History sources each invariant judges that come from the stack's history binding.
+NEEDS: dict[str, tuple[str, ...]] = {
+    liquidations.NAME: ("events",),
+    chain.NAME: ("events", "chain"),
+    orders.LOST: ("events",),
+    orders.DUPLICATE: ("events",),
+    sequence.NAME: ("events",),
+    band.NAME: ("events",),
+    staleness.NAME: ("events",),
+}
+
+__all__ = ["NEEDS", "REGISTRY", "CheckParams", "Checker", "Verdict", "run_all"]
 
 
 def run_all(
@@ -42,8 +53,15 @@ def run_all(
         if name not in REGISTRY:
             raise ValueError(f"unknown invariant {name!r} (known: {', '.join(REGISTRY)})")
     params = params or CheckParams()
+    exported = history.run.history_sources
     verdicts = []
     for name in chosen:
+        lacking = [s for s in NEEDS.get(name, ()) if exported is not None and s not in exported]
+        if lacking:
+            reason = ", ".join(f"bindings.history.{s}" for s in lacking)
+            stack = history.run.stack.get("name") or "the stack"
+            verdicts.append(unknown(name, f"{stack}'s stack file declares no {reason}"))
+            continue
         try:
             verdicts.append(REGISTRY[name].check(history, params))
         except HistoryError as err:

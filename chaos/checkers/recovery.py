@@ -1,7 +1,8 @@
 """recovery_within_rto: after a node loss, trading resumes within the RTO budget.
 
 For every loss in ``faults.jsonl`` (``node_loss`` or ``site_loss`` of any target, or
-``kill``/``crash`` of a sequencer), the outage starts at the loss itself: the time of the
+``kill``/``crash`` of a service that takes orders: run.json's ``stack.order_services``, the
+servers of the stack's orders links), the outage starts at the loss itself: the time of the
 fault's ``evidence`` record saying ``lost: true`` (or its ``lost_at``) when recorded, else
 its ``begin`` time plus its ``ramp`` (a cooling-style loss degrades first), else its
 ``begin`` time. Trading has resumed at the
@@ -37,9 +38,11 @@ def outages(history: History) -> list[Outage]:
     """Node losses and sequencer kills, with the instant each took effect."""
     begins: dict[str, FaultRecord] = {}
     lost_at: dict[str, float] = {}
+    order_services = set(history.run.order_services)
     for fault in history.faults():
         is_loss = fault.action in LOSS_ACTIONS
-        is_kill = fault.action in KILL_ACTIONS and "sequencer" in (fault.target or "")
+        targets = set((fault.target or "").split(","))
+        is_kill = fault.action in KILL_ACTIONS and bool(targets & order_services)
         if not (is_loss or is_kill):
             continue
         if fault.phase == "begin":

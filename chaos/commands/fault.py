@@ -68,7 +68,16 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="where `stack up` wrote current-stack.json (default: $TRADECHAOS_OUT or runs/)",
     )
-    parser.add_argument("--stack", metavar="FILE", help="the stack file (overrides --out)")
+    parser.add_argument(
+        "--current",
+        metavar="FILE",
+        help="the running stack's record (default: <out>/current-stack.json)",
+    )
+    parser.add_argument(
+        "--stack",
+        metavar="FILE",
+        help="the stack file describing it (default: the one `stack up` ran)",
+    )
     parser.add_argument("--history", metavar="DIR", help="record faults.jsonl here")
     parser.add_argument("--toxiproxy-url", metavar="URL", help="override the stack's proxy")
     parser.add_argument("--list", action="store_true", help="list actions and parameters")
@@ -76,7 +85,7 @@ def register(subparsers: Any) -> None:
 
 
 def describe_actions() -> str:
-    from chaos.faults.registry import ACTIONS
+    from chaos.experiment.actions import ACTIONS
 
     lines = []
     for name, info in sorted(ACTIONS.items()):
@@ -113,8 +122,8 @@ def handle(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.action:
         raise UsageError("an ACTION is needed (see tradechaos fault --list)")
-    from chaos.experiment.durations import parse_duration
-    from chaos.faults.registry import ACTIONS, StepError
+    from chaos.experiment.actions import ACTIONS, StepError
+    from chaos.files.durations import parse_duration
 
     if args.action not in ACTIONS:
         raise UsageError(
@@ -141,19 +150,22 @@ def handle(args: argparse.Namespace) -> int:
 def run_by_hand(step: HandStep, args: argparse.Namespace) -> int:
     import random
 
+    from chaos.experiment.actions import validate_step
+    from chaos.experiment.steps import missing_requirement
     from chaos.faults.attached import AttachedBackend
     from chaos.faults.base import FaultContext, known_names
+    from chaos.faults.build import build
     from chaos.faults.proxyapi import proxy_control
-    from chaos.faults.registry import build, validate_step
     from chaos.history.recorder import Recorder
-    from chaos.stack.definition import reference_stack
 
     out = Path(args.out) if args.out is not None else default_out_dir()
-    stack_file = Path(args.stack) if args.stack else out / "current-stack.json"
-    probe = AttachedBackend(stack_file, reference_stack())
-    data = probe.stack_data()
-    definition = reference_stack(standby=bool(data.get("standby")) or _has_standby(data))
-    backend = AttachedBackend(stack_file, definition)
+    record = Path(args.current) if args.current else out / "current-stack.json"
+    data = AttachedBackend.read_record(record)
+    definition = _definition(data, args.stack)
+    backend = AttachedBackend(record, definition)
+    missing = missing_requirement(step.action, definition)
+    if missing is not None:
+        raise BadInput(missing)
     validate_step(step.action, step.params, known_names(definition), step.target, check_target=True)
     run_dir = data.get("run_dir")
     history = (
@@ -202,5 +214,22 @@ def run_by_hand(step: HandStep, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _has_standby(data: dict[str, Any]) -> bool:
-    return "sequencer_b" in (data.get("services") or {})
+def _definition(data: dict[str, Any], override: str | None) -> Any:
+    """The running stack's definition: its stack file (or ``--stack``) with the option
+    values and mitigations ``stack up`` ran it with."""
+    from chaos.stackfile import load, reference_stack_path, resolve
+
+    path = Path(override) if override else Path(data.get("stack_file") or reference_stack_path())
+    stack = load(path)
+    text = str(data.get("mitigations") or "all")
+    on = (
+        list(stack.mitigation_names)
+        if text == "all"
+        else []
+        if text == "none"
+        else [m for m in text.split(",") if m]
+    )
+    try:
+        return resolve(stack, dict(data.get("options") or {}), on)
+    except ValueError as err:
+        raise BadInput(f"{path}: {err}") from None

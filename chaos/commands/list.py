@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chaos.commands.validate import experiment_files
-from chaos.errors import EXIT_BAD_INPUT, EXIT_OK, InvalidExperiment, UsageError
+from chaos.commands.stackargs import add_stack_argument
+from chaos.commands.validate import experiment_files, file_kind
+from chaos.errors import EXIT_BAD_INPUT, EXIT_OK, InvalidFile, UsageError
 from chaos.experiment.loader import load
 from chaos.experiment.model import Experiment
 
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("directory", nargs="?", default="experiments", metavar="DIR")
     parser.add_argument("--json", action="store_true", help="print a JSON list")
+    add_stack_argument(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -48,6 +50,7 @@ def summary(experiment: Experiment) -> dict[str, Any]:
         "invariants": list(experiment.invariants),
         "duration_s": experiment.duration_s,
         "seed": experiment.seed,
+        "stack": str(experiment.stack.path),
     }
 
 
@@ -56,9 +59,11 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.directory}: not a folder")
     rows: list[dict[str, Any]] = []
     for path in experiment_files([args.directory]):
+        if file_kind(path) != "experiment":
+            continue
         try:
-            rows.append(summary(load(path)))
-        except InvalidExperiment as err:
+            rows.append(summary(load(path, args.stack)))
+        except InvalidFile as err:
             rows.append({"file": path, "error": str(err)})
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chaos.commands.stackargs import add_stack_argument
 from chaos.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
-from chaos.experiment.catalog import is_fault
-from chaos.experiment.durations import format_duration
 from chaos.experiment.loader import load
 from chaos.experiment.model import Experiment
 from chaos.experiment.steps import planned_times
+from chaos.files.durations import format_duration
 from chaos.runner.state import default_out_dir
 
 EXAMPLE = """examples:
@@ -22,6 +22,7 @@ EXAMPLE = """examples:
   tradechaos run x.yaml --no-faults          # control run: same timeline, faults skipped
   tradechaos run x.yaml --dry-run            # print each variant's timeline, run nothing
   tradechaos run experiments/incidents/*.yaml --controls --jobs 2   # the library as a CI gate
+  tradechaos run my-exp.yaml --stack my-stack.yaml   # on another stack file
 
 exit codes: 0 every variant met its expectation, 1 an expectation was not met,
 2 bad input, 3 infrastructure failure, 130 interrupted (everything healed and stopped)."""
@@ -38,6 +39,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="experiment file(s)")
     parser.add_argument("--variant", metavar="V", help="run only this variant")
+    add_stack_argument(parser)
     parser.add_argument("--backend", choices=("process", "docker"), default="process")
     parser.add_argument("--seed", type=int, metavar="N", help="replay with this seed")
     parser.add_argument(
@@ -90,8 +92,8 @@ def timeline(experiment: Experiment, variant: str, no_faults: bool) -> list[dict
             "for": step.for_s,
             "after": step.after,
             "delay": step.at_s,
-            "fault": is_fault(step.action),
-            "skipped": no_faults and is_fault(step.action),
+            "fault": step.fault,
+            "skipped": no_faults and step.fault,
         }
         for step in steps
     ]
@@ -170,7 +172,9 @@ def _render_plan(plan: dict[str, Any]) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     modes = _modes(args)
-    experiments = [(e, _selected(e, args.variant)) for e in (load(f) for f in args.files)]
+    experiments = [
+        (e, _selected(e, args.variant)) for e in (load(f, args.stack) for f in args.files)
+    ]
     if args.dry_run:
         return _dry_run(experiments, args, modes)
     from dataclasses import replace
@@ -189,6 +193,7 @@ def handle(args: argparse.Namespace) -> int:
         args.toxiproxy_url,
         args.quiet,
         ticker=not args.no_ticker,
+        stack=Path(args.stack).resolve() if args.stack else None,
     )
     runs = [(e, v, m) for e, variants in experiments for v in variants for m in modes]
     results: list[RunResult] = []

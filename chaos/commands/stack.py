@@ -1,6 +1,8 @@
-"""``tradechaos stack up|status|down``: run the reference stack by hand (game days, demos).
+"""``tradechaos stack up|status|down|schema``: run a stack by hand (game days, demos), and
+print the stack file's JSON Schema.
 
 Thin: parses, validates, and calls ``chaos.runner.manual`` (which documents the behaviour).
+``--stack FILE`` names the stack file (default: the reference stack).
 """
 
 from __future__ import annotations
@@ -11,9 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chaos.errors import BadInput, StackError, UsageError
+from chaos.commands.stackargs import (
+    add_option_argument,
+    add_stack_argument,
+    option_values,
+    stack_path,
+)
+from chaos.errors import BadInput, UsageError
 from chaos.runner.state import CurrentStack, current_stack_path, default_out_dir, read_current_stack
-from chaos.stackdef import StackDefinition
+from chaos.stackfile.definition import StackDefinition
 
 EXIT_NO_STACK = 2
 EXIT_UNHEALTHY = 3
@@ -25,10 +33,11 @@ def register(subparsers: Any) -> None:
     raw = argparse.RawDescriptionHelpFormatter
     parser = subparsers.add_parser(
         "stack",
-        help="start, inspect or stop the reference trading stack by hand",
-        description="Run the reference trading stack by hand (game days, demos, debugging).",
+        help="start, inspect or stop a trading stack by hand; print the stack-file schema",
+        description="Run a stack by hand (game days, demos, debugging). The stack is the\n"
+        "reference stack unless --stack names another stack file (docs/stack-file.md).",
         epilog="example:\n  tradechaos stack up --detach && tradechaos stack status && "
-        "tradechaos stack down",
+        "tradechaos stack down\n  tradechaos stack schema > stack.schema.json",
         formatter_class=raw,
     )
     sub = parser.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
@@ -36,11 +45,12 @@ def register(subparsers: Any) -> None:
     up = sub.add_parser(
         "up",
         help="start the stack and keep it until Ctrl-C (or --detach)",
-        description="Start every service of the reference stack behind its proxy links, print\n"
+        description="Start every service of the stack behind its proxy links, print\n"
         "where they listen and write <out>/current-stack.json for `stack status|down` and\n"
         "`tradechaos fault`. Waits for Ctrl-C/SIGTERM, then stops everything (exit 0).",
         epilog="examples:\n  tradechaos stack up --mitigations none --seed 7\n"
-        "  tradechaos stack up --detach --standby --out /tmp/runs",
+        "  tradechaos stack up --detach --option standby=true --out /tmp/runs\n"
+        "  tradechaos stack up --stack examples/minidex/stack.yaml --detach",
         formatter_class=raw,
     )
     up.add_argument(
@@ -48,9 +58,8 @@ def register(subparsers: Any) -> None:
         default="all",
         help="guards that are ON: all, none, or a,b,c (default: all)",
     )
-    up.add_argument(
-        "--standby", action="store_true", help="also run the standby sequencer (site b)"
-    )
+    add_stack_argument(up)
+    add_option_argument(up)
     up.add_argument("--seed", type=int, default=1, help="seed of the price path (default 1)")
     up.add_argument(
         "--backend",
@@ -104,6 +113,31 @@ def register(subparsers: Any) -> None:
     _add_out(down)
     down.set_defaults(handler=run_down)
 
+    schema = sub.add_parser(
+        "schema",
+        help="print the stack file's JSON Schema (for editors)",
+        description="Print the JSON Schema every stack file is validated against\n"
+        "(docs/stack-file.md); what it cannot say is checked by `tradechaos validate`.",
+        epilog="example:\n  tradechaos stack schema > stack.schema.json",
+        formatter_class=raw,
+    )
+    schema.set_defaults(handler=run_schema)
+
+    compose = sub.add_parser(
+        "compose",
+        help="write a docker-compose file for the stack (to run it by hand)",
+        description="Write a docker-compose file that runs the stack as the docker backend\n"
+        "does (host networking, every link through the proxy, fixed ports).",
+        epilog="examples:\n  tradechaos stack compose -o compose/docker-compose.yml\n"
+        "  tradechaos stack compose --stack examples/minidex/stack.yaml -o minidex-compose.yml",
+        formatter_class=raw,
+    )
+    add_stack_argument(compose)
+    add_option_argument(compose)
+    compose.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
+    compose.add_argument("--mitigations", default="all", help=argparse.SUPPRESS)
+    compose.set_defaults(handler=run_compose)
+
 
 def _add_out(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -115,16 +149,49 @@ def _out(args: argparse.Namespace) -> Path:
     return Path(args.out if args.out is not None else default_out_dir()).resolve()
 
 
-def _definition(args: argparse.Namespace) -> StackDefinition:
+def _definition(args: argparse.Namespace) -> tuple[StackDefinition, dict[str, object]]:
+    """The stack to run (bad input refused before any process starts) and its options."""
+    from chaos.stackfile import load, resolve
+
+    stack = load(stack_path(args))
+    options = option_values(args.options)
+    text = args.mitigations.strip().lower()
+    if text == "all":
+        on = list(stack.mitigation_names)
+    elif text in ("none", ""):
+        on = []
+    else:
+        on = [m.strip() for m in text.split(",") if m.strip()]
+        unknown = [m for m in on if m not in stack.mitigation_names]
+        if unknown:
+            known = ", ".join(stack.mitigation_names) or "none"
+            raise UsageError(
+                f"--mitigations: unknown mitigation {unknown[0]!r} (known: all, none, {known})"
+            )
     try:
-        from chaos.stack.definition import parse_mitigations, reference_stack
-    except ModuleNotFoundError as err:
-        raise StackError(f"the reference stack is not available ({err})") from None
-    try:
-        parse_mitigations(args.mitigations)
+        return resolve(stack, options, on), options
     except ValueError as err:
-        raise UsageError(f"--mitigations: {err}") from None
-    return reference_stack(standby=args.standby)
+        raise UsageError(f"--option: {err}") from None
+
+
+def run_compose(args: argparse.Namespace) -> int:
+    from chaos.backends.compose_gen import generate
+
+    definition, _values = _definition(args)
+    text = generate(definition, args.output)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def run_schema(_args: argparse.Namespace) -> int:
+    from chaos.stackfile.schema import schema_json
+
+    sys.stdout.write(schema_json())
+    return 0
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -132,9 +199,10 @@ def run_up(args: argparse.Namespace) -> int:
 
     out = _out(args)
     manual.refuse_if_up(out)
-    definition = _definition(args)  # bad input is refused here, before any process starts
+    definition, values = _definition(args)  # bad input is refused here, before any start
+    assert definition.source is not None
     options = manual.StackOptions(
-        args.mitigations, args.standby, args.seed, args.backend, args.toxiproxy_url
+        definition.source, values, args.mitigations, args.seed, args.backend, args.toxiproxy_url
     )
     if not args.detach:
         manual.keep_up(definition, out, options, say=lambda line: print(line, flush=True))

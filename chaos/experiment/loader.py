@@ -1,8 +1,12 @@
 """Experiment files -> ``Experiment`` (docs/experiment-format.md).
 
-``load(path)`` returns a validated model or raises ``InvalidExperiment`` (the first problem);
-``problems(path)`` returns every problem, each ``FILE:LINE: FIELD: problem (allowed: ...)``.
-Nothing here starts processes or touches the network.
+``load(path, stack=None)`` returns a validated model or raises ``InvalidFile`` (the first
+problem); ``problems(path, stack=None)`` returns every problem, each
+``FILE:LINE: FIELD: problem (allowed: ...)``. The experiment is validated against the stack
+it runs on: its ``stack.file`` (relative to the experiment file), or ``stack`` given here
+(``--stack``), else the reference stack; every variant's options are applied to that stack
+file and each step is checked against the services, links, sites and bindings of every
+variant it runs in. Nothing here starts processes or touches the network.
 """
 
 from __future__ import annotations
@@ -11,23 +15,27 @@ import re
 from pathlib import Path
 from typing import Any
 
-from chaos.errors import InvalidExperiment
-from chaos.experiment import catalog
-from chaos.experiment.fields import Reader, known, printable
+from chaos.checkers import REGISTRY
+from chaos.checkers.params import CheckParams
+from chaos.errors import InvalidExperiment, InvalidFile
 from chaos.experiment.model import (
     PROBE_KINDS,
-    TRADING_MODES,
     AbortCondition,
     Experiment,
     Incident,
-    KnownNames,
     LoadSpec,
     Probe,
-    StackOptions,
+    StackRef,
     Variant,
 )
 from chaos.experiment.steps import read_method
-from chaos.experiment.yamlsource import LineDict, LineList, YamlSyntaxError, parse
+from chaos.files.fields import Reader, known, printable
+from chaos.files.yamlsource import LineDict, LineList, YamlSyntaxError, parse
+from chaos.stackfile import loader as stack_loader
+from chaos.stackfile import resolve
+from chaos.stackfile.bindings import TRADING_MODES
+from chaos.stackfile.definition import StackDefinition
+from chaos.stackfile.model import StackFile
 
 TOP_LEVEL = (
     "name", "description", "incident", "seed", "duration", "stack", "load", "params",
@@ -40,20 +48,20 @@ MAX_FILE_BYTES = 1_000_000
 MAX_SEED = 2**63 - 1
 
 
-def load(path: str | Path) -> Experiment:
-    experiment, found = _load(str(path))
+def load(path: str | Path, stack: str | Path | None = None) -> Experiment:
+    experiment, found = _load(str(path), stack)
     if found:
         raise found[0]
     assert experiment is not None
     return experiment
 
 
-def problems(path: str | Path) -> list[InvalidExperiment]:
-    """Every problem in the file; empty when it loads."""
-    return _load(str(path))[1]
+def problems(path: str | Path, stack: str | Path | None = None) -> list[InvalidFile]:
+    """Every problem in the file (and in its stack file); empty when it loads."""
+    return _load(str(path), stack)[1]
 
 
-def _load(path: str) -> tuple[Experiment | None, list[InvalidExperiment]]:
+def _load(path: str, stack: str | Path | None) -> tuple[Experiment | None, list[InvalidFile]]:
     try:
         raw = Path(path).read_bytes()
     except OSError as err:
@@ -68,12 +76,12 @@ def _load(path: str) -> tuple[Experiment | None, list[InvalidExperiment]]:
     except YamlSyntaxError as err:
         return None, [InvalidExperiment(path, err.line, "", printable(err.problem))]
     reader = Reader(path)
-    experiment = _read(reader, document)
-    found = sorted(reader.problems, key=lambda p: p.line or 0)
+    experiment = _read(reader, document, stack)
+    found = sorted(reader.problems, key=lambda p: (p.path != path, p.line or 0))
     return (experiment if not found else None), found
 
 
-def _read(r: Reader, document: Any) -> Experiment | None:
+def _read(r: Reader, document: Any, stack_override: str | Path | None) -> Experiment | None:
     top = r.mapping(document, 1, "", TOP_LEVEL)
     if top is None:
         return None
@@ -87,17 +95,19 @@ def _read(r: Reader, document: Any) -> Experiment | None:
     description = r.string(top, "description", "description") if "description" in top else ""
     seed = r.integer(top, "seed", "seed", 0, MAX_SEED) if "seed" in top else 0
     duration = r.duration(top, "duration", "duration", positive=True) if "duration" in top else None
-    stack = _stack(r, top)
-    names = catalog.known_names(standby=stack.standby, venues=stack.venues)
+    stack_file, stack = _stack(r, top, stack_override)
+    if stack_file is None:
+        return None
     invariants = (
-        r.names(top, "invariants", "invariants", names.invariants, "invariant")
+        r.names(top, "invariants", "invariants", tuple(sorted(REGISTRY)), "invariant")
         if "invariants" in top
         else None
     )
-    variants = _variants(r, top, names, invariants or ())
+    variants = _variants(r, top, stack_file, stack, invariants or ())
+    definitions = _definitions(r, top, stack_file, variants or ())
     method = (
-        read_method(r, top, names, variants or (), duration)
-        if "method" in top and duration is not None
+        read_method(r, top, definitions, variants or (), duration)
+        if "method" in top and duration is not None and definitions is not None
         else None
     )
     experiment = Experiment(
@@ -116,18 +126,96 @@ def _read(r: Reader, document: Any) -> Experiment | None:
         steady_state=_probes(r, top),
         abort_when=_aborts(r, top),
     )
+    if definitions is not None:
+        _check_probes(r, top, experiment, definitions)
     return experiment if not r.problems else None
 
 
-def _stack(r: Reader, top: LineDict) -> StackOptions:
-    if "stack" not in top:
-        return StackOptions()
-    section = r.mapping(top["stack"], top.line_of("stack"), "stack", ("standby", "venues"))
-    if section is None:
-        return StackOptions()
-    standby = r.boolean(section, "standby", "stack.standby") if "standby" in section else False
-    venues = r.integer(section, "venues", "stack.venues", 1, 20) if "venues" in section else 3
-    return StackOptions(standby=bool(standby), venues=venues or 3)
+def _stack(
+    r: Reader, top: LineDict, override: str | Path | None
+) -> tuple[StackFile | None, StackRef]:
+    """The stack file the experiment runs on (its problems become the experiment's) and
+    the experiment-level option values, checked against the stack's options."""
+    section = LineDict()
+    if "stack" in top:
+        found = r.mapping(top["stack"], top.line_of("stack"), "stack", ("file", "options"))
+        section = found if found is not None else LineDict()
+    if override is not None:
+        path = Path(override).resolve()
+    elif "file" in section and isinstance(section["file"], str):
+        path = (Path(r.path).resolve().parent / section["file"]).resolve()
+    elif "file" in section:
+        r.fail(section.line_of("file"), "stack.file", "expected the path of a stack file")
+        return None, StackRef()
+    else:
+        path = stack_loader.reference_stack_path()
+    stack_problems = stack_loader.problems(path)
+    if stack_problems:
+        if not path.exists() and "file" in section and override is None:
+            r.fail(section.line_of("file"), "stack.file", f"no stack file at {path}")
+        else:
+            r.problems.extend(stack_problems)
+        return None, StackRef(path)
+    stack_file = stack_loader.load(path)
+    options = _options(r, section, "stack.options", stack_file, {})
+    return stack_file, StackRef(path, options)
+
+
+def _options(
+    r: Reader, body: LineDict, field: str, stack: StackFile, base: dict[str, Any]
+) -> dict[str, Any]:
+    """``base`` updated with the option values of ``body["options"]``, each checked."""
+    values = dict(base)
+    if "options" not in body:
+        return values
+    section = body["options"]
+    if not isinstance(section, LineDict):
+        r.fail(body.line_of("options"), field, "expected a mapping of option names to values")
+        return values
+    for key, value in section.items():
+        line = section.line_of(key)
+        decl = stack.options.get(key) if isinstance(key, str) else None
+        if decl is None:
+            listing = known(stack.options)
+            r.fail(
+                line,
+                f"{field}.{key}",
+                f"stack {stack.name} has no option {key!r} (options: {listing})",
+            )
+            continue
+        try:
+            values[key] = decl.check(value)
+        except ValueError as err:
+            r.fail(line, f"{field}.{key}", str(err))
+    return values
+
+
+def _definitions(
+    r: Reader, top: LineDict, stack: StackFile, variants: tuple[Variant, ...]
+) -> dict[str, StackDefinition] | None:
+    """The stack each variant runs on (its options and mitigations applied)."""
+    result: dict[str, StackDefinition] = {}
+    for variant in variants:
+        try:
+            result[variant.name] = resolve(stack, variant.options, variant.mitigations)
+        except ValueError as err:
+            r.fail(variant.line, f"variants.{variant.name}", str(err))
+    return result if len(result) == len(variants) else None
+
+
+def _check_probes(
+    r: Reader, top: LineDict, experiment: Experiment, definitions: dict[str, StackDefinition]
+) -> None:
+    """A trading_mode probe or abort condition needs the stack to say its mode."""
+    uses = [p.line for p in experiment.steady_state if p.kind == "trading_mode"]
+    uses += [c.line for c in experiment.abort_when if c.kind == "trading_mode"]
+    if not uses:
+        return
+    binding = next(iter(definitions.values())).bindings.trading_mode
+    if binding is None or binding.get is None or binding.get_mode is None:
+        stack = next(iter(definitions.values())).name
+        r.fail(uses[0], "steady_state", f"a trading_mode probe needs stack {stack}'s "
+               "bindings.trading_mode.get (with mode:), which it does not declare")  # fmt: skip
 
 
 def _load_spec(r: Reader, top: LineDict) -> LoadSpec:
@@ -201,27 +289,28 @@ def _params(r: Reader, top: LineDict) -> dict[str, Any]:
     if not isinstance(section, LineDict):
         r.fail(top.line_of("params"), "params", "expected a mapping of checker parameters")
         return {}
-    defaults = catalog.checker_defaults()
+    defaults = CheckParams.DEFAULTS
     result: dict[str, Any] = {}
     for key, value in section.items():
         line = section.line_of(key)
-        if defaults is not None and key not in defaults:
+        if key not in defaults:
             r.fail(line, f"params.{key}", f"unknown checker parameter (known: {known(defaults)})")
             continue
         result[str(key)] = r.plain(value, line, f"params.{key}", depth=3)
     if len(result) == len(section):
         try:
-            catalog.check_params(result)
+            CheckParams.from_mapping(result)
         except (ValueError, TypeError) as err:
             r.fail(section.line, "params", str(err) or "rejected by the checkers")
     return result
 
 
 def _variants(
-    r: Reader, top: LineDict, names: KnownNames, invariants: tuple[str, ...]
+    r: Reader, top: LineDict, stack: StackFile, ref: StackRef, invariants: tuple[str, ...]
 ) -> tuple[Variant, ...] | None:
+    every = tuple(sorted(stack.mitigation_names))
     if "variants" not in top:
-        return (Variant("default", tuple(sorted(names.mitigations)), (), top.line),)
+        return (Variant("default", every, (), top.line, dict(ref.options)),)
     section = top["variants"]
     if not isinstance(section, LineDict) or not section:
         r.fail(
@@ -238,10 +327,11 @@ def _variants(
         if settings is None:
             settings = LineDict()
             settings.line = line
-        body = r.mapping(settings, line, field, ("mitigations", "expect", "description"))
+        body = r.mapping(settings, line, field, ("mitigations", "expect", "description", "options"))
         if body is None:
             continue
-        mitigations = _mitigations(r, body, field, names) if "mitigations" in body else None
+        mitigations = _mitigations(r, body, field, every) if "mitigations" in body else None
+        options = _options(r, body, f"{field}.options", stack, dict(ref.options))
         violated: tuple[str, ...] = ()
         if "expect" in body:
             expect = r.mapping(
@@ -261,18 +351,18 @@ def _variants(
                 )
         if "description" in body:
             r.string(body, "description", f"{field}.description")
-        on = tuple(sorted(names.mitigations)) if mitigations is None else mitigations
-        result.append(Variant(name, on, violated, line))
+        on = every if mitigations is None else mitigations
+        result.append(Variant(name, on, violated, line, options))
     return tuple(result)
 
 
 def _mitigations(
-    r: Reader, body: LineDict, field: str, names: KnownNames
+    r: Reader, body: LineDict, field: str, every: tuple[str, ...]
 ) -> tuple[str, ...] | None:
     value = body["mitigations"]
-    allowed = ("all", "none", *names.mitigations)
+    allowed = ("all", "none", *every)
     if value == "all":
-        return tuple(sorted(names.mitigations))
+        return every
     if value == "none" or value is None:
         return ()
     if isinstance(value, str) and "," in value:

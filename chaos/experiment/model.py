@@ -6,27 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
+
+from chaos.stackfile.loader import reference_stack_path
 
 ProbeKind = Literal["health", "error_rate", "p99_latency", "trading_mode"]
 PROBE_KINDS: tuple[ProbeKind, ...] = ("health", "error_rate", "p99_latency", "trading_mode")
-TRADING_MODES = ("normal", "post_only", "cancel_only", "halt")
-
-
-@dataclass(frozen=True)
-class KnownNames:
-    """Names a step may refer to, from the stack definition and the checker registry."""
-
-    services: tuple[str, ...]
-    links: tuple[str, ...]
-    sites: tuple[str, ...]
-    invariants: tuple[str, ...] = ()
-    mitigations: tuple[str, ...] = ()
-    markets: tuple[str, ...] = ()
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return self.services + self.links + self.sites
 
 
 @dataclass(frozen=True)
@@ -39,9 +25,12 @@ class Incident:
 
 
 @dataclass(frozen=True)
-class StackOptions:
-    standby: bool = False
-    venues: int = 3
+class StackRef:
+    """The stack an experiment runs on: its stack file (absolute) and the option values the
+    experiment sets for every variant (a variant may set more: ``Variant.options``)."""
+
+    path: Path = field(default_factory=reference_stack_path)
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,12 +92,14 @@ class AbortCondition:
 @dataclass(frozen=True)
 class Variant:
     """``mitigations``: the switches that are ON (sorted). ``expect_violated``: invariants
-    that must be found violated (a subset of the experiment's invariants)."""
+    that must be found violated (a subset of the experiment's invariants). ``options``: the
+    stack option values of this variant (the experiment's, overridden by the variant's)."""
 
     name: str
     mitigations: tuple[str, ...]
     expect_violated: tuple[str, ...] = ()
     line: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def mitigations_flag(self) -> str:
@@ -124,7 +115,8 @@ class Step:
     long after the step named ``after`` ended (``after`` always names an earlier step).
     A fault with ``for_s`` heals after that long; without, at the end of the method.
     ``params`` holds the action's own parameters as written (plain YAML values), already
-    accepted by ``chaos.faults.registry.validate_step``."""
+    accepted by ``chaos.experiment.actions.validate_step``. ``fault``: ``--no-faults``
+    skips the step (``ActionInfo.is_fault``)."""
 
     id: str
     index: int
@@ -136,6 +128,7 @@ class Step:
     for_s: float | None = None
     variants: tuple[str, ...] | None = None
     line: int = 0
+    fault: bool = True
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -165,7 +158,7 @@ class Experiment:
     method: tuple[Step, ...]
     invariants: tuple[str, ...]
     incident: Incident | None = None
-    stack: StackOptions = StackOptions()
+    stack: StackRef = StackRef()
     load: LoadSpec = LoadSpec()
     params: Mapping[str, Any] = field(default_factory=dict)
     steady_state: tuple[Probe, ...] = ()
@@ -183,11 +176,7 @@ class Experiment:
 
     def steps_for(self, variant: str, no_faults: bool = False) -> list[Step]:
         """The steps that run in ``variant``, in file order; with ``no_faults`` the fault
-        steps are left out (see ``chaos.experiment.catalog.is_fault``)."""
-        from chaos.experiment.catalog import is_fault
-
+        steps are left out."""
         return [
-            step
-            for step in self.method
-            if step.runs_in(variant) and not (no_faults and is_fault(step.action))
+            step for step in self.method if step.runs_in(variant) and not (no_faults and step.fault)
         ]

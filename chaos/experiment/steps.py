@@ -1,22 +1,35 @@
 """Reading the ``method`` list: common step fields here, each action's own parameters by
-``chaos.faults.registry.validate_step`` (when that module exists)."""
+``chaos.experiment.actions.validate_step``, against the stack of every variant the step
+runs in (its services, links and sites, and the bindings the action requires)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
-from chaos.experiment import catalog
-from chaos.experiment.fields import Reader, known
-from chaos.experiment.model import KnownNames, Step, Variant
-from chaos.experiment.yamlsource import LineDict, LineList
+from chaos.experiment.actions import ACTIONS, StepError, validate_step
+from chaos.experiment.model import Step, Variant
+from chaos.experiment.params import KnownNames
+from chaos.files.fields import Reader
+from chaos.files.yamlsource import LineDict, LineList
+from chaos.stackfile.definition import StackDefinition
 
 COMMON = ("id", "at", "after", "for", "action", "target", "variants")
 STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def names_of(definition: StackDefinition) -> KnownNames:
+    """The names a step may target on this stack."""
+    return KnownNames.of(definition.service_names, definition.link_names, definition.sites)
+
+
 def read_method(
-    r: Reader, top: LineDict, names: KnownNames, variants: tuple[Variant, ...], duration: float
+    r: Reader,
+    top: LineDict,
+    definitions: Mapping[str, StackDefinition],
+    variants: tuple[Variant, ...],
+    duration: float,
 ) -> tuple[Step, ...] | None:
     items = r.sequence(top["method"], top.line_of("method"), "method")
     if items is None:
@@ -31,7 +44,7 @@ def read_method(
                 "expected a mapping like {at: 5s, action: restart, target: oracle}",
             )
             continue
-        step = _step(r, item, index, field, names, variants, steps)
+        step = _step(r, item, index, field, definitions, variants, steps)
         if step is not None:
             steps.append(step)
     _check_timing(r, steps, variants, duration)
@@ -43,7 +56,7 @@ def _step(
     item: LineDict,
     index: int,
     field: str,
-    names: KnownNames,
+    definitions: Mapping[str, StackDefinition],
     variants: tuple[Variant, ...],
     earlier: list[Step],
 ) -> Step | None:
@@ -52,7 +65,7 @@ def _step(
         r.fail(item.line_of(key), field, f"field names must be text, got {key!r}")
     if not r.required(item, "action", f"{field}.action"):
         return None
-    action = r.choice(item, "action", f"{field}.action", catalog.action_names(), "action", "known")
+    action = r.choice(item, "action", f"{field}.action", sorted(ACTIONS), "action", "known")
     step_id = f"{action}-{index}"
     if "id" in item:
         given = r.string(item, "id", f"{field}.id")
@@ -90,13 +103,15 @@ def _step(
     )
     if action is None:
         return None
-    target = _target(r, item, field, action, names)
+    target = _target(r, item, field)
     params = {
         str(k): r.plain(v, item.line_of(k), f"{field}.{k}", depth=1)
         for k, v in item.items()
         if k not in COMMON and isinstance(k, str)
     }
-    _validate_with_registry(r, item, field, action, params, target, names)
+    if "target" not in item or target is not None:
+        runs = [v.name for v in variants if runs_in is None or v.name in runs_in]
+        _validate(r, item, field, action, params, target, {v: definitions[v] for v in runs})
     step = Step(
         id=step_id or f"{action}-{index}",
         index=index,
@@ -108,65 +123,87 @@ def _step(
         for_s=for_s,
         variants=runs_in,
         line=item.line,
+        fault=ACTIONS[action].is_fault,
     )
     _check_after_variants(r, item, field, step, earlier, variants)
     return step
 
 
-def _target(
-    r: Reader, item: LineDict, field: str, action: str, names: KnownNames
-) -> str | tuple[str, ...] | None:
-    """The target's shape (a name or a list of names); its names are checked here only
-    while the fault registry (which knows each action's target kind) is missing."""
+def _target(r: Reader, item: LineDict, field: str) -> str | tuple[str, ...] | None:
+    """The target's shape (a name or a list of names); its names are checked per variant."""
     tfield = f"{field}.target"
     if "target" not in item:
         return None
     value = item["target"]
-    registry_present = catalog.registry() is not None
-    allowed = names.targets
-    if isinstance(value, LineList) and not value:
-        r.fail(item.line_of("target"), tfield, f"empty list (known: {known(allowed)})")
-        return None
-    if registry_present:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, LineList) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-        r.fail(item.line_of("target"), tfield, "expected a name or a list of names")
-        return None
-    picked = r.names(item, "target", tfield, allowed, "target")
-    if not picked:
-        return None
-    return picked if isinstance(value, LineList) else picked[0]
+    if isinstance(value, str):
+        return value
+    if isinstance(value, LineList) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    r.fail(item.line_of("target"), tfield, "expected a name or a non-empty list of names")
+    return None
 
 
-def _validate_with_registry(
+def _validate(
     r: Reader,
     item: LineDict,
     field: str,
     action: str,
     params: dict[str, Any],
     target: str | tuple[str, ...] | None,
-    names: KnownNames,
+    definitions: Mapping[str, StackDefinition],
 ) -> None:
-    """``chaos.faults.registry.validate_step`` on the action's parameters and target."""
-    registry = catalog.registry()
-    if registry is None:
-        return
-    if "target" in item and target is None:
-        return  # its shape was already reported
-    registry_names = registry.KnownNames.of(names.services, names.links, names.sites)
-    try:
-        registry.validate_step(
-            action, params, registry_names, list(_as_tuple(target)) or None, check_target=True
-        )
-    except registry.StepError as err:
-        key = str(err.field)
+    """The action's parameters and target on the stack of each variant it runs in, and the
+    bindings it requires; each problem once, naming the variant where it differs."""
+    seen: set[str] = set()
+    for variant, definition in definitions.items():
+        problem = _problem(action, params, target, definition)
+        if problem is None or problem[1] in seen:
+            continue
+        seen.add(problem[1])
+        key, text = problem
         top_key = key.split(".", 1)[0]
         line = item.line_of(top_key) if top_key in item else item.line
-        r.fail(line, f"{field}.{key}" if key else field, str(err.problem))
+        where = "" if len(definitions) == 1 else f" (variant {variant})"
+        r.fail(line, f"{field}.{key}" if key else field, text + where)
+
+
+def _problem(
+    action: str,
+    params: dict[str, Any],
+    target: str | tuple[str, ...] | None,
+    definition: StackDefinition,
+) -> tuple[str, str] | None:
+    missing = missing_requirement(action, definition)
+    if missing is not None:
+        return "action", missing
+    try:
+        validate_step(
+            action, params, names_of(definition), list(_as_tuple(target)) or None,
+            check_target=True,
+        )  # fmt: skip
+    except StepError as err:
+        return str(err.field), str(err.problem)
     except (ValueError, TypeError, KeyError, AttributeError) as err:
-        r.fail(item.line, field, f"parameters of {action!r} rejected: {err}")
+        return "", f"parameters of {action!r} rejected: {err}"
+    binding = definition.bindings.trading_mode
+    if action == "trading_mode" and binding is not None and params.get("mode") not in binding.modes:
+        modes = ", ".join(binding.modes)
+        return "mode", (f"stack {definition.name} has no trading mode {params.get('mode')!r} "
+                        f"(bindings.trading_mode.modes: {modes})")  # fmt: skip
+    return None
+
+
+def missing_requirement(action: str, definition: StackDefinition) -> str | None:
+    """Why ``definition`` cannot do ``action`` (a binding or part it lacks), or None."""
+    for need in ACTIONS[action].requires:
+        if need == "venues":
+            if not definition.builtins("venues"):
+                return (f"{action} needs a builtin venues service, which stack "
+                        f"{definition.name} does not have")  # fmt: skip
+        elif getattr(definition.bindings, need) is None:
+            return (f"{action} needs bindings.{need}, which stack {definition.name}'s file "
+                    f"({definition.source}) does not declare")  # fmt: skip
+    return None
 
 
 def _as_tuple(target: str | tuple[str, ...] | None) -> tuple[str, ...]:

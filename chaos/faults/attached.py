@@ -29,7 +29,7 @@ from typing import Any
 
 from chaos.backends.base import Endpoint, ServiceStatus
 from chaos.errors import BadInput, FaultError
-from chaos.stackdef import ServiceSpec, StackDefinition
+from chaos.stackfile.definition import ServiceSpec, StackDefinition
 
 DUTY_PERIOD_S = 0.1
 
@@ -70,16 +70,21 @@ class AttachedBackend:
         return None
 
     def stack_data(self) -> dict[str, Any]:
+        return self.read_record(self.stack_file)
+
+    @staticmethod
+    def read_record(path: Path) -> dict[str, Any]:
+        """The running stack's record (``current-stack.json``); BadInput when unusable."""
         try:
-            loaded = json.loads(self.stack_file.read_text())
+            loaded = json.loads(path.read_text())
         except FileNotFoundError:
             raise BadInput(
-                f"{self.stack_file}: no running stack; start one with `tradechaos stack up`"
+                f"{path}: no running stack; start one with `tradechaos stack up`"
             ) from None
         except (OSError, ValueError) as err:
-            raise BadInput(f"{self.stack_file}: unreadable stack file ({err})") from None
+            raise BadInput(f"{path}: unreadable stack record ({err})") from None
         if not isinstance(loaded, dict):
-            raise BadInput(f"{self.stack_file}: not a JSON object")
+            raise BadInput(f"{path}: not a JSON object")
         return loaded
 
     def _service(self, service: str) -> dict[str, Any]:

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chaos.backends.base import Backend
-from chaos.faults.params import KnownNames
-from chaos.stackdef import StackDefinition
+from chaos.bindings.places import Places
+from chaos.experiment.params import KnownNames
+from chaos.experiment.steps import names_of
+from chaos.stackfile.definition import StackDefinition
 
 
 class Fault(Protocol):
@@ -85,13 +87,14 @@ class FaultContext:
     clock: Clock = field(default_factory=SystemClock)
     load: object | None = None
 
+    @property
+    def places(self) -> Places:
+        """Where the stack's services and links listen (for the bindings)."""
+        return Places(self.definition, self.backend)
+
 
 def known_names(definition: StackDefinition) -> KnownNames:
-    return KnownNames.of(
-        definition.service_names,
-        (lk.name for lk in definition.links),
-        {s.site for s in definition.services},
-    )
+    return names_of(definition)
 
 
 class Cancelled(Exception):

@@ -1,17 +1,19 @@
-"""Venue data faults on the feeds: freeze, zero, scale, offset, drop.
+"""Venue data faults on the built-in venues: freeze, zero, scale, offset, drop.
 
-Injected with ``POST /admin/fault`` on the feeds service (directly, not through a link) and
-healed with ``DELETE /admin/fault/{id}``. Evidence: the fault id and the venues' quotes
-right after injection (``GET /prices``), e.g. zeros for ``zero``.
+Injected with ``POST /admin/fault`` on the venues service (the step's target, default the
+stack's built-in venues service; directly, not through a link) and healed with
+``DELETE /admin/fault/{id}``. Evidence: the fault id and the venues' quotes right after
+injection (``GET /prices``), e.g. zeros for ``zero``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from chaos.errors import FaultError
+from chaos.experiment.actions import ActionInfo, StepLike
 from chaos.faults import http
 from chaos.faults.base import FaultContext, RecordedFault, step_target
-from chaos.faults.registry import ActionInfo, StepLike
 
 
 class FeedFault(RecordedFault):
@@ -21,8 +23,8 @@ class FeedFault(RecordedFault):
 
     @property
     def feeds_url(self) -> str:
-        service = (self.target or ["feeds"])[0]
-        return self.ctx.backend.endpoint(service).url
+        assert self.target
+        return self.ctx.backend.endpoint(self.target[0]).url
 
     def _inject(self) -> None:
         venue = self.params.get("venue")
@@ -52,4 +54,12 @@ class FeedFault(RecordedFault):
 def build(
     step: StepLike, info: ActionInfo, params: dict[str, object], ctx: FaultContext
 ) -> RecordedFault:
-    return FeedFault(ctx, step.id, info.name, step_target(step.target) or ["feeds"], params)
+    return FeedFault(ctx, step.id, info.name, step_target(step.target) or venues_of(ctx), params)
+
+
+def venues_of(ctx: FaultContext) -> list[str]:
+    """The stack's built-in venues services (the world's), or FaultError when it has none."""
+    found = list(ctx.definition.builtins("venues"))
+    if not found:
+        raise FaultError(f"stack {ctx.definition.name} has no builtin venues service")
+    return found

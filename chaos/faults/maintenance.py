@@ -1,17 +1,23 @@
-"""Maintenance procedures: trading-mode changes and database upgrades.
+"""Maintenance procedures: trading-mode changes and database upgrades, through the stack
+file's bindings.
 
-``trading_mode`` (not a fault: kept by ``--no-faults``) posts the mode to every running
-sequencer (``sequencer`` and its standbys ``sequencer_*``) directly, not through a link,
-so a faulted client link cannot block maintenance. It is not undone at heal.
+``trading_mode`` (not a fault: kept by ``--no-faults``) sets the mode through
+``bindings.trading_mode`` on every running service the binding names (or the step's
+targets), directly, not through a link, so a faulted client link cannot block maintenance.
+A mode change a service cannot take yet (it is reconnecting to its database) is retried
+for ``MODE_RETRY_S``. It is not undone at heal.
 
-``db_upgrade``
+``db_upgrade`` acts on ``bindings.db_upgrade.database`` (a built-in postgres):
 - ``in_place``: stop the database server, wait ``downtime``, start it again (same data).
-- ``migrate``: start a new instance (``new_name``, default ``<db>2``) from the db's
-  ServiceSpec via ``backend.add_service``; copy the tables with the stack's copier
-  (``chaos.stack.db.copy_tables``, ``copy_delay`` between tables, the copier's order:
-  ``market_state`` last) and switch every link whose server is the db to the new instance,
-  ``before_copy`` (online migration: services run against a half-copied database, the
-  Paradex race) or ``after_copy`` (the safe order).
+- ``migrate``: start a new instance (``new_name``, default ``<db>2``) from the database's
+  ServiceSpec via ``backend.add_service``; copy the schema (``pg_dump --schema-only``,
+  unless the instance already has it) and the tables one by one in the binding's order (or
+  the step's ``tables``), ``copy_delay`` between tables; and switch the client links (the
+  binding's ``clients``, default every link whose server is the database) to the new
+  instance, ``before_copy`` (online migration: services run against a half-copied
+  database, the Paradex race) or ``after_copy`` (the safe order).
+- ``command``: start the new instance, run the binding's ``command`` (the stack's own
+  migration, ``{old}``/``{new}`` as host:port), then switch the links.
 - ``stack: halted`` stops every other running service first and starts them again, in
   the stack's start order, when the upgrade is done (full downtime).
 The upgrade stands after heal (it is not rolled back); heal only brings back services the
@@ -24,87 +30,58 @@ their row counts in the new instance.
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from chaos.bindings.modes import set_mode
+from chaos.builtins import postgres
 from chaos.errors import FaultError
-from chaos.faults import http
+from chaos.experiment.actions import ActionInfo, StepLike
 from chaos.faults.base import Cancelled, FaultContext, RecordedFault, step_target
 from chaos.faults.process import ProcessFault, _seconds
-from chaos.faults.registry import ActionInfo, StepLike
+from chaos.stackfile.bindings import DbUpgradeBinding, TradingModeBinding
 
-COPIER = "chaos.stack.db:copy_tables"  # (src_dsn, dst_dsn, delay_s, order) -> None
-DB_NAME = "tradechaos"
-
-
-def sequencers(ctx: FaultContext, names: list[str] | None) -> list[str]:
-    if names:
-        return names
-    return [
-        s for s in ctx.definition.service_names if s == "sequencer" or s.startswith("sequencer_")
-    ]
-
-
-MODE_RETRY_S = 5.0  # an operator retries a mode change a sequencer could not write
+MODE_RETRY_S = 5.0  # an operator retries a mode change a service could not write
 MODE_RETRY_EVERY_S = 0.25
+COMMAND_TIMEOUT_S = 300.0
+
+
+def mode_binding(ctx: FaultContext) -> TradingModeBinding:
+    binding = ctx.definition.bindings.trading_mode
+    if binding is None:
+        raise FaultError(f"stack {ctx.definition.name} declares no bindings.trading_mode")
+    return binding
 
 
 class TradingMode(RecordedFault):
     def _inject(self) -> None:
+        binding = mode_binding(self.ctx)
+        if self.target:
+            binding = dataclasses.replace(binding, services=tuple(self.target))
         mode = str(self.params["mode"])
         deadline = time.monotonic() + MODE_RETRY_S
         while True:
-            answers = self._set_mode(mode)
+            answers = set_mode(binding, self.ctx.places, mode, self.ctx.backend.is_running)
             taken = any(isinstance(a, dict) and "error" not in a for a in answers.values())
             if taken or time.monotonic() >= deadline:
                 break
             self.wait(MODE_RETRY_EVERY_S)  # e.g. the sequencer is reconnecting to its db
-        self.evidence(mode=mode, sequencers=answers)
+        self.evidence(mode=mode, services=answers)
         if not taken:
-            raise FaultError(f"no sequencer took trading mode {mode}: {answers}")
-
-    def _set_mode(self, mode: str) -> dict[str, Any]:
-        answers: dict[str, Any] = {}
-        for service in sequencers(self.ctx, self.target):
-            if not self.ctx.backend.is_running(service):
-                answers[service] = "not running"
-                continue
-            url = self.ctx.backend.endpoint(service).url
-            try:
-                http.call("POST", f"{url}/admin/mode", {"mode": mode})
-                answers[service] = http.call("GET", f"{url}/mode")
-            except FaultError as err:
-                answers[service] = {"error": str(err)}
-        return answers
+            raise FaultError(f"no service took trading mode {mode}: {answers}")
 
     def _heal(self) -> dict[str, Any]:
         return {}
 
 
-def load_copier() -> tuple[Callable[..., None], list[str]]:
-    """The stack's table copier and its default table order (imported by name: the engine
-    does not import the reference stack)."""
-    module_name, _, name = COPIER.partition(":")
-    module = importlib.import_module(module_name)
-    copier: Callable[..., None] = getattr(module, name)
-    return copier, [str(t) for t in getattr(module, "COPY_ORDER", ())]
-
-
-def _row_counts(dsn: str, tables: list[str]) -> dict[str, int]:
-    import psycopg
-
-    host, _, port = dsn.rpartition(":")
-    counts: dict[str, int] = {}
-    with psycopg.connect(
-        host=host, port=int(port), user="postgres", dbname=DB_NAME, connect_timeout=5
-    ) as conn:
-        for table in tables:
-            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-            counts[table] = int(row[0]) if row else 0
-    return counts
+def upgrade_binding(ctx: FaultContext) -> DbUpgradeBinding:
+    binding = ctx.definition.bindings.db_upgrade
+    if binding is None:
+        raise FaultError(f"stack {ctx.definition.name} declares no bindings.db_upgrade")
+    return binding
 
 
 class DbUpgrade(ProcessFault):
@@ -115,12 +92,15 @@ class DbUpgrade(ProcessFault):
         target: list[str] | None,
         params: Mapping[str, object],
     ) -> None:
-        super().__init__(ctx, step_id, "db_upgrade", target or ["db"], params)
+        binding = upgrade_binding(ctx)
+        super().__init__(ctx, step_id, "db_upgrade", target or [binding.database], params)
+        self.binding = binding
         self.db = self.services[0]
+        self.dbname = ctx.definition.service(self.db).database or "postgres"
 
     def _inject(self) -> None:
         timeout = _seconds(self.params.get("timeout"), 30.0)
-        migrate = self.params["strategy"] == "migrate"
+        migrate = self.params["strategy"] in ("migrate", "command")
         # the new instance is provisioned before any downtime, as operators do
         new_endpoint = self._provision(timeout) if migrate else None
         halted = self._halt_others() if self.params.get("stack") == "halted" else []
@@ -161,7 +141,9 @@ class DbUpgrade(ProcessFault):
 
     def _migrate(self, new_endpoint: Any, timeout: float) -> None:
         old_endpoint = self.ctx.backend.endpoint(self.db)
-        links = [lk.name for lk in self.ctx.definition.links if lk.server == self.db]
+        links = list(self.binding.clients) or [
+            lk.name for lk in self.ctx.definition.links if lk.server == self.db
+        ]
         upstream_before = {lk: self._upstream(lk) for lk in links}
         self.evidence(old_endpoint=str(old_endpoint), upstream_before=upstream_before)
         restart_param = self.params.get("restart")
@@ -169,8 +151,12 @@ class DbUpgrade(ProcessFault):
         early_param = self.params.get("early")
         early = {str(s) for s in early_param} if isinstance(early_param, list) else set()
         tables = self.params.get("tables")
-        copier, default_order = load_copier()
-        order = [str(t) for t in tables] if isinstance(tables, list) else list(default_order)
+        if isinstance(tables, list):
+            order = [str(t) for t in tables]
+        else:
+            order = list(self.binding.tables) or postgres.table_names(
+                str(old_endpoint), self.dbname
+            )
         # Links switched before the copy: the early services' (their restart then races the
         # copy), and every link when the switch comes first (online); the rest after it.
         switch_first = self.params.get("switch") == "before_copy"
@@ -189,9 +175,12 @@ class DbUpgrade(ProcessFault):
                     name="db-upgrade-restart",
                 )
                 restarter.start()
-            self._copy(
-                copier, old_endpoint, new_endpoint, _seconds(self.params.get("copy_delay")), order
-            )
+            if self.params["strategy"] == "command":
+                self._command(old_endpoint, new_endpoint)
+            else:
+                self._copy(
+                    old_endpoint, new_endpoint, _seconds(self.params.get("copy_delay")), order
+                )
             if last:
                 self._switch(last, new_endpoint)
             self._restart(restart_last, timeout)
@@ -199,7 +188,7 @@ class DbUpgrade(ProcessFault):
             if restarter is not None:
                 restarter.join(timeout + 5.0)
         try:
-            rows = _row_counts(str(new_endpoint), order)
+            rows = postgres.row_counts(str(new_endpoint), self.dbname, order)
         except Exception as err:  # evidence is best-effort
             rows = {"error": str(err)}  # type: ignore[dict-item]
         self.evidence(
@@ -209,18 +198,37 @@ class DbUpgrade(ProcessFault):
             upstream_after={lk: self._upstream(lk) for lk in links},
         )
 
-    def _copy(
-        self, copier: Callable[..., None], src: Any, dst: Any, delay: float, tables: list[str]
-    ) -> None:
-        """Copy ``tables`` (the copier always makes sure the schema exists first)."""
-        if not tables:
-            return
+    def _copy(self, src: Any, dst: Any, delay: float, tables: list[str]) -> None:
+        """The schema (when the new instance lacks it), then ``tables`` one by one."""
         try:
-            copier(str(src), str(dst), delay, tables, cancel=self.cancel_event)
+            postgres.copy_schema(str(src), str(dst), self.dbname)
+            if tables:
+                postgres.copy_tables(
+                    str(src), str(dst), self.dbname, tables, delay, cancel=self.cancel_event
+                )
         except Exception as err:
             if self.cancelled:
                 raise Cancelled from err
             raise FaultError(f"db_upgrade could not copy the tables: {err}") from err
+
+    def _command(self, src: Any, dst: Any) -> None:
+        """The stack's own migration (``bindings.db_upgrade.command``) from src to dst."""
+        argv = [
+            a.replace("{old}", str(src)).replace("{new}", str(dst)) for a in self.binding.command
+        ]
+        if not argv:
+            raise FaultError("strategy command needs bindings.db_upgrade.command")
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
+                cwd=self.ctx.definition.stack_dir,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise FaultError(f"db_upgrade command {argv[0]} did not run: {err}") from err
+        self.evidence(command=argv, exit_code=done.returncode, output=done.stdout[-500:])
+        if done.returncode != 0:
+            raise FaultError(f"db_upgrade command {argv[0]} exited {done.returncode}: "
+                             f"{done.stderr.strip()[-300:]}")  # fmt: skip
 
     def _restart_quietly(self, services: list[str], timeout: float) -> None:
         """``_restart`` in a helper thread: a heal that cancels the procedure ends it (heal

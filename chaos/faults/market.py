@@ -1,16 +1,18 @@
 """The market around the stack: true price moves (a world event) and adversarial traders.
 
-``price_move`` is not a fault: it posts ``/admin/move`` to the feeds (directly) with an
-absolute start (now + ``start``), and records one ``phase: "world"`` record with
-``{market, start, duration, pct}`` so that the checkers' truth includes the move.
+``price_move`` is not a fault: it posts ``/admin/move`` to every built-in venues service
+(directly) with an absolute start (now + ``start``), and records one ``phase: "world"``
+record with ``{market, start, duration, pct}`` so that the checkers' truth includes it.
 
 ``aggressive_orders`` sends ``count`` post-only limit orders from ``accounts`` (default
-37..40, kept apart from the load's accounts) at ``offset_pct`` (or a draw from [low, high]
-with the run's seeded rng) away from the sequencer's oracle price, bids below it and asks
-above it: quotes that do not cross, so post-only accepts them unless a price band guards
-it, and that a liquidation sweeping the book then fills far from the fair price. They go
-through the ``clients-sequencer`` link like any client. Each order is a client op
-in the ``client`` stream (invoke, then ok / fail / info) with ``adversary: true``.
+``bindings.accounts.adversaries``, kept apart from the load's traders) at ``offset_pct``
+(or a draw from [low, high] with the run's seeded rng) away from the price the stack shows
+(``bindings.orders.market_data``; the true price from the venues when the stack shows
+none), bids below it and asks above it: quotes that do not cross, so post-only accepts
+them unless a price band guards it, and that a liquidation sweeping the book then fills
+far from the fair price. They go through the orders link (``bindings.orders.via``) like
+any client. Each order is a client op in the ``client`` stream (invoke, then ok / fail /
+info) with ``adversary: true``.
 """
 
 from __future__ import annotations
@@ -18,16 +20,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chaos.bindings.orders import (
+    HttpOrders,
+    OrderAnswer,
+    OrderRequest,
+    outcome_of_error,
+    requests_transport,
+)
 from chaos.errors import FaultError
+from chaos.experiment.actions import ActionInfo, StepLike
 from chaos.faults import http
 from chaos.faults.base import FaultContext, RecordedFault, step_target
+from chaos.faults.data import venues_of
 from chaos.faults.process import _seconds
-from chaos.faults.registry import ActionInfo, StepLike
-from chaos.load.ops import classify_answer, op_record, reason_of
+from chaos.load.ops import op_record
 
-ADVERSARY_ACCOUNTS = (37, 38, 39, 40)
 ADVERSARY_PROCESS = 900_000  # client-op process ids of adversaries: 900000 + account
-CLIENTS_LINK = "clients-sequencer"
 
 
 class PriceMove(RecordedFault):
@@ -47,10 +55,11 @@ class PriceMove(RecordedFault):
                 "duration": duration,
                 "pct": _seconds(self.params["pct"]),
             }
-            feeds = self.ctx.backend.endpoint((self.target or ["feeds"])[0]).url
-            http.call("POST", f"{feeds}/admin/move", move)
+            venues = [self.ctx.backend.endpoint(v).url for v in self.target or venues_of(self.ctx)]
+            for url in venues:
+                http.call("POST", f"{url}/admin/move", move)
             self.params = move
-            self._record("world", {"feeds": feeds})
+            self._record("world", {"venues": venues})
 
     def heal(self) -> None:
         """A move of the world is not undone."""
@@ -62,37 +71,60 @@ class PriceMove(RecordedFault):
         return {}
 
 
-def oracle_price(markets_answer: object, market: str) -> float:
-    """The sequencer's oracle price of ``market`` from its ``GET /markets`` answer."""
-    if isinstance(markets_answer, dict):
-        entry = markets_answer.get("markets", {}).get(market)
-        if isinstance(entry, dict):
-            for key in ("oracle_price", "mark_price", "price"):
-                value = entry.get(key)
-                if isinstance(value, int | float) and value > 0:
-                    return float(value)
-    raise FaultError(f"the sequencer reports no oracle price for {market}")
-
-
 class AggressiveOrders(RecordedFault):
-    def _current_price(self, base: str, market: str | None) -> tuple[str, float | None]:
-        """(market, the sequencer's oracle price), the price None while it has none (it is
+    def _client(self) -> HttpOrders:
+        import requests
+
+        binding = self.ctx.definition.bindings.orders
+        if binding is None:
+            raise FaultError(f"stack {self.ctx.definition.name} declares no bindings.orders")
+        modes = self.ctx.definition.bindings.trading_mode
+        return HttpOrders(
+            binding,
+            self.ctx.places.url(binding.via),
+            requests_transport(requests.Session()),
+            modes.modes if modes is not None else None,
+        )
+
+    def _current_price(self, client: HttpOrders, market: str | None) -> tuple[str, float | None]:
+        """(market, the price the stack shows), the price None while it shows none (it is
         restarting, or reloading from a database that is being migrated)."""
+        markets = [m.name for m in self.ctx.definition.markets]
+        market = market or markets[0]
         try:
-            answer = http.call("GET", f"{base}/markets")
-            market = market or str(next(iter(answer["markets"])))
-            return market, oracle_price(answer, market)
-        except (FaultError, StopIteration, KeyError, TypeError):
-            return market or "", None
+            view = client.market()
+        except Exception:
+            return market, None
+        if view is None:  # the stack shows no market data: the true price at the venues
+            return market, self._venue_price(market)
+        return market, view.prices.get(market)
+
+    def _venue_price(self, market: str) -> float | None:
+        try:
+            url = self.ctx.backend.endpoint(venues_of(self.ctx)[0]).url
+            answer = http.call("GET", f"{url}/prices")
+        except FaultError:
+            return None
+        quotes = [q["price"] for q in answer.get("venues", []) if q.get("market") == market]
+        return sorted(quotes)[len(quotes) // 2] if quotes else None
+
+    def _accounts(self) -> list[int]:
+        given = self.params.get("accounts")
+        if isinstance(given, list):
+            return [int(str(a)) for a in given]
+        accounts = self.ctx.definition.bindings.accounts
+        if accounts is None or not accounts.adversaries:
+            raise FaultError(
+                "aggressive_orders needs accounts: give them, or declare "
+                "bindings.accounts.adversaries in the stack file"
+            )
+        return list(accounts.adversaries)
 
     def _inject(self) -> None:
-        base = self.ctx.backend.link_endpoint(CLIENTS_LINK).url
+        client = self._client()
         wanted = self.params.get("market")
-        market, price = self._current_price(base, str(wanted) if wanted else None)
-        given = self.params.get("accounts")
-        accounts = (
-            [int(str(a)) for a in given] if isinstance(given, list) else list(ADVERSARY_ACCOUNTS)
-        )
+        market, price = self._current_price(client, str(wanted) if wanted else None)
+        accounts = self._accounts()
         offset_param = self.params["offset_pct"]
         assert isinstance(offset_param, list)
         offsets = [float(str(o)) for o in offset_param]
@@ -102,7 +134,7 @@ class AggressiveOrders(RecordedFault):
         for i in range(int(_seconds(self.params["count"]))):
             if i:
                 self.wait(_seconds(self.params.get("interval")))
-                market, price = self._current_price(base, market or None)
+                market, price = self._current_price(client, market)
             if price is None:
                 outcomes["no_price"] += 1  # an adversary quotes off the price it can see
                 continue
@@ -110,62 +142,50 @@ class AggressiveOrders(RecordedFault):
             side = side_param if side_param != "both" else ("buy", "sell")[i % 2]
             pct = offsets[0] if len(offsets) == 1 else self.ctx.rng.uniform(*offsets[:2])
             limit = price * (1 - pct / 100) if side == "buy" else price * (1 + pct / 100)
-            order = {
-                "client_order_id": f"adv-{self.step_id}-{i}",
-                "account": accounts[i % len(accounts)],
-                "market": market,
-                "side": side,
-                "type": "limit",
-                "price": round(limit, 2),
-                "qty": _seconds(self.params["qty"]),
-                "post_only": True,
-            }
-            outcomes[self._send(base, order)] += 1
+            order = OrderRequest(
+                client_order_id=f"adv-{self.step_id}-{i}",
+                account=accounts[i % len(accounts)],
+                market=market,
+                side=side,
+                type="limit",
+                price=round(limit, 2),
+                qty=_seconds(self.params["qty"]),
+                post_only=True,
+            )
+            outcomes[self._send(client, order)] += 1
         self.evidence(market=market, oracle_prices=prices[:3] + prices[-3:], sent=outcomes)
         if not prices:
-            raise FaultError(f"the sequencer reported no oracle price for {market} at any try")
+            raise FaultError(f"the stack showed no price for {market} at any try")
 
-    def _send(self, base: str, order: dict[str, Any]) -> str:
-        import requests
-
-        process = ADVERSARY_PROCESS + int(order["account"])
+    def _send(self, client: HttpOrders, order: OrderRequest) -> str:
+        process = ADVERSARY_PROCESS + order.account
+        body = order.fields()
+        body["type"] = order.type
         record = self.ctx.recorder.record
         record(
-            "client", op_record("invoke", process, "order", order, time.time(), 1, adversary=True)
+            "client", op_record("invoke", process, "order", body, time.time(), 1, adversary=True)
         )
         began = time.monotonic()
-        extra: dict[str, Any] = {}
         try:
-            response = requests.post(f"{base}/orders", json=order, timeout=5.0)
-            try:
-                body = response.json()
-            except ValueError:
-                body = {}
-            kind = classify_answer(response.status_code, body)
-            extra["seq"] = body.get("seq") if isinstance(body, dict) else None
-            if kind != "ok":
-                extra["error"] = reason_of(body) or f"HTTP {response.status_code}"
-        except requests.ConnectionError as err:
-            # refused before anything was sent: certainly not placed; otherwise unknown
-            kind = "fail" if "refused" in str(err).lower() else "info"
-            extra["error"] = str(err)[:200]
-        except requests.RequestException as err:
-            kind, extra["error"] = "info", str(err)[:200]
+            answer = client.submit(order)
+        except Exception as err:  # the transport failed: refused (fail) or unknown (info)
+            answer = OrderAnswer(outcome_of_error(err), reason=str(err)[:200])
         record(
             "client",
             op_record(
-                kind,
+                answer.kind,
                 process,
                 "order",
-                order,
+                body,
                 time.time(),
                 1,
                 adversary=True,
                 latency=round(time.monotonic() - began, 4),
-                **extra,
+                seq=answer.seq,
+                error=answer.reason if answer.kind != "ok" else None,
             ),
         )
-        return kind
+        return answer.kind
 
     def _heal(self) -> dict[str, Any]:
         return {}  # resting orders stay: the adversary does not take them back

@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chaos.errors import FaultError
+from chaos.experiment.actions import ActionInfo, StepLike, parse_params
+from chaos.experiment.params import StepError
 from chaos.faults.base import FaultContext, ProxyControl, RecordedFault, step_target
-from chaos.faults.params import StepError
-from chaos.faults.registry import ActionInfo, StepLike, parse_params
-from chaos.stackdef import StackDefinition
+from chaos.stackfile.definition import StackDefinition
 
 STREAMS = {
     "upstream": ("upstream",),

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaos.errors import FaultError
+from chaos.experiment.actions import ActionInfo, StepLike
 from chaos.faults.base import FaultContext, RecordedFault, step_target
 from chaos.faults.network import LinkOp, resolve_links
 from chaos.faults.process import ProcessFault, _seconds
-from chaos.faults.registry import ActionInfo, StepLike
 
 
 class NodeLoss(ProcessFault):

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chaos.errors import FaultError
+from chaos.experiment.actions import ActionInfo, StepLike
 from chaos.faults.base import FaultContext, RecordedFault, step_target
-from chaos.faults.registry import ActionInfo, StepLike
 
 
 def _proc_state(pid: int | None) -> str | None:

@@ -207,6 +207,19 @@ class RunInfo:
     params: Mapping[str, Any]
     # each market's parameters (chaos.truth.MarketSpec fields) as the run recorded them
     market_specs: tuple[Mapping[str, Any], ...] = ()
+    # what the runner recorded of the stack (its file, the services that take orders, the
+    # History sources its bindings export, accounts): ``chaos.runner.wiring.stack_record``
+    stack: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def order_services(self) -> tuple[str, ...]:
+        return tuple(str(s) for s in self.stack.get("order_services") or ())
+
+    @property
+    def history_sources(self) -> tuple[str, ...] | None:
+        """The sources the stack's history binding exports (None: not recorded)."""
+        sources = self.stack.get("history_sources")
+        return None if sources is None else tuple(str(s) for s in sources)
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> RunInfo:
@@ -227,6 +240,7 @@ class RunInfo:
             market_specs=tuple(
                 dict(m) for m in obj.get("market_specs") or () if isinstance(m, dict)
             ),
+            stack=dict(obj.get("stack") or {}),
         )
 
 

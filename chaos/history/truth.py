@@ -198,5 +198,10 @@ class Ledger:
             for m, p in acct.positions.items()
             if p.size != 0.0
         ]
-        eq, maintenance = equity(acct.collateral, rows)
+        ratios = [
+            self.truth.path.spec(m).maintenance_margin
+            for m, p in acct.positions.items()
+            if p.size != 0.0
+        ]
+        eq, maintenance = equity(acct.collateral, rows, ratios)
         return Margin(t, eq, maintenance)

@@ -1,11 +1,13 @@
 """LoadDriver: runs the trading load (Locust, headless) in its own process.
 
 Contract (docs/contracts.md §6)
-- ``LoadDriver(clients_url, standby_url, history_dir, seed, users, spawn_rate, log_path,
-  accounts)`` is a context manager; ``start()`` spawns ``python -m chaos.load.worker`` in
-  its own process group (dies with us) and returns once the worker reports that users are
-  spawning; ``stop()`` sends SIGTERM, waits a grace period, then SIGKILL, and always reaps.
-  Both are idempotent.
+- ``LoadDriver(target, history_dir, seed, users, spawn_rate, log_path, accounts)`` is a
+  context manager; ``target`` says where the traders send orders (the listener of the
+  stack's ``bindings.orders.via`` link, the failover link's, the venues for prices when
+  the stack shows none) and which stack file's orders binding shapes the requests;
+  ``start()`` spawns ``python -m chaos.load.worker`` in its own process group (dies with
+  us) and returns once the worker reports that users are spawning; ``stop()`` sends
+  SIGTERM, waits a grace period, then SIGKILL, and always reaps. Both are idempotent.
 - ``sample()`` returns the live figures over the worker's window (rps, error rate, p50,
   p99, cumulative requests and failures); zeros before the first report.
 - After ``stop()``, ``accounting()`` compares the client history with Locust's own
@@ -33,6 +35,18 @@ from chaos.runner import procutil
 ADVERSARY_PROCESS = 900_000
 START_TIMEOUT_S = 30.0
 STOP_GRACE_S = 15.0
+
+
+@dataclass(frozen=True)
+class LoadTarget:
+    """Where and how the traders trade: the stack file whose ``bindings.orders`` shapes each
+    request, the URL of the orders link's listener, the failover link's (or None), and the
+    built-in venues' URL (prices, when the stack shows no market data)."""
+
+    stack_file: Path
+    url: str
+    failover_url: str | None = None
+    venues_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,8 +96,7 @@ def _accounts_arg(accounts: Sequence[int] | None) -> str:
 class LoadDriver:
     def __init__(
         self,
-        clients_url: str,
-        standby_url: str | None,
+        target: LoadTarget,
         history_dir: Path | str,
         seed: int,
         users: int,
@@ -95,8 +108,7 @@ class LoadDriver:
         window_s: float = 2.0,
         stop_timeout_s: float = 8.0,
     ) -> None:
-        self.clients_url = clients_url
-        self.standby_url = standby_url
+        self.target = target
         self.history_dir = Path(history_dir)
         self.seed = seed
         self.users = users
@@ -125,7 +137,8 @@ class LoadDriver:
     def argv(self) -> list[str]:
         argv = [
             sys.executable, "-m", "chaos.load.worker",
-            "--host", self.clients_url,
+            "--host", self.target.url,
+            "--stack", str(self.target.stack_file),
             "--history-dir", str(self.history_dir),
             "--stats-file", str(self.stats_path),
             "--seed", str(self.seed),
@@ -135,8 +148,10 @@ class LoadDriver:
             "--window", str(self.window_s),
             "--stop-timeout", str(self.stop_timeout_s),
         ]  # fmt: skip
-        if self.standby_url:
-            argv += ["--standby", self.standby_url]
+        if self.target.failover_url:
+            argv += ["--failover", self.target.failover_url]
+        if self.target.venues_url:
+            argv += ["--venues", self.target.venues_url]
         if not self.retry_unknown:
             argv.append("--no-retry-unknown")
         return argv

@@ -1,7 +1,11 @@
-"""Trading users for Locust: market makers and takers against the sequencer.
+"""Trading users for Locust: market makers and takers against a stack.
 
 Imported only inside the load worker process (``python -m chaos.load.worker``): importing
-locust monkey-patches the process with gevent.
+locust monkey-patches the process with gevent. The traders are tradechaos's; the wire
+format is the stack's: every request is shaped by the stack file's ``bindings.orders``
+(request templates and answer mapping, ``chaos.bindings.http``; or a Python
+``OrdersClient`` named by ``orders.python``) and prices and the trading mode come from its
+``market_data`` (the built-in venues' median when the stack shows none).
 
 Every order or cancel is one client operation in ``client.jsonl`` (``chaos.load.ops``):
 ``invoke`` then exactly one of ``ok`` / ``fail`` / ``info``. An unknown outcome (a timeout
@@ -32,7 +36,10 @@ from locust import HttpUser, between, task
 from requests import ConnectionError as RequestsConnectionError
 from requests import ConnectTimeout
 
-from chaos.load.ops import classify_answer, op_record, reason_of
+from chaos.bindings.http import classify, render
+from chaos.bindings.orders import OrderRequest, OrdersClient, market_view, python_client
+from chaos.load.ops import op_record
+from chaos.stackfile.bindings import OrdersBinding
 
 TIMEOUT_S = 5.0
 RETRIES = 3
@@ -45,7 +52,10 @@ class Config:
     """Set by the worker before users start."""
 
     seed = 0
-    standby_url: str | None = None
+    binding: OrdersBinding | None = None
+    modes: dict[str, str] | None = None
+    standby_url: str | None = None  # the failover link's URL
+    venues_url: str | None = None
     accounts: list[int] = list(range(1, 37))
     retry_unknown = True
     ops_fd: int | None = None
@@ -68,7 +78,29 @@ def _outcome_of_error(error: BaseException) -> str:
         return "fail"
     if isinstance(error, RequestsConnectionError) and "refused" in str(error).lower():
         return "fail"
+    if "refused" in str(error).lower():
+        return "fail"
     return "info"
+
+
+def _fields(f: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A request's fields (docs/stack-file.md) from the operation's body."""
+    if f == "order":
+        return OrderRequest(**_order_fields(body)).fields()
+    return {"client_order_id": body["client_order_id"], "account": body["account"]}
+
+
+def _order_fields(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "client_order_id": str(body["client_order_id"]),
+        "account": int(body["account"]),
+        "market": str(body["market"]),
+        "side": str(body["side"]),
+        "type": str(body["type"]),
+        "qty": float(body["qty"]),
+        "price": body.get("price"),
+        "post_only": bool(body.get("post_only")),
+    }
 
 
 class Trader(HttpUser):
@@ -98,19 +130,45 @@ class Trader(HttpUser):
         self.maybe_fail_back()
         if time.monotonic() - self.fetched_at < MARKETS_TTL_S and self.prices:
             return True
+        binding = Config.binding
+        assert binding is not None
+        if binding.market_data is None:
+            return self.refresh_from_venues()
+        rendered = render(binding.market_data.request, {})
         try:
-            response = self.client.get(f"{self.base}/markets", timeout=TIMEOUT_S, name="markets")
-            body = response.json() if response.status_code == 200 else None
+            response = self.client.request(
+                rendered.method, f"{self.base}{rendered.path}", timeout=TIMEOUT_S, name="markets"
+            )
+            ok, text = response.status_code == 200, response.text
         except Exception:
-            body = None
-        if not isinstance(body, dict):
+            ok, text = False, ""
+        view = market_view(binding, text, Config.modes) if ok else None
+        if view is None or not view.prices:
             self.maybe_fail_over()
             return bool(self.prices)
-        self.mode = str(body.get("mode") or self.mode)
-        for market, entry in (body.get("markets") or {}).items():
-            price = entry.get("oracle_price") if isinstance(entry, dict) else None
-            if isinstance(price, int | float) and price > 0:
-                self.prices[market] = float(price)
+        self.mode = view.mode or self.mode
+        self.prices.update(view.prices)
+        self.fetched_at = time.monotonic()
+        return bool(self.prices)
+
+    def refresh_from_venues(self) -> bool:
+        """The world's prices (the built-in venues' median) when the stack shows none; the
+        mode is then unknown to the traders and taken as normal."""
+        if not Config.venues_url:
+            return bool(self.prices)
+        try:
+            response = self.client.get(
+                f"{Config.venues_url}/prices", timeout=TIMEOUT_S, name="venues"
+            )
+            quotes = response.json().get("venues", []) if response.status_code == 200 else []
+        except Exception:
+            quotes = []
+        by_market: dict[str, list[float]] = {}
+        for quote in quotes:
+            if isinstance(quote.get("price"), int | float) and quote["price"] > 0:
+                by_market.setdefault(str(quote["market"]), []).append(float(quote["price"]))
+        for market, prices in by_market.items():
+            self.prices[market] = sorted(prices)[len(prices) // 2]
         self.fetched_at = time.monotonic()
         return bool(self.prices)
 
@@ -134,7 +192,6 @@ class Trader(HttpUser):
 
     def operate(self, f: str, body: dict[str, Any]) -> tuple[str, Any]:
         """Send ``body``; record invoke/completion per attempt; retry ``info`` outcomes."""
-        path = "/orders" if f == "order" else "/orders/cancel"
         outcome, answer = "info", None
         for attempt in range(1, RETRIES + 2):
             write_op(op_record("invoke", self.process, f, body, time.time(), attempt))
@@ -142,7 +199,7 @@ class Trader(HttpUser):
             outcome, answer = "info", None
             extra: dict[str, Any] = {}
             try:
-                outcome, answer, extra = self._send(f, path, body)
+                outcome, answer, extra = self._send(f, body)
             except BaseException as err:  # killed mid-request: the outcome is unknown
                 extra = {"error": f"interrupted: {type(err).__name__}"}
                 raise
@@ -163,9 +220,25 @@ class Trader(HttpUser):
                 break
         return outcome, answer
 
-    def _send(self, f: str, path: str, body: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
-        with self.client.post(
-            f"{self.base}{path}", json=body, timeout=TIMEOUT_S, name=f, catch_response=True
+    def _send(self, f: str, body: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
+        """One attempt: (outcome, the filled quantity, extra fields for the history)."""
+        binding = Config.binding
+        assert binding is not None
+        if binding.python is not None:
+            return self._send_python(f, body)
+        request = binding.submit if f == "order" else binding.cancel
+        if request is None:
+            return "fail", 0.0, {"error": f"the stack's orders binding has no {f} request"}
+        fields = _fields(f, body)
+        rendered = render(request, fields)
+        with self.client.request(
+            rendered.method,
+            f"{self.base}{rendered.path}",
+            json=rendered.body,
+            headers=rendered.headers,
+            timeout=request.timeout_s,
+            name=f,
+            catch_response=True,
         ) as response:
             error = getattr(response, "error", None)
             if error is not None and response.status_code == 0:
@@ -173,24 +246,61 @@ class Trader(HttpUser):
                 response.failure(str(error)[:200])
                 if outcome == "fail":
                     self.maybe_fail_over()
-                return outcome, None, {"error": str(error)[:200]}
-            try:
-                answer = response.json()
-            except ValueError:
-                answer = None
-            outcome = classify_answer(response.status_code, answer)
+                return outcome, 0.0, {"error": str(error)[:200]}
+            answer = classify(binding.answer, response.status_code, response.text)
             extra: dict[str, Any] = {"status": response.status_code}
-            if isinstance(answer, dict) and answer.get("seq") is not None:
-                extra["seq"] = answer["seq"]
-            if outcome != "ok":
-                extra["error"] = reason_of(answer) or f"HTTP {response.status_code}"
-            if response.status_code == 200:
+            if answer.seq is not None:
+                extra["seq"] = answer.seq
+            if answer.kind != "ok":
+                extra["error"] = answer.reason
+            if 200 <= response.status_code < 300:
                 response.success()  # a business rejection is an answer, not a load error
             else:
-                response.failure(extra["error"])
-                if outcome == "fail":
+                response.failure(extra.get("error") or f"HTTP {response.status_code}")
+                if answer.kind == "fail":
                     self.maybe_fail_over()
-            return outcome, answer, extra
+            return answer.kind, answer.filled_qty, extra
+
+    def _send_python(self, f: str, body: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
+        """One attempt through the stack's Python ``OrdersClient``; Locust sees a request."""
+        client = self.python_client()
+        began = time.perf_counter()
+        exception: BaseException | None = None
+        try:
+            if f == "order":
+                answer = client.submit(OrderRequest(**_order_fields(body)))
+            else:
+                answer = client.cancel(str(body["client_order_id"]), int(body["account"]))
+        except Exception as err:
+            exception = err
+            outcome = _outcome_of_error(err)
+            if outcome == "fail":
+                self.maybe_fail_over()
+            return outcome, 0.0, {"error": str(err)[:200]}
+        finally:
+            self.environment.events.request.fire(
+                request_type="python",
+                name=f,
+                response_time=(time.perf_counter() - began) * 1000,
+                response_length=0,
+                exception=exception,
+                context={},
+            )
+        extra: dict[str, Any] = {"status": answer.status}
+        if answer.seq is not None:
+            extra["seq"] = answer.seq
+        if answer.kind != "ok":
+            extra["error"] = answer.reason
+        return answer.kind, answer.filled_qty, extra
+
+    def python_client(self) -> OrdersClient:
+        binding = Config.binding
+        assert binding is not None and binding.python is not None
+        cached = getattr(self, "_python_clients", {})
+        if self.base not in cached:
+            cached[self.base] = python_client(binding.python, self.base, binding)
+            self._python_clients = cached
+        return cached[self.base]  # type: ignore[no-any-return]
 
     # -- order helpers -----------------------------------------------------------------------
     def order(
@@ -214,14 +324,14 @@ class Trader(HttpUser):
             body["price"] = round(price, 2)
         if post_only:
             body["post_only"] = True
-        outcome, answer = self.operate("order", body)
-        if outcome == "ok" and isinstance(answer, dict):
-            filled = sum(float(fill.get("qty", 0)) for fill in answer.get("fills") or [])
+        outcome, filled = self.operate("order", body)
+        if outcome == "ok":
+            filled = float(filled or 0.0)
             sign = 1.0 if side == "buy" else -1.0
             self.position[market] = self.position.get(market, 0.0) + sign * filled
             if kind == "limit" and filled < qty:  # something rests on the book
                 self.open_orders.append(body["client_order_id"])
-        return outcome, answer
+        return outcome, filled
 
     def cancel_oldest(self) -> None:
         if self.open_orders:

@@ -30,8 +30,10 @@ from typing import Any
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m chaos.load.worker")
-    parser.add_argument("--host", required=True, help="the sequencer's clients URL")
-    parser.add_argument("--standby", default=None, help="the standby sequencer's URL")
+    parser.add_argument("--host", required=True, help="URL of the orders link's listener")
+    parser.add_argument("--stack", type=Path, required=True, help="the stack file (bindings)")
+    parser.add_argument("--failover", default=None, help="URL of the failover link's listener")
+    parser.add_argument("--venues", default=None, help="URL of the venues (prices)")
     parser.add_argument("--history-dir", type=Path, required=True)
     parser.add_argument("--stats-file", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
@@ -102,8 +104,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from chaos.load import locustfile
 
     args.history_dir.mkdir(parents=True, exist_ok=True)
+    from chaos.stackfile import load as load_stack
+
+    stack = load_stack(args.stack)
+    if stack.bindings.orders is None:
+        raise SystemExit(f"{args.stack}: the stack file declares no bindings.orders")
     locustfile.Config.seed = args.seed
-    locustfile.Config.standby_url = args.standby
+    locustfile.Config.binding = stack.bindings.orders
+    modes = stack.bindings.trading_mode
+    locustfile.Config.modes = dict(modes.modes) if modes is not None else None
+    locustfile.Config.standby_url = args.failover
+    locustfile.Config.venues_url = args.venues
     locustfile.Config.accounts = parse_accounts(args.accounts)
     locustfile.Config.retry_unknown = not args.no_retry_unknown
     locustfile.Config.ops_fd = os.open(

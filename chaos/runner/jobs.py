@@ -68,6 +68,8 @@ def child_argv(job: Job, options: RunOptions) -> list[str]:
         argv.append("--no-faults")
     if options.toxiproxy_url:
         argv += ["--toxiproxy-url", options.toxiproxy_url]
+    if options.stack is not None:
+        argv += ["--stack", str(options.stack)]
     if options.quiet:
         argv.append("--quiet")
     return argv

@@ -16,14 +16,15 @@ Contract
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -42,23 +43,29 @@ from chaos.runner.state import (
     remove_current_stack,
     write_current_stack,
 )
-from chaos.stackdef import HealthCheck, StackDefinition
+from chaos.stackfile.definition import HealthCheck, StackDefinition
 
 SUPERVISOR_LOG = "stack-supervisor.log"
 
 
 @dataclass(frozen=True)
 class StackOptions:
+    """How ``stack up`` runs a stack: its stack file and option values, the mitigations
+    that are on (``all``, ``none`` or ``a,b``), the price path's seed, the backend."""
+
+    stack_file: Path
+    options: Mapping[str, Any] = field(default_factory=dict)
     mitigations: str = "all"
-    standby: bool = False
     seed: int = 1
     backend: str = "process"
     toxiproxy_url: str | None = None
 
     def argv(self) -> list[str]:
         """These options as ``tradechaos stack up`` arguments."""
-        args = ["--mitigations", self.mitigations, "--seed", str(self.seed)]
-        args += ["--backend", self.backend] + (["--standby"] if self.standby else [])
+        args = ["--stack", str(self.stack_file), "--mitigations", self.mitigations]
+        args += ["--seed", str(self.seed), "--backend", self.backend]
+        for name, value in self.options.items():
+            args += ["--option", f"{name}={json.dumps(value)}"]
         return args + (["--toxiproxy-url", self.toxiproxy_url] if self.toxiproxy_url else [])
 
 
@@ -184,10 +191,11 @@ def stack_record(
         links=links,
         seed=options.seed,
         mitigations=options.mitigations,
-        standby=options.standby,
         started_at=time.time(),
         status="up",
         control_url=control_url,
+        stack_file=str(options.stack_file),
+        options=dict(options.options),
     )
 
 

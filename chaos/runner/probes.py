@@ -2,26 +2,27 @@
 
 Measurements: ``health`` from ``backend.status()`` (every non-optional service running and
 healthy, every running one healthy); ``error_rate`` and ``p99_latency`` from the load's
-``sample()``; ``trading_mode`` from ``GET /mode`` on the sequencer through the clients link
-(2 s timeout). A measurement that cannot be taken counts as "does not hold" for steady
-state and as "does not hold" for an abort condition (we never abort on missing data).
+``sample()``; ``trading_mode`` through the stack's ``bindings.trading_mode.get``, asked of
+the first running service the binding names. A measurement that cannot be taken counts
+as "does not hold" for steady state and as "does not hold" for an abort condition (we never
+abort on missing data).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chaos.backends.base import Backend
+from chaos.bindings.modes import read_mode
+from chaos.bindings.places import Places
 from chaos.experiment.model import AbortCondition, Probe
+from chaos.stackfile.definition import StackDefinition
 
 POLL_S = 0.25
-HTTP_TIMEOUT_S = 2.0
 
 
 class LoadSampler(Protocol):
@@ -36,11 +37,14 @@ class Measurement:
 
 
 class ProbeEnv:
-    """Where probes measure: the backend, the load (or None) and the sequencer's mode."""
+    """Where probes measure: the backend, the load (or None) and the stack's mode."""
 
-    def __init__(self, backend: Backend, load: LoadSampler | None) -> None:
+    def __init__(
+        self, backend: Backend, load: LoadSampler | None, definition: StackDefinition | None = None
+    ) -> None:
         self.backend = backend
         self.load = load
+        self.definition = definition or backend.definition
 
     def health(self) -> Measurement:
         try:
@@ -67,13 +71,19 @@ class ProbeEnv:
             return None
 
     def trading_mode(self) -> Measurement:
-        try:
-            url = self.backend.link_endpoint("clients-sequencer").url + "/mode"
-            with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as reply:
-                mode = json.loads(reply.read().decode())["mode"]
-            return Measurement(True, str(mode), f"mode {mode}")
-        except Exception as err:
-            return Measurement(False, None, f"GET /mode failed: {err}")
+        binding = self.definition.bindings.trading_mode
+        if binding is None:
+            return Measurement(False, None, "the stack declares no bindings.trading_mode")
+        places = Places(self.definition, self.backend)
+        for service in binding.services:
+            try:
+                if not self.definition.has_service(service) or not self.backend.is_running(service):
+                    continue
+                mode = read_mode(binding, places, service)
+            except Exception as err:
+                return Measurement(False, None, f"reading the mode of {service} failed: {err}")
+            return Measurement(mode is not None, mode, f"mode {mode}")
+        return Measurement(False, None, "no service of bindings.trading_mode is running")
 
 
 @dataclass(frozen=True)

@@ -190,9 +190,13 @@ def _wait_group_gone(pgid: int, timeout_s: float) -> bool:
 
 
 def terminate(
-    proc: subprocess.Popen[bytes], grace_s: float = 5.0, kill_timeout_s: float = 5.0
+    proc: subprocess.Popen[bytes],
+    grace_s: float = 5.0,
+    kill_timeout_s: float = 5.0,
+    stop_signal: int = signal.SIGTERM,
 ) -> int | None:
-    """Stop the group led by ``proc``: SIGTERM (+SIGCONT), ``grace_s``, SIGKILL; reap.
+    """Stop the group led by ``proc``: ``stop_signal`` (SIGTERM; +SIGCONT), ``grace_s``,
+    SIGKILL; reap.
 
     Returns the leader's exit status (None only if even SIGKILL did not end it in time).
     Idempotent: an already reaped process is returned at once. Other members of the group
@@ -201,7 +205,7 @@ def terminate(
     pgid = proc.pid
     if proc.poll() is None:
         if grace_s > 0:
-            signal_group(pgid, signal.SIGTERM)
+            signal_group(pgid, stop_signal)
             signal_group(pgid, signal.SIGCONT)
         if grace_s <= 0 or not _wait_reaped(proc, grace_s):
             signal_group(pgid, signal.SIGKILL)

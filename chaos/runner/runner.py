@@ -33,7 +33,6 @@ from chaos.errors import (
     ChaosError,
     InfrastructureError,
 )
-from chaos.experiment.catalog import is_fault
 from chaos.experiment.model import Experiment, Variant
 from chaos.history.recorder import Recorder
 from chaos.runner import wiring
@@ -54,6 +53,7 @@ class RunOptions:
     steady_within_s: float = 20.0
     recover_within_s: float = 30.0
     ticker: bool = True  # the once-a-second progress line (off in --jobs children)
+    stack: Path | None = None  # --stack: the stack file instead of the experiment's own
 
 
 @dataclass
@@ -63,6 +63,7 @@ class Deps:
     definition: Callable[..., Any] = wiring.definition
     run_folder: Callable[..., Any] = wiring.run_folder
     backend: Callable[..., Any] = wiring.backend
+    fund_accounts: Callable[..., int] = wiring.fund_accounts
     load: Callable[..., Any] = wiring.load
     fault_context: Callable[..., Any] = wiring.fault_context
     fault: Callable[..., Any] = wiring.fault
@@ -176,16 +177,14 @@ def _lifecycle(
     progress: Progress,
 ) -> None:
     state.runs = [
-        StepRun(
-            step, fault=is_fault(step.action), skipped=options.no_faults and is_fault(step.action)
-        )
+        StepRun(step, fault=step.fault, skipped=options.no_faults and step.fault)
         for step in experiment.steps_for(variant.name)
     ]
     folder_variant = f"{variant.name}-control" if options.no_faults else variant.name
     folder = deps.run_folder(options.out_dir, experiment.name, folder_variant)
     state.folder, state.run_dir = folder, Path(folder.path)
     state.journal["run_dir"] = str(state.run_dir)
-    definition = deps.definition(experiment.stack.standby, experiment.stack.venues)
+    definition = deps.definition(experiment, variant)
     master = random.Random(seed)
     load_seed, fault_seed = master.getrandbits(31), master.getrandbits(63)
     epoch = round(time.time(), 3)
@@ -194,15 +193,22 @@ def _lifecycle(
     stack.callback(backend.stop_stack)
     progress.set_phase("starting stack")
     backend.start_stack()
+    funded = deps.fund_accounts(backend, definition)
+    if funded:
+        progress.event(f"funded {funded} accounts (bindings.accounts.fund)")
     recorder = stack.enter_context(Recorder(folder.history))
-    recorder.write_run(_run_record(experiment, variant, seed, epoch, load_seed, options, folder))
-    load = deps.load(backend, folder, load_seed, experiment.load, experiment.stack.standby)
+    recorder.write_run(
+        _run_record(experiment, variant, seed, epoch, load_seed, options, folder, definition)
+    )
+    load = deps.load(backend, definition, folder, load_seed, experiment.load)
+    if load is None:
+        progress.event("no load: the stack file declares no bindings.orders")
     if load is not None:
         stack.callback(load.stop)
         progress.set_phase("starting load")
         load.start()
         progress.rps = lambda: float(load.sample().rps)
-    env = ProbeEnv(backend, load)
+    env = ProbeEnv(backend, load, definition)
     progress.set_phase("steady state before")
     before = steady_state(experiment.steady_state, env, options.steady_within_s)
     state.journal["steady_state"]["before"] = before.to_dict()
@@ -320,8 +326,8 @@ def _run_record(
     load_seed: int,
     options: RunOptions,
     folder: Any,
+    definition: Any,
 ) -> dict[str, Any]:
-    markets = wiring.markets()
     return {
         "time": time.time(),
         "run_id": folder.run_id,
@@ -332,8 +338,7 @@ def _run_record(
         "epoch": epoch,
         "started_at": time.time(),
         "mitigations": list(variant.mitigations),
-        "markets": markets,
-        "market_specs": wiring.market_specs(),
+        **wiring.stack_record(definition),
         "no_faults": options.no_faults,
         "params": wiring.tolerances(experiment.params),
         "invariants": list(experiment.invariants),

@@ -298,10 +298,11 @@ class CurrentStack:
     links: dict[str, str]
     seed: int = 0
     mitigations: str = "all"
-    standby: bool = False
     started_at: float = 0.0
     status: Literal["starting", "up", "stopping"] = "up"
     control_url: str | None = None  # chaos.backends.control API of the owner
+    stack_file: str | None = None  # the stack file it runs (None: the reference stack)
+    options: dict[str, Any] = field(default_factory=dict)  # its option values
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

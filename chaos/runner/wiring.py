@@ -1,57 +1,98 @@
 """Default implementations of the runner's seams (``runner.Deps``): each imports the module
-that owns the job lazily, so the runner can be imported (and unit-tested with fakes) while
-another module is still missing. Contracts: docs/contracts.md section 6."""
+that owns the job lazily, so the runner can be imported (and unit-tested with fakes)
+cheaply. Everything that touches the stack goes through its stack file: the definition is
+resolved from it and the load, the accounts and the history use its bindings. Contracts:
+docs/contracts.md section 6."""
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chaos.errors import InfrastructureError
+if TYPE_CHECKING:
+    from chaos.backends.base import Backend
+    from chaos.experiment.model import Experiment, LoadSpec, Variant
+    from chaos.faults.base import Fault, FaultContext
+    from chaos.load.driver import LoadDriver
+    from chaos.runner.state import RunFolder
+    from chaos.stackfile.definition import StackDefinition
 
 
-def definition(standby: bool, venues: int) -> Any:
-    from chaos.stack.definition import reference_stack
+def definition(experiment: Experiment, variant: Variant) -> StackDefinition:
+    """The stack ``variant`` runs on: its stack file with its options and mitigations."""
+    from chaos.stackfile import load, resolve
 
-    return reference_stack(standby=standby, venues=venues)
+    return resolve(load(experiment.stack.path), variant.options, variant.mitigations)
 
 
-def run_folder(out_dir: Path, name: str, variant: str) -> Any:
+def run_folder(out_dir: Path, name: str, variant: str) -> RunFolder:
     from chaos.runner.state import RunFolder
 
     return RunFolder.create(out_dir, name, variant)
 
 
 def backend(
-    name: str, stack: Any, folder: Any, params: Mapping[str, str], toxiproxy_url: str | None
-) -> Any:
+    name: str,
+    stack: StackDefinition,
+    folder: RunFolder,
+    params: Mapping[str, str],
+    toxiproxy_url: str | None,
+) -> Backend:
     from chaos.backends.factory import make_backend
 
     return make_backend(name, stack, folder, params, toxiproxy_url=toxiproxy_url)
 
 
-def load(backend: Any, folder: Any, seed: int, spec: Any, standby: bool) -> Any:
-    from chaos.load.driver import LoadDriver
+def load(
+    backend: Backend, stack: StackDefinition, folder: RunFolder, seed: int, spec: LoadSpec
+) -> LoadDriver | None:
+    """The traders, talking to the stack through its orders binding (None when the stack
+    declares none: the run then has no client history)."""
+    from chaos.load.driver import LoadDriver, LoadTarget
 
-    clients = backend.link_endpoint("clients-sequencer").url
-    standby_url = backend.link_endpoint("clients-sequencer_b").url if standby else None
-    accounts = list(range(1, spec.accounts + 1)) if spec.accounts else None
+    orders = stack.bindings.orders
+    if orders is None:
+        return None
+    accounts = stack.bindings.accounts
+    traders = list(range(1, spec.accounts + 1)) if spec.accounts else None
+    if traders is None and accounts is not None:
+        traders = list(accounts.traders)
+    failover = orders.failover if orders.failover in stack.link_names else None
+    venues = stack.builtins("venues")
+    assert stack.source is not None
+    target = LoadTarget(
+        stack_file=stack.source,
+        url=backend.link_endpoint(orders.via).url,
+        failover_url=backend.link_endpoint(failover).url if failover else None,
+        venues_url=backend.endpoint(venues[0]).url if venues else None,
+    )
     return LoadDriver(
-        clients,
-        standby_url,
+        target,
         folder.history,
         seed,
         spec.users,
         spec.spawn_rate,
         folder.log_path("load"),
-        accounts,
+        traders,
         retry_unknown=spec.retry_unknown,
     )
 
 
-def fault_context(backend: Any, recorder: Any, stack: Any, rng: Any, load: Any) -> Any:
+def fund_accounts(backend: Backend, stack: StackDefinition) -> int:
+    """Fund the traders' accounts through ``bindings.accounts.fund`` (0: nothing to do)."""
+    from chaos.bindings.accounts import fund_accounts as fund
+    from chaos.bindings.places import Places
+
+    if stack.bindings.accounts is None:
+        return 0
+    return fund(stack.bindings.accounts, Places(stack, backend))
+
+
+def fault_context(
+    backend: Backend, recorder: Any, stack: StackDefinition, rng: Any, load: Any
+) -> FaultContext:
     from chaos.faults.base import FaultContext
     from chaos.proxy.client import ToxiproxyClient
 
@@ -59,39 +100,18 @@ def fault_context(backend: Any, recorder: Any, stack: Any, rng: Any, load: Any) 
     return FaultContext(backend, proxy, recorder, stack, rng=rng, load=load)
 
 
-def fault(step: Any, ctx: Any) -> Any:
-    from chaos.faults.registry import build
+def fault(step: Any, ctx: FaultContext) -> Fault:
+    from chaos.faults.build import build
 
     return build(step, ctx)
 
 
-def endpoints(backend: Any, stack: Any) -> dict[str, str]:
-    """``host:port`` where each running service listens (by service name) and of each
-    link's listener (by link name), for the history exporter."""
-    found: dict[str, str] = {}
-    for spec in stack.services:
-        try:
-            found[spec.name] = str(backend.endpoint(spec.name))
-        except Exception:
-            continue
-    for link in stack.links:
-        try:
-            found[link.name] = str(backend.link_endpoint(link.name))
-        except Exception:
-            continue
-    return found
+def export_history(stack: StackDefinition, run_dir: Path, backend: Backend) -> None:
+    """The stack's records into the run's History, through ``bindings.history``."""
+    from chaos.bindings.history import export
+    from chaos.bindings.places import Places
 
-
-def export_history(stack: Any, run_dir: Path, backend: Any) -> None:
-    """Call the definition's ``history_exporter`` ("module:function") as f(run_dir, endpoints)."""
-    module_name, _, function_name = str(stack.history_exporter).partition(":")
-    try:
-        exporter = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as err:
-        raise InfrastructureError(
-            f"history exporter {stack.history_exporter!r} not found: {err}"
-        ) from None
-    exporter(Path(run_dir), endpoints(backend, stack))
+    export(stack, Path(run_dir), Places(stack, backend))
 
 
 def check(
@@ -114,24 +134,34 @@ def tolerances(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def reports(run_dir: Path, journal: Mapping[str, Any]) -> Any:
-    try:
-        report = importlib.import_module("chaos.report")
-    except ModuleNotFoundError:
-        return {}
-    return report.write_reports(Path(run_dir), journal)
+    from chaos.report import write_reports
+
+    return write_reports(Path(run_dir), journal)
 
 
-def markets() -> list[str]:
-    from chaos.truth import MARKET_NAMES
+def stack_record(stack: StackDefinition) -> dict[str, Any]:
+    """What run.json records of the stack: the facts the checkers judge with (markets,
+    the services that take orders, the History sources the stack exports, accounts)."""
+    from chaos.bindings.history import provided
 
-    return list(MARKET_NAMES)
-
-
-def market_specs() -> list[dict[str, Any]]:
-    """Every market's parameters as run.json records them, so a recorded run is judged
-    with the truth it ran under even after the defaults change."""
-    import dataclasses
-
-    from chaos.truth import MARKETS
-
-    return [dataclasses.asdict(spec) for spec in MARKETS]
+    orders = stack.bindings.orders
+    order_services = []
+    if orders is not None:
+        for link in (orders.via, orders.failover):
+            if link is not None and link in stack.link_names:
+                order_services.append(stack.link(link).server)
+    accounts = stack.bindings.accounts
+    return {
+        "stack": {
+            "name": stack.name,
+            "file": str(stack.source),
+            "options": dict(stack.options),
+            "order_services": order_services,
+            "history_sources": list(provided(stack.bindings.history)),
+            "insurance_fund": accounts.insurance_fund if accounts is not None else None,
+            "traders": list(accounts.traders) if accounts is not None else [],
+            "adversaries": list(accounts.adversaries) if accounts is not None else [],
+        },
+        "markets": [m.name for m in stack.markets],
+        "market_specs": [dataclasses.asdict(m) for m in stack.markets],
+    }

@@ -21,8 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
+from chaos.builtins.web import json_response, read_json, serve
 from chaos.stack.blocks import GENESIS_HASH, block_hash
-from chaos.stack.common import base_parser, json_response, parse_args, read_json, serve
+from chaos.stack.common import base_parser, parse_args
 
 log = logging.getLogger("chaos.stack.chain")
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import math
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -78,22 +76,6 @@ def funding_jump_ok(
         return False
     bound = max_rate * abs(price) * (max(0.0, elapsed_intervals) + 1.0)
     return abs(new_index - old_index) <= bound
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
-    )
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError) as err:
-        raise web.HTTPBadRequest(text=f"invalid JSON: {err}") from err
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="expected a JSON object")
-    return body
 
 
 class Pg:
@@ -162,38 +144,6 @@ class Pg:
 
         result: list[tuple[Any, ...]] = await self.run(go, timeout_s)
         return result
-
-
-def install_uvloop() -> None:
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-def serve(app: web.Application, host: str, port: int) -> None:
-    """Run ``app`` until SIGTERM/SIGINT, then clean up (on_cleanup hooks) and exit 0."""
-    install_uvloop()
-
-    async def main() -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-        await site.start()
-        log.info("listening on %s:%d", host, port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("stopping")
-        try:
-            await asyncio.wait_for(runner.cleanup(), 5.0)
-        except TimeoutError:
-            log.warning("cleanup timed out")
-
-    asyncio.run(main())
 
 
 def spawn(app: web.Application, coro_fn: Callable[[], Awaitable[None]], name: str) -> None:

@@ -28,16 +28,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from chaos.stack.common import (
-    Pg,
-    base_parser,
-    every,
-    funding_jump_ok,
-    json_response,
-    parse_args,
-    serve,
-    spawn,
-)
+from chaos.builtins.web import json_response, serve
+from chaos.stack.common import Pg, base_parser, every, funding_jump_ok, parse_args, spawn
 from chaos.truth import MARKET_NAMES, PricePath
 
 log = logging.getLogger("chaos.stack.oracle")

@@ -22,16 +22,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from chaos.stack.common import (
-    NEWEST_ORACLE_PRICES_SQL,
-    Pg,
-    base_parser,
-    every,
-    json_response,
-    parse_args,
-    serve,
-    spawn,
-)
+from chaos.builtins.web import json_response, serve
+from chaos.stack.common import NEWEST_ORACLE_PRICES_SQL, Pg, base_parser, every, parse_args, spawn
 from chaos.truth import MARKET_NAMES, equity
 
 log = logging.getLogger("chaos.stack.risk")

@@ -23,17 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
+from chaos.builtins.web import json_response, read_json, serve
 from chaos.stack import store
-from chaos.stack.common import (
-    Pg,
-    base_parser,
-    every,
-    json_response,
-    parse_args,
-    read_json,
-    serve,
-    spawn,
-)
+from chaos.stack.common import Pg, base_parser, every, parse_args, spawn
 from chaos.stack.engine import BadRequest, Changes, Engine, NotServing
 from chaos.truth import MARKET_NAMES
 

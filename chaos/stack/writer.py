@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from chaos.builtins.web import json_response, serve
 from chaos.stack.blocks import EVENT_COLUMNS, GENESIS_HASH, event_record, make_block
 from chaos.stack.common import (
     NEWEST_ORACLE_PRICES_SQL,
@@ -32,9 +33,7 @@ from chaos.stack.common import (
     base_parser,
     every,
     funding_jump_ok,
-    json_response,
     parse_args,
-    serve,
     spawn,
 )
 from chaos.truth import FUNDING_INTERVAL_S, market_spec

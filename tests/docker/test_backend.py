@@ -16,7 +16,7 @@ from chaos.backends.base import Endpoint
 from chaos.backends.docker import RUN_LABEL, SERVICE_LABEL, DockerBackend, sweep_containers
 from chaos.errors import StackError
 from chaos.runner.state import RunFolder
-from chaos.stackdef import HealthCheck, ServiceSpec, StackDefinition
+from chaos.stackfile.definition import HealthCheck, ServiceSpec, StackDefinition
 
 
 def get(endpoint: Endpoint, timeout_s: float = 5.0) -> dict[str, Any]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from chaos.stack.definition import reference_stack
 
 from chaos.backends import compose_gen
-from chaos.stack.definition import reference_stack
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "compose" / "docker-compose.yml"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chaos.stackdef import HealthCheck, LinkSpec, ServiceSpec, StackDefinition
+from chaos.stackfile.definition import HealthCheck, LinkSpec, ServiceSpec, StackDefinition
 
 # GET anything -> 200 {"status": "ok", "service": NAME}; argv: PORT NAME
 SERVER = (

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 NEEDED = (
     "chaos.stack.definition", "chaos.stack.exporter", "chaos.backends.factory",
-    "chaos.runner.state", "chaos.load.driver", "chaos.faults.registry", "chaos.proxy.client",
+    "chaos.runner.state", "chaos.load.driver", "chaos.experiment.actions", "chaos.proxy.client",
     "chaos.checkers", "chaos.history.reader",
 )  # fmt: skip
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 import requests
+from chaos.stack.definition import reference_stack
 
 from chaos.backends.base import Endpoint
 from chaos.backends.placeholders import Placeholders
@@ -35,8 +36,7 @@ from chaos.faults.base import FaultContext
 from chaos.faults.proxyapi import proxy_control
 from chaos.history.recorder import Recorder
 from chaos.runner.state import RunFolder
-from chaos.stack.definition import reference_stack
-from chaos.stackdef import StackDefinition
+from chaos.stackfile.definition import StackDefinition
 from chaos.truth import MARKET_NAMES, market_spec
 
 HOST = "127.0.0.1"
@@ -44,7 +44,7 @@ HOST = "127.0.0.1"
 
 @dataclass
 class Step:
-    """What ``chaos.faults.registry.build`` reads of an experiment step."""
+    """What ``chaos.experiment.actions.build`` reads of an experiment step."""
 
     action: str
     target: str | tuple[str, ...] | None = None

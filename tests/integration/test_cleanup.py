@@ -26,7 +26,7 @@ import json, sys
 from pathlib import Path
 from chaos.backends.process import ProcessBackend
 from chaos.runner.state import RunFolder
-from chaos.stackdef import HealthCheck, LinkSpec, ServiceSpec, StackDefinition
+from chaos.stackfile.definition import HealthCheck, LinkSpec, ServiceSpec, StackDefinition
 
 fake, out, toxiproxy_url = sys.argv[1], sys.argv[2], sys.argv[3] or None
 def svc(name, *flags):

@@ -64,9 +64,9 @@ from stack_harness import Step, fault_context, process_backend  # noqa: E402
 
 from chaos.backends.process import ProcessBackend  # noqa: E402
 from chaos.faults.base import FaultContext  # noqa: E402
-from chaos.faults.registry import build  # noqa: E402
+from chaos.faults.build import build  # noqa: E402
 from chaos.history.recorder import Recorder  # noqa: E402
-from chaos.stackdef import HealthCheck, LinkSpec, ServiceSpec, StackDefinition  # noqa: E402
+from chaos.stackfile.definition import HealthCheck, LinkSpec, ServiceSpec, StackDefinition  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

@@ -16,13 +16,13 @@ from typing import Any
 import psycopg
 import pytest
 import requests
+from chaos.stack.definition import reference_stack
 from stack_harness import Step, fault_context, process_backend
 
 from chaos.backends.process import ProcessBackend
 from chaos.faults.base import FaultContext
-from chaos.faults.registry import build
+from chaos.faults.build import build
 from chaos.history.recorder import Recorder
-from chaos.stack.definition import reference_stack
 
 pytestmark = pytest.mark.integration
 DEFINITION = reference_stack()

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chaos.stack.definition import reference_stack
 from stack_harness import process_backend
 
 from chaos.backends.process import ProcessBackend
 from chaos.faults.base import FaultContext
+from chaos.faults.build import build
 from chaos.faults.proxyapi import proxy_control
-from chaos.faults.registry import build
 from chaos.history.recorder import Recorder
 from chaos.load.driver import LoadDriver, LoadSample
-from chaos.stack.definition import reference_stack
 
 pytestmark = pytest.mark.integration
 DEFINITION = reference_stack()

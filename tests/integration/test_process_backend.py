@@ -82,7 +82,7 @@ from chaos.backends.process import ProcessBackend  # noqa: E402
 from chaos.errors import StackError  # noqa: E402
 from chaos.runner import procutil  # noqa: E402
 from chaos.runner.state import RunFolder, load_state  # noqa: E402
-from chaos.stackdef import HealthCheck, LinkSpec, ServiceSpec, StackDefinition  # noqa: E402
+from chaos.stackfile.definition import HealthCheck, LinkSpec, ServiceSpec, StackDefinition  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

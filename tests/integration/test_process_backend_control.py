@@ -12,7 +12,7 @@ from chaos.backends.process import ProcessBackend
 from chaos.errors import BadInput, StackError
 from chaos.runner import procutil
 from chaos.runner.state import RunFolder
-from chaos.stackdef import HealthCheck, ServiceSpec, StackDefinition
+from chaos.stackfile.definition import HealthCheck, ServiceSpec, StackDefinition
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from chaos.backends.placeholders import Placeholders
 from chaos.errors import StackError, UsageError
 from chaos.runner import procutil
 from chaos.runner.state import RunFolder
-from chaos.stackdef import StackDefinition
+from chaos.stackfile.definition import StackDefinition
 
 
 def placeholders(tmp_path: Path) -> Placeholders:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import InvalidExperiment
-from chaos.experiment.catalog import is_fault
-from chaos.experiment.durations import parse_duration
+from chaos.experiment.actions import ACTIONS
 from chaos.experiment.loader import load, problems
 from chaos.experiment.steps import planned_times
+from chaos.files.durations import parse_duration
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -22,7 +22,7 @@ description: a demo
 incident: {date: 2026-01-19, operator: Paradex, sources: [https://example.org], mechanism: race}
 seed: 7
 duration: 40s
-stack: {standby: false, venues: 3}
+stack: {options: {standby: false, venues: 3}}
 load: {users: 5, spawn_rate: 5}
 steady_state:
   probes:
@@ -84,7 +84,7 @@ def test_steps_for_filters_variants_and_faults(tmp_path: Path) -> None:
     assert [s.action for s in experiment.steps_for("vulnerable", no_faults=True)] == [
         "trading_mode"
     ]
-    assert is_fault("latency") and not is_fault("trading_mode")
+    assert ACTIONS["latency"].is_fault and not ACTIONS["trading_mode"].is_fault
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 
 from chaos.errors import BadInput, FaultError
 from chaos.faults.attached import AttachedBackend
-from chaos.stackdef import LinkSpec, ServiceSpec, StackDefinition
+from chaos.stackfile.definition import LinkSpec, ServiceSpec, StackDefinition
 
 DEFINITION = StackDefinition(
     "t", (ServiceSpec("risk", ("x",), site="core"),), (LinkSpec("risk-db", "risk", "db"),), "n:n"

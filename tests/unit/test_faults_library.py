@@ -14,8 +14,9 @@ from chaos.backends.base import Endpoint
 from chaos.errors import StackError
 from chaos.faults import maintenance
 from chaos.faults.base import FaultContext
-from chaos.faults.registry import build
-from chaos.stackdef import LinkSpec, ServiceSpec, StackDefinition
+from chaos.faults.build import build
+from chaos.stackfile.bindings import Bindings, DbUpgradeBinding
+from chaos.stackfile.definition import LinkSpec, ServiceSpec, StackDefinition
 
 SERVICES = [
     ("db", "core", ()),
@@ -35,9 +36,12 @@ LINKS = [
 ]
 DEFINITION = StackDefinition(
     "test",
-    tuple(ServiceSpec(n, ("true",), depends_on=d, site=s) for n, s, d in SERVICES),
+    tuple(
+        ServiceSpec(n, ("true",), depends_on=d, site=s, builtin="postgres" if n == "db" else None)
+        for n, s, d in SERVICES
+    ),
     tuple(LinkSpec(*lk) for lk in LINKS),
-    "none:none",
+    bindings=Bindings(db_upgrade=DbUpgradeBinding("db")),
 )
 _pids = itertools.count(1000)
 
@@ -165,6 +169,21 @@ class Step:
     params: dict[str, Any] = field(default_factory=dict)
     id: str = "s1"
     for_s: float | None = None
+
+
+def patch_copier(monkeypatch: pytest.MonkeyPatch, copier: Any, tables: list[str]) -> None:
+    """The migration's database work replaced: ``copier(src, dst, delay, tables, cancel=)``
+    for the table copy, ``tables`` as the database's tables."""
+    postgres = maintenance.postgres
+    monkeypatch.setattr(postgres, "copy_schema", lambda src, dst, dbname: None)
+    monkeypatch.setattr(postgres, "table_names", lambda hostport, dbname: list(tables))
+    monkeypatch.setattr(
+        postgres,
+        "copy_tables",
+        lambda src, dst, dbname, order, delay=0.0, cancel=None: copier(
+            src, dst, delay, list(order), cancel=cancel
+        ),
+    )
 
 
 @pytest.fixture
@@ -358,7 +377,7 @@ def test_db_migrate_switches_before_copy_in_the_online_order(
         copied.append(args)
 
     order = ["events", "orders", "market_state"]
-    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, order))
+    patch_copier(monkeypatch, copier, order)
     fault = build(Step("db_upgrade", None, {"strategy": "migrate", "copy_delay": 0.5}), ctx)
     fault.inject()
     assert backend.added[0].name == "db2"
@@ -394,7 +413,7 @@ def test_db_upgrade_with_the_stack_halted_provisions_first_and_restarts_everythi
     def copier(*args: Any, cancel: Any = None) -> None:
         backend.calls.append(("copy", ""))
 
-    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, ["events", "market_state"]))
+    patch_copier(monkeypatch, copier, ["events", "market_state"])
     fault = build(
         Step(
             "db_upgrade", None, {"strategy": "migrate", "switch": "after_copy", "stack": "halted"}
@@ -423,7 +442,7 @@ def test_heal_stops_a_table_copy_under_way(
         if cancel.wait(30):  # what copy_tables does between two tables
             raise RuntimeError("copy cancelled")
 
-    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, ["events"]))
+    patch_copier(monkeypatch, copier, ["events"])
     fault = build(Step("db_upgrade", None, {"strategy": "migrate", "copy_delay": 5}), ctx)
     worker = threading.Thread(target=fault.inject)
     worker.start()
@@ -448,7 +467,7 @@ def test_db_migrate_moves_early_services_before_the_copy_and_the_rest_after(
         copy_done.set()
 
     order = ["events", "orders", "market_state"]
-    monkeypatch.setattr(maintenance, "load_copier", lambda: (copier, order))
+    patch_copier(monkeypatch, copier, order)
     params = {"strategy": "migrate", "switch": "after_copy", "early": ["oracle"],
               "restart": ["oracle"]}  # fmt: skip
     build(Step("db_upgrade", None, params), ctx).inject()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.faults.registry import (
+from chaos.experiment.actions import (
     ACTIONS,
     KnownNames,
     StepError,

@@ -173,7 +173,6 @@ def test_plugin_import_is_light() -> None:
 FAKE_BACKEND = """
 import pytest
 import chaos.backends.factory
-import chaos.stack.definition
 
 EVENTS = []
 
@@ -189,10 +188,9 @@ class FakeBackend:
 @pytest.fixture(autouse=True)
 def fake_backend(monkeypatch):
     def make_backend(name, definition, run, params, toxiproxy_url=None):
-        EVENTS.append(f"make {name} {definition} {run.path.parent.name}")
+        EVENTS.append(f"make {name} {definition.name} {run.path.parent.name}")
         return FakeBackend(params)
     monkeypatch.setattr(chaos.backends.factory, "make_backend", make_backend)
-    monkeypatch.setattr(chaos.stack.definition, "reference_stack", lambda: "reference")
 """
 
 

@@ -48,7 +48,7 @@ def test_list_and_validate_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"tiny-latency", "signal-target"} <= names
     assert main(["validate", "--json", TINY]) == 0
     (result,) = json.loads(capsys.readouterr().out)
-    assert result == {"file": TINY, "ok": True, "problems": []}
+    assert result == {"file": TINY, "kind": "experiment", "ok": True, "problems": []}
 
 
 def test_list_reports_an_invalid_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

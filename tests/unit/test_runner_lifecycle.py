@@ -19,7 +19,7 @@ from chaos.errors import StackError
 from chaos.experiment.loader import load
 from chaos.runner.runner import Deps, RunOptions, execute_variant, judge
 from chaos.runner.signals import SignalGuard
-from chaos.stackdef import LinkSpec, ServiceSpec, StackDefinition
+from chaos.stackfile.definition import LinkSpec, ServiceSpec, StackDefinition
 
 EXPERIMENT = """\
 name: fake-run
@@ -57,18 +57,18 @@ class Events:
         return self.items.index(text)
 
 
+FAKE_STACK = StackDefinition(
+    "fake", (ServiceSpec("db", ("true",)),), (LinkSpec("clients-sequencer", "c", "db"),)
+)
+
+
 class FakeBackend:
     name = "fake"
 
     def __init__(self, events: Events, fail_start: bool = False) -> None:
         self.events = events
         self.fail_start = fail_start
-        self.definition = StackDefinition(
-            "fake",
-            (ServiceSpec("db", ("true",)),),
-            (LinkSpec("clients-sequencer", "c", "db"),),
-            "x:y",
-        )
+        self.definition = FAKE_STACK
         self.running = False
 
     def start_stack(self) -> None:
@@ -148,8 +148,9 @@ def make_deps(
         return [{"invariant": n, "valid": valid[n], "count": 0, "checked": 1} for n in invariants]
 
     return Deps(
-        definition=lambda standby, venues: None,
+        definition=lambda experiment, variant: FAKE_STACK,
         backend=lambda *a: FakeBackend(events, fail_start),
+        fund_accounts=lambda *a: 0,
         load=lambda *a: FakeLoad(events, error_rate),
         fault_context=lambda *a: None,
         fault=lambda step, ctx: FakeFault(step, events, behaviour or {}),

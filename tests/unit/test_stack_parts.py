@@ -1,14 +1,16 @@
-"""Block hashing, mitigation parsing, the stack definition, data-validation bounds, feeds."""
+"""Block hashing, mitigation parsing, the reference stack file, data-validation bounds, the
+built-in venues."""
 
 from __future__ import annotations
 
 import pytest
 
+from chaos.builtins.venues import Venues
 from chaos.stack.blocks import GENESIS_HASH, block_hash, chain_problems, event_record, make_block
 from chaos.stack.common import funding_jump_ok
-from chaos.stack.definition import MITIGATIONS, parse_mitigations, reference_stack
-from chaos.stack.feeds import Feeds
-from chaos.truth import PricePath
+from chaos.stack.mitigations import MITIGATIONS, parse_mitigations
+from chaos.stackfile import load, reference_stack_path, resolve
+from chaos.truth import MARKETS, PricePath
 
 
 def _chain(n: int) -> list[dict]:
@@ -97,7 +99,7 @@ def test_parse_mitigations_names_the_unknown_switch() -> None:
 
 @pytest.mark.parametrize("standby", [False, True])
 def test_reference_stack_definition(standby: bool) -> None:
-    stack = reference_stack(standby=standby)
+    stack = resolve(load(reference_stack_path()), {"standby": standby})
     names = set(stack.service_names)
     assert {"db", "feeds", "oracle", "sequencer", "risk", "writer", "chain"} <= names
     assert ("sequencer_b" in names) is standby
@@ -105,7 +107,7 @@ def test_reference_stack_definition(standby: bool) -> None:
     for spec in stack.services:
         for dep in spec.depends_on:
             assert order.index(dep) < order.index(spec.name)
-        assert spec.command[:2] == ("{python}", "-m") or spec.name == "db"
+        assert spec.command[:2] == ("{python}", "-m")
     links = {lk.name: lk for lk in stack.links}
     for lk in links.values():
         assert lk.name == f"{lk.client}-{lk.server}"
@@ -117,7 +119,14 @@ def test_reference_stack_definition(standby: bool) -> None:
                 assert links[item[6:-1]].client == spec.name
     assert stack.service("db").health.kind == "pg"
     assert {s.site for s in stack.services} == ({"a", "b", "core"} if standby else {"a", "core"})
-    assert stack.history_exporter == "chaos.stack.exporter:export_history"
+    assert stack.bindings.history is not None and stack.bindings.orders is not None
+    assert stack.builtins("venues") == ("feeds",) and stack.builtins("postgres") == ("db",)
+
+
+def test_the_stack_file_declares_the_switches_and_markets_the_services_know() -> None:
+    stack = load(reference_stack_path())
+    assert stack.mitigation_names == MITIGATIONS  # what every service's --mitigations parses
+    assert stack.markets == MARKETS  # what the services trade (chaos.truth)
 
 
 def test_funding_jump_bound() -> None:
@@ -137,8 +146,8 @@ def test_true_funding_moves_within_the_bound_every_interval() -> None:
         assert funding_jump_ok(before, after, path.price("BTC-PERP", t), 0.0002, 1)
 
 
-def test_feeds_faults() -> None:
-    feeds = Feeds(seed=3, epoch=1000.0, venues=3)
+def test_venue_faults() -> None:
+    feeds = Venues(seed=3, epoch=1000.0, venues=3)
     t = 1010.0
     clean = feeds.quote(1, "BTC-PERP", t)
     assert clean == pytest.approx(PricePath(3, 1000.0).price("BTC-PERP", t), rel=3e-4)

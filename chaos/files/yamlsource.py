@@ -8,7 +8,7 @@ tags are accepted. Duplicate keys are an error (PyYAML would silently keep the l
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any
 
 import yaml
@@ -113,3 +113,29 @@ def parse(text: str) -> Any:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def dotted(path: Sequence[Any]) -> str:
+    """``services.oracle.command[2]`` for the path ``[services, oracle, command, 2]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part != "":
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def line_at(document: Any, path: Iterable[Any]) -> int:
+    """The line of the deepest key or item of ``path`` that exists in ``document``."""
+    node = document
+    line = getattr(document, "line", 1) or 1
+    for part in path:
+        if (isinstance(node, LineDict) and part in node) or (
+            isinstance(node, LineList) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            line = node.line_of(part)
+            node = node[part]
+        else:
+            break
+    return line

@@ -1,6 +1,10 @@
-"""Simulated external venues serving the true price path with per-venue noise.
+"""The built-in venues (``builtin: venues``): simulated exchanges serving the true price
+path of the world's markets with per-venue noise. tradechaos owns them: the true price is
+what the checkers judge against, and the data faults happen here.
 
-``python -m chaos.stack.feeds --port P --seed N --epoch T --venues 3``
+``python -m chaos.builtins.venues --port P --seed N --epoch T --venues 3 --markets JSON``
+(``--markets``: a JSON list of ``chaos.truth.MarketSpec`` fields; default the reference
+markets).
 
 Data faults (per venue and market, ``*`` for all): ``freeze`` (serve the price at the time
 the fault began), ``zero``, ``scale`` (x value), ``offset`` (+ value), ``drop`` (503).
@@ -8,16 +12,20 @@ the fault began), ``zero``, ``scale`` (x value), ``offset`` (+ value), ``drop`` 
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import json
+import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from chaos.stack.common import base_parser, json_response, parse_args, read_json, serve
-from chaos.truth import MARKET_NAMES, STEP_S, PriceMove, PricePath, venue_noise
+from chaos.builtins.web import json_response, read_json, serve
+from chaos.truth import MARKETS, STEP_S, MarketSpec, PriceMove, PricePath, venue_noise
 
 FAULT_KINDS = ("freeze", "zero", "scale", "offset", "drop")
 
@@ -35,10 +43,13 @@ class DataFault:
         return self.venue in ("*", venue) and self.market in ("*", market)
 
 
-class Feeds:
-    def __init__(self, seed: int, epoch: float, venues: int) -> None:
+class Venues:
+    def __init__(
+        self, seed: int, epoch: float, venues: int, markets: tuple[MarketSpec, ...] = MARKETS
+    ) -> None:
         self.seed = seed
-        self.path = PricePath(seed, epoch)
+        self.path = PricePath(seed, epoch, markets=markets)
+        self.markets = tuple(m.name for m in markets)
         self.venues = venues
         self.faults: dict[int, DataFault] = {}
         self._ids = itertools.count(1)
@@ -73,7 +84,7 @@ class Feeds:
         if venue != "*" and not (isinstance(venue, int) and 0 <= venue < self.venues):
             raise web.HTTPBadRequest(text=f"venue must be '*' or 0..{self.venues - 1}")
         market = body.get("market", "*")
-        if market != "*" and market not in MARKET_NAMES:
+        if market != "*" and market not in self.markets:
             raise web.HTTPBadRequest(text=f"unknown market {market!r}")
         value = body.get("value", 1.0 if kind == "scale" else 0.0)
         if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -83,9 +94,11 @@ class Feeds:
         return fault
 
 
-def build_app(feeds: Feeds) -> web.Application:
+def build_app(venues: Venues) -> web.Application:
     async def health(_request: web.Request) -> web.Response:
-        return json_response({"status": "ok", "venues": feeds.venues, "faults": len(feeds.faults)})
+        return json_response(
+            {"status": "ok", "venues": venues.venues, "faults": len(venues.faults)}
+        )
 
     async def venue_price(request: web.Request) -> web.Response:
         try:
@@ -93,10 +106,10 @@ def build_app(feeds: Feeds) -> web.Application:
         except ValueError as err:
             raise web.HTTPNotFound(text="unknown venue") from err
         market = request.match_info["market"]
-        if not 0 <= venue < feeds.venues or market not in MARKET_NAMES:
+        if not 0 <= venue < venues.venues or market not in venues.markets:
             raise web.HTTPNotFound(text="unknown venue or market")
         now = time.time()
-        price = feeds.quote(venue, market, now)
+        price = venues.quote(venue, market, now)
         if price is None:
             return json_response({"error": "venue unavailable"}, 503)
         return json_response({"venue": venue, "market": market, "price": price, "ts": now})
@@ -104,27 +117,27 @@ def build_app(feeds: Feeds) -> web.Application:
     async def all_prices(_request: web.Request) -> web.Response:
         now = time.time()
         quotes = []
-        for venue in range(feeds.venues):
-            for market in MARKET_NAMES:
-                price = feeds.quote(venue, market, now)
+        for venue in range(venues.venues):
+            for market in venues.markets:
+                price = venues.quote(venue, market, now)
                 if price is not None:
                     quotes.append({"venue": venue, "market": market, "price": price})
         return json_response({"ts": now, "venues": quotes})
 
     async def add_fault(request: web.Request) -> web.Response:
-        fault = feeds.add_fault(await read_json(request))
+        fault = venues.add_fault(await read_json(request))
         return json_response({"id": fault.id})
 
     async def delete_fault(request: web.Request) -> web.Response:
         try:
-            removed = feeds.faults.pop(int(request.match_info["id"]), None)
+            removed = venues.faults.pop(int(request.match_info["id"]), None)
         except ValueError:
             removed = None
         return json_response({"removed": removed is not None})
 
     async def delete_faults(_request: web.Request) -> web.Response:
-        count = len(feeds.faults)
-        feeds.faults.clear()
+        count = len(venues.faults)
+        venues.faults.clear()
         return json_response({"removed": count})
 
     async def move(request: web.Request) -> web.Response:
@@ -139,9 +152,9 @@ def build_app(feeds: Feeds) -> web.Application:
             )
         except (KeyError, TypeError, ValueError) as err:
             raise web.HTTPBadRequest(text=f"move needs pct (and start, duration): {err}") from err
-        if market != "*" and market not in MARKET_NAMES:
+        if market != "*" and market not in venues.markets:
             raise web.HTTPBadRequest(text=f"unknown market {market!r}")
-        feeds.path.add_move(price_move)
+        venues.path.add_move(price_move)
         return json_response(
             {
                 "market": market,
@@ -153,15 +166,15 @@ def build_app(feeds: Feeds) -> web.Application:
 
     async def truth(request: web.Request) -> web.Response:
         market = request.match_info["market"]
-        if market not in MARKET_NAMES:
+        if market not in venues.markets:
             raise web.HTTPNotFound(text="unknown market")
         t = float(request.query.get("t", time.time()))
         return json_response(
             {
                 "market": market,
                 "t": t,
-                "price": feeds.path.price(market, t),
-                "funding_index": feeds.path.funding_index(market, t),
+                "price": venues.path.price(market, t),
+                "funding_index": venues.path.funding_index(market, t),
             }
         )
 
@@ -181,11 +194,26 @@ def build_app(feeds: Feeds) -> web.Application:
     return app
 
 
+def parse_markets(text: str | None) -> tuple[MarketSpec, ...]:
+    if not text:
+        return MARKETS
+    return tuple(MarketSpec(**spec) for spec in json.loads(text))
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = base_parser("feeds")
+    parser = argparse.ArgumentParser(prog="python -m chaos.builtins.venues")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--epoch", type=float, default=None, help="price origin, wall-clock s")
     parser.add_argument("--venues", type=int, default=3)
-    args = parse_args(parser, argv)
-    serve(build_app(Feeds(args.seed, args.epoch, args.venues)), args.host, args.port)
+    parser.add_argument("--markets", default=None, help="JSON list of market parameters")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="INFO", stream=sys.stderr,
+                        format="%(asctime)s venues %(levelname)s %(message)s")  # fmt: skip
+    epoch = time.time() if args.epoch is None else args.epoch
+    markets = parse_markets(args.markets)
+    serve(build_app(Venues(args.seed, epoch, args.venues, markets)), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from chaos.errors import InvalidExperiment
-from chaos.experiment.durations import parse_duration
-from chaos.experiment.yamlsource import LineDict, LineList
+from chaos.errors import InvalidExperiment, InvalidFile
+from chaos.files.durations import parse_duration
+from chaos.files.yamlsource import LineDict, LineList
 
 _MAX_DEPTH = 4
 
@@ -23,14 +23,13 @@ def known(names: Iterable[str]) -> str:
 class Reader:
     """Collects the problems of one file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, error: type[InvalidFile] = InvalidExperiment) -> None:
         self.path = path
-        self.problems: list[InvalidExperiment] = []
+        self.error = error
+        self.problems: list[InvalidFile] = []
 
     def fail(self, line: int | None, field: str, problem: str) -> None:
-        self.problems.append(
-            InvalidExperiment(self.path, line, printable(field), printable(problem))
-        )
+        self.problems.append(self.error(self.path, line, printable(field), printable(problem)))
 
     def mapping(self, value: Any, line: int, field: str, allowed: Sequence[str]) -> LineDict | None:
         """``value`` as a mapping whose keys are all in ``allowed``; unknown keys are errors."""

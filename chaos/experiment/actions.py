@@ -10,21 +10,20 @@ Contract (docs/contracts.md §6)
   must give one (else ``default_target`` or the whole stack applies).
 - ``validate_step(action, params, names, target=...)`` raises ``StepError(field, problem)``
   naming the allowed values; it never touches processes or the network.
-- ``build(step, ctx)`` returns an un-injected ``Fault``; importing this module is cheap
-  (the family modules are imported by ``build`` only).
+- ``requires`` names what the stack must provide for the action: a binding of its stack
+  file (``orders``, ``trading_mode``, ``db_upgrade``, ``accounts``) or a built-in part
+  (``venues``); the experiment loader refuses a step whose stack lacks it.
+- Faults are built from steps by ``chaos.faults.build.build(step, ctx)``; this module is
+  the catalogue only (pure data and validation, cheap to import).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
-from chaos.faults.params import KnownNames, ParamSpec, StepError, check_params
-
-if TYPE_CHECKING:
-    from chaos.faults.base import Fault, FaultContext
+from chaos.experiment.params import KnownNames, ParamSpec, StepError, check_params
 
 __all__ = [
     "ACTIONS",
@@ -33,7 +32,6 @@ __all__ = [
     "ParamSpec",
     "StepError",
     "StepLike",
-    "build",
     "parse_params",
     "validate_step",
 ]
@@ -64,7 +62,7 @@ class ActionInfo:
     params: Mapping[str, ParamSpec]
     summary: str
     target_required: bool = True
-    default_target: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
 
 
 def _d(
@@ -114,7 +112,7 @@ def _info(
     *,
     is_fault: bool = True,
     target_required: bool = True,
-    default_target: tuple[str, ...] = (),
+    requires: tuple[str, ...] = (),
 ) -> ActionInfo:
     return ActionInfo(
         name,
@@ -124,7 +122,7 @@ def _info(
         dict(params or {}),
         summary,
         target_required,
-        default_target,
+        requires,
     )
 
 
@@ -262,7 +260,7 @@ def _actions() -> dict[str, ActionInfo]:
             "trading_mode",
             "maintenance",
             "services",
-            "set the sequencer's trading mode",
+            "set the trading mode (bindings.trading_mode; default: every service it names)",
             {
                 "mode": ParamSpec(
                     "enum", required=True, choices=("normal", "post_only", "cancel_only", "halt")
@@ -270,7 +268,7 @@ def _actions() -> dict[str, ActionInfo]:
             },
             is_fault=False,
             target_required=False,
-            default_target=("sequencer",),
+            requires=("trading_mode",),
         ),
         _info(
             "db_upgrade",
@@ -278,7 +276,9 @@ def _actions() -> dict[str, ActionInfo]:
             "service",
             "upgrade the database in place or migrate",
             {
-                "strategy": ParamSpec("enum", required=True, choices=("in_place", "migrate")),
+                "strategy": ParamSpec(
+                    "enum", required=True, choices=("in_place", "migrate", "command")
+                ),
                 "downtime": _d(1.0, help="in_place: time the server is down"),
                 "copy_delay": _d(0.0, help="migrate: pause between tables"),
                 "switch": ParamSpec(
@@ -310,13 +310,13 @@ def _actions() -> dict[str, ActionInfo]:
                 "timeout": _TIMEOUT,
             },
             target_required=False,
-            default_target=("db",),
+            requires=("db_upgrade",),
         ),
         _info(
             "feed_fault",
             "data",
             "none",
-            "a venue data fault on the feeds",
+            "a data fault on the built-in venues",
             {
                 "kind": ParamSpec(
                     "enum", required=True, choices=("freeze", "zero", "scale", "offset", "drop")
@@ -326,7 +326,7 @@ def _actions() -> dict[str, ActionInfo]:
                 "value": ParamSpec("float", help="scale factor or offset"),
             },
             target_required=False,
-            default_target=("feeds",),
+            requires=("venues",),
         ),
         _info(
             "price_move",
@@ -342,15 +342,17 @@ def _actions() -> dict[str, ActionInfo]:
             },
             is_fault=False,
             target_required=False,
-            default_target=("feeds",),
+            requires=("venues",),
         ),
         _info(
             "aggressive_orders",
             "market",
             "none",
-            "adversarial post-only limits off the price",
+            "adversarial post-only limits off the price (bindings.orders)",
             {
-                "accounts": ParamSpec("list", items="int", help="default: 9001..9004"),
+                "accounts": ParamSpec(
+                    "list", items="int", help="default: bindings.accounts.adversaries"
+                ),
                 "count": ParamSpec("int", default=10, min=1),
                 "offset_pct": ParamSpec(
                     "list",
@@ -365,6 +367,7 @@ def _actions() -> dict[str, ActionInfo]:
                 "interval": _d(0.0, help="between orders"),
             },
             target_required=False,
+            requires=("orders",),
         ),
     ]
     return {a.name: a for a in acts}
@@ -488,19 +491,3 @@ def validate_step(
             and inner.get("action") != "partition"
         ):
             raise StepError("target", "flap needs a target (on the step or in its fault)")
-
-
-def build(step: StepLike, ctx: FaultContext) -> Fault:
-    """An un-injected ``Fault`` for ``step`` (validated against ``ctx.definition``)."""
-    from chaos.faults.base import known_names
-
-    names = known_names(ctx.definition)
-    info = ACTIONS.get(step.action)
-    if info is None:
-        validate_step(step.action, step.params, names)
-    assert info is not None
-    validate_step(step.action, step.params, names, step.target)
-    parsed = parse_params(step.action, step.params, names)
-    module = importlib.import_module(f"chaos.faults.{info.family}")
-    fault: Fault = module.build(step, info, parsed, ctx)
-    return fault

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from chaos.experiment.durations import ALLOWED as DURATION_ALLOWED
-from chaos.experiment.durations import parse_duration
+from chaos.files.durations import ALLOWED as DURATION_ALLOWED
+from chaos.files.durations import parse_duration
 
 ParamType = Literal["duration", "float", "int", "str", "enum", "list", "mapping"]
 NameKind = Literal["services", "links", "sites"]

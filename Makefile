@@ -41,10 +41,11 @@ test-docker: setup ## tests that need a Docker engine
 bench: setup ## benchmarks: proxy, sequencer, checkers, schedule, incidents (ratios, same-run baselines)
 	$(BIN)/python -m bench
 
-lint: setup ## ruff and mypy --strict on chaos/
+lint: setup ## ruff, mypy --strict on chaos/, and the import contracts (lint-imports)
 	$(BIN)/ruff check chaos tests bench
 	$(BIN)/ruff format --check chaos tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 images: setup ## build the docker images (base image made with debootstrap when no registry answers)
 	$(BIN)/python -m chaos.backends.images build

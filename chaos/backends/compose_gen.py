@@ -42,8 +42,8 @@ STACK_DIR = Path("/var/lib/tradechaos/stack")  # the stack file's folder, inside
 HOST_RUN_DIR = "../runs/compose"  # relative to compose/
 HEADER = (
     "# GENERATED from the stack file {source}: do not edit.\n"
-    "# Regenerate: tradechaos stack compose{stack_arg} -o {output}\n"
-    "# Needs the images: make images.  Then: docker compose -f {output} up\n"
+    "# Regenerate: tradechaos stack compose{stack_arg} -o THIS_FILE\n"
+    "# Needs the images: make images.  Then: docker compose -f THIS_FILE up\n"
     "# Ports are fixed here (proxy API 8474); tradechaos itself uses the SDK and free ports.\n"
 )
 COMPOSE_PARAMS = {
@@ -148,12 +148,7 @@ def generate(definition: StackDefinition, output: Path | None = None) -> str:
     source = definition.source
     shown = _relative(source, where) if source is not None else "?"
     stack_arg = "" if source is None or _is_reference(source) else f" --stack {shown}"
-    header = HEADER.format(
-        source=shown,
-        stack_arg=stack_arg,
-        output=_relative(output, Path.cwd()) if output else "docker-compose.yml",
-    )
-    return header + body
+    return HEADER.format(source=shown, stack_arg=stack_arg) + body
 
 
 def _relative(path: Path, start: Path) -> str:

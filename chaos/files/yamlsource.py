@@ -3,12 +3,14 @@
 ``parse(text)`` returns plain Python values where every mapping is a ``LineDict`` and every
 sequence a ``LineList``; both carry the 1-based ``line`` where they start and the line of
 each key or item, so the loader can name ``file:line`` in every error. Only the safe YAML
-tags are accepted. Duplicate keys are an error (PyYAML would silently keep the last one).
+tags are accepted; booleans are YAML 1.2's (``true``/``false`` only: ``on``, ``off``,
+``yes``, ``no`` are text). Duplicate keys are an error (PyYAML would silently keep the last one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Iterator, Sequence
+import re
 from typing import Any
 
 import yaml
@@ -55,6 +57,19 @@ class YamlSyntaxError(Exception):
 
 class _LineLoader(yaml.SafeLoader):
     pass
+
+
+# YAML 1.2's booleans: only true/false. (YAML 1.1's on/off/yes/no would turn a stack file's
+# `{on: "1", off: "0"}` into {True: ..., False: ...}.)
+_LineLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_LineLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 def _construct_map(loader: _LineLoader, node: MappingNode) -> Iterator[LineDict]:

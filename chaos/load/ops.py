@@ -2,48 +2,16 @@
 the adversarial-orders fault. Pure: no locust, no gevent, no I/O.
 
 An operation is an ``invoke`` followed by exactly one completion of the same process and
-client_order_id: ``ok`` (the sequencer acknowledged it), ``fail`` (it certainly did not
+client_order_id: ``ok`` (the stack acknowledged it), ``fail`` (it certainly did not
 happen: refused before sending, rejected, not serving) or ``info`` (unknown: a timeout or
-a reset after the request was sent, or a 5xx that says the outcome is unknown).
+a reset after the request was sent, or an answer that says the outcome is unknown). Which
+answers are which is the stack file's orders binding's ``answer`` mapping
+(``chaos.bindings.http.classify``).
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-NOT_SERVING = (
-    "not serving",
-    "not leader",
-    "standby",
-    "loading",
-    "halted",
-    "fenced",
-    "not executed",
-)
-
-
-def reason_of(body: Any) -> str:
-    if isinstance(body, dict):
-        return str(body.get("error") or body.get("reason") or "")
-    return ""
-
-
-def classify_answer(status: int, body: Any) -> str:
-    """ok / fail / info for an HTTP answer to an order or a cancel.
-
-    200 ``accepted`` (or a cancel's ``cancelled``/``ok``) is ok and any other 200 is a
-    rejection (fail); 4xx is fail; a 5xx is info when it says the outcome is unknown or
-    says nothing, fail when it says the sequencer was not serving (not leader, halted).
-    """
-    if status == 200:
-        state = body.get("status") if isinstance(body, dict) else None
-        return "ok" if state in ("accepted", "cancelled", "ok") else "fail"
-    if status < 500:
-        return "fail"
-    reason = reason_of(body).lower()
-    if "unknown" in reason:
-        return "info"
-    return "fail" if any(word in reason for word in NOT_SERVING) else "info"
 
 
 def op_record(

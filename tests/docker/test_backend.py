@@ -122,7 +122,6 @@ def test_a_service_that_dies_at_start_fails_the_start_with_its_log_and_leaves_no
             ),
         ),
         links=(),
-        history_exporter="",
     )
     backend = DockerBackend(broken, run, image=stack_image, client=docker_client)
     with pytest.raises(StackError, match="doomed") as caught:

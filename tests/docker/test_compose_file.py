@@ -1,22 +1,26 @@
-"""The committed compose file is generated from the stack definition and must stay so."""
+"""The committed compose file is generated from the reference stack file and must stay so."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
-from chaos.stack.definition import reference_stack
 
 from chaos.backends import compose_gen
+from chaos.stackfile import load, reference_stack_path, resolve
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "compose" / "docker-compose.yml"
 
 
+def reference_stack() -> compose_gen.StackDefinition:
+    return resolve(load(reference_stack_path()))
+
+
 def test_committed_compose_file_is_generated_from_the_definition() -> None:
-    expected = compose_gen.generate(reference_stack())
+    expected = compose_gen.generate(reference_stack(), COMPOSE_FILE)
     assert COMPOSE_FILE.read_text() == expected, (
-        "compose/docker-compose.yml is out of date with chaos.stack.definition; run "
-        "`python -m chaos.backends.compose_gen > compose/docker-compose.yml` and commit it"
+        "compose/docker-compose.yml is out of date with chaos/stack/stack.yaml; run "
+        "`tradechaos stack compose -o compose/docker-compose.yml` and commit it"
     )
 
 

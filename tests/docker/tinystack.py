@@ -39,5 +39,4 @@ def tiny_stack() -> StackDefinition:
             LinkSpec("clients-alpha", "clients", "alpha"),
             LinkSpec("beta-alpha", "beta", "alpha"),
         ),
-        history_exporter="",
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import queue
@@ -19,27 +18,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
-NEEDED = (
-    "chaos.stack.definition", "chaos.stack.exporter", "chaos.backends.factory",
-    "chaos.runner.state", "chaos.load.driver", "chaos.experiment.actions", "chaos.proxy.client",
-    "chaos.checkers", "chaos.history.reader",
-)  # fmt: skip
-
-
-def missing_modules(faults: bool = True) -> list[str]:
-    missing = []
-    for name in NEEDED if faults else NEEDED[:5]:
-        try:
-            if importlib.util.find_spec(name) is None:
-                missing.append(name)
-        except ModuleNotFoundError:
-            missing.append(name)
-    return missing
-
-
-def skip_reason(faults: bool = True) -> str:
-    missing = missing_modules(faults)
-    return f"dependency module(s) not written yet: {', '.join(missing)}" if missing else ""
 
 
 def tradechaos(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 
 ``make_stack`` returns a ``BackendStack`` (the process backend: every link through the
 embedded proxy) or, with ``TRADECHAOS_STACK_HARNESS=direct``, a ``DirectStack``, which starts
-``reference_stack()`` from its own definition (same commands, same placeholders) with every
+the reference stack from its own stack file (same commands, same placeholders) with every
 ``{link:NAME}`` pointing straight at the server, so the stack's own behaviour can be tested
 apart from the proxy and the backend. ``TradingClient`` quotes around the oracle price with
 makers and opens leveraged positions with takers.
@@ -11,6 +11,7 @@ makers and opens leveraged positions with takers.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -27,17 +28,24 @@ from typing import Any
 
 import psycopg
 import requests
-from chaos.stack.definition import reference_stack
 
 from chaos.backends.base import Endpoint
-from chaos.backends.placeholders import Placeholders
+from chaos.backends.placeholders import Placeholders, name_tables
 from chaos.backends.process import ProcessBackend
+from chaos.bindings.places import Places
 from chaos.faults.base import FaultContext
 from chaos.faults.proxyapi import proxy_control
 from chaos.history.recorder import Recorder
 from chaos.runner.state import RunFolder
+from chaos.stackfile import load, reference_stack_path, resolve
 from chaos.stackfile.definition import StackDefinition
 from chaos.truth import MARKET_NAMES, market_spec
+
+
+def reference_stack(standby: bool = False, rto_s: float = 5.0) -> StackDefinition:
+    """The reference stack's definition (its stack file) with these option values."""
+    return resolve(load(reference_stack_path()), {"standby": standby, "rto": rto_s})
+
 
 HOST = "127.0.0.1"
 
@@ -121,11 +129,10 @@ class DirectStack:
         self.root = root
         self.definition = reference_stack(standby=standby, rto_s=rto_s)
         if only is not None:  # a subset, with the links among its members
-            self.definition = StackDefinition(
-                self.definition.name,
-                tuple(s for s in self.definition.services if s.name in only),
-                tuple(lk for lk in self.definition.links if lk.server in only),
-                self.definition.history_exporter,
+            self.definition = dataclasses.replace(
+                self.definition,
+                services=tuple(s for s in self.definition.services if s.name in only),
+                links=tuple(lk for lk in self.definition.links if lk.server in only),
             )
         self.params = {
             "seed": str(seed),
@@ -146,6 +153,7 @@ class DirectStack:
             self.errors.append(err)
 
     def _fill(self, name: str) -> Placeholders:
+        databases, venues = name_tables(self.definition)
         return Placeholders(
             python=sys.executable,
             port=self.endpoints[name].port,
@@ -154,6 +162,9 @@ class DirectStack:
             params=self.params,
             links=self.links,
             services=self.endpoints,
+            stack_dir=self.definition.stack_dir,
+            databases=databases,
+            venue_counts=venues,
         )
 
     def log(self, name: str) -> Path:
@@ -273,6 +284,20 @@ class DirectStack:
             self.stop(name)
 
     # -- access -------------------------------------------------------------------------
+    def places(self) -> Places:
+        """Where the services and links are, for the bindings (links go straight to their
+        servers here)."""
+        stack = self
+
+        class Locator:
+            def endpoint(self, service: str) -> Endpoint:
+                return stack.endpoints[service]
+
+            def link_endpoint(self, link: str) -> Endpoint:
+                return stack.links[link]
+
+        return Places(self.definition, Locator())
+
     def url(self, name: str) -> str:
         return self.endpoints[name].url
 

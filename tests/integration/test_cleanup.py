@@ -33,7 +33,7 @@ def svc(name, *flags):
     return ServiceSpec(name, ("{python}", fake, "serve", "--name", name, "--port", "{port}",
                               *flags), HealthCheck(timeout_s=15.0))
 links = (LinkSpec("api-db", "api", "db"),) if toxiproxy_url else ()
-definition = StackDefinition("crash", (svc("db", "--grandchild"), svc("api")), links, "x:y")
+definition = StackDefinition("crash", (svc("db", "--grandchild"), svc("api")), links)
 run = RunFolder.create(out, "crash", "test")
 backend = ProcessBackend(definition, run, toxiproxy_url=toxiproxy_url, embedded_proxy=False)
 backend.start_stack()

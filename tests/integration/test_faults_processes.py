@@ -87,7 +87,6 @@ DEFINITION = StackDefinition(
         LinkSpec("oracle-db", "oracle", "db"),
         LinkSpec("clients-db", "clients", "db"),
     ),
-    "none:none",
 )
 
 

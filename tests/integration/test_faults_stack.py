@@ -16,8 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 import requests
-from chaos.stack.definition import reference_stack
-from stack_harness import Step, fault_context, process_backend
+from stack_harness import Step, fault_context, process_backend, reference_stack
 
 from chaos.backends.process import ProcessBackend
 from chaos.faults.base import FaultContext

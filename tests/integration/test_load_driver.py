@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from chaos.load.driver import LoadDriver
+from chaos.load.driver import LoadDriver, LoadTarget
+from chaos.stackfile import reference_stack_path
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +103,8 @@ def test_load_reaches_its_rate_and_accounts_for_every_request(
     tmp_path: Path, sequencer: FakeSequencer
 ) -> None:
     history = tmp_path / "history"
-    driver = LoadDriver(sequencer.url, None, history, 7, 6, 6, tmp_path / "load.log", range(1, 7))
+    target = LoadTarget(reference_stack_path(), sequencer.url)
+    driver = LoadDriver(target, history, 7, 6, 6, tmp_path / "load.log", range(1, 7))
     with driver:
         assert _wait_for(lambda: _reached(driver.sample()), 30), driver.sample()
     assert driver.exit_code == 0
@@ -124,7 +126,8 @@ def test_users_fail_over_to_the_standby(tmp_path: Path) -> None:
     primary = FakeSequencer(serving=False)
     standby = FakeSequencer()
     try:
-        driver = LoadDriver(primary.url, standby.url, tmp_path / "h", 1, 2, 2, tmp_path / "l.log")
+        target = LoadTarget(reference_stack_path(), primary.url, standby.url)
+        driver = LoadDriver(target, tmp_path / "h", 1, 2, 2, tmp_path / "l.log")
         with driver:
             assert _wait_for(lambda: len(standby.orders) >= 10, 20)
         ops = _ops(tmp_path / "h")

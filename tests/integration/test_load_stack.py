@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaos.stack.definition import reference_stack
-from stack_harness import process_backend
+from stack_harness import process_backend, reference_stack
 
 from chaos.backends.process import ProcessBackend
 from chaos.faults.base import FaultContext
 from chaos.faults.build import build
 from chaos.faults.proxyapi import proxy_control
 from chaos.history.recorder import Recorder
-from chaos.load.driver import LoadDriver, LoadSample
+from chaos.load.driver import LoadDriver, LoadSample, LoadTarget
+from chaos.stackfile import reference_stack_path
 
 pytestmark = pytest.mark.integration
 DEFINITION = reference_stack()
@@ -68,7 +68,13 @@ def test_load_reaches_its_rate_and_every_request_is_in_the_history(
     history = tmp_path / "history"
     clients = backend.link_endpoint("clients-sequencer").url
     driver = LoadDriver(
-        clients, None, history, 5, USERS, USERS, tmp_path / "load.log", range(1, 37)
+        LoadTarget(reference_stack_path(), clients),
+        history,
+        5,
+        USERS,
+        USERS,
+        tmp_path / "load.log",
+        range(1, 37),
     )
     with driver:
         sample = wait_for(
@@ -89,7 +95,8 @@ def test_cut_replies_are_unknown_and_retried_with_the_same_id(
 ) -> None:
     history = tmp_path / "history"
     clients = backend.link_endpoint("clients-sequencer").url
-    driver = LoadDriver(clients, None, history, 6, 4, 4, tmp_path / "load.log", range(1, 37))
+    target = LoadTarget(reference_stack_path(), clients)
+    driver = LoadDriver(target, history, 6, 4, 4, tmp_path / "load.log", range(1, 37))
     with Recorder(history) as recorder, driver:
         ctx = FaultContext(
             backend,

@@ -138,7 +138,7 @@ def two_services(*b_flags: str, links: bool = False) -> StackDefinition:
         ),
     )
     link_specs = (LinkSpec("api-db", "api", "db"), LinkSpec("clients-api", "clients", "api"))
-    return StackDefinition("fake", (api, db), link_specs if links else (), "none:none")
+    return StackDefinition("fake", (api, db), link_specs if links else ())
 
 
 @pytest.fixture
@@ -234,7 +234,7 @@ def test_kill_start_and_restart_change_pid(backend: ProcessBackend, run: RunFold
 
 
 def test_stop_escalates_to_sigkill_after_grace(run: RunFolder) -> None:
-    definition = StackDefinition("fake", (fake("stubborn", "--ignore-term"),), (), "none:none")
+    definition = StackDefinition("fake", (fake("stubborn", "--ignore-term"),), ())
     with ProcessBackend(definition, run, embedded_proxy=False) as backend:
         pid = backend.pid("stubborn")
         started = time.monotonic()
@@ -245,7 +245,7 @@ def test_stop_escalates_to_sigkill_after_grace(run: RunFolder) -> None:
 
 
 def test_pause_stops_progress_and_resume_restores_it(run: RunFolder) -> None:
-    definition = StackDefinition("fake", (fake("burner", "--burn"),), (), "none:none")
+    definition = StackDefinition("fake", (fake("burner", "--burn"),), ())
     with ProcessBackend(definition, run, embedded_proxy=False) as backend:
         pid = backend.pid("burner")
         assert pid is not None
@@ -259,7 +259,7 @@ def test_pause_stops_progress_and_resume_restores_it(run: RunFolder) -> None:
 
 
 def test_throttle_reduces_cpu_share(run: RunFolder) -> None:
-    definition = StackDefinition("fake", (fake("burner", "--burn"),), (), "none:none")
+    definition = StackDefinition("fake", (fake("burner", "--burn"),), ())
     with ProcessBackend(definition, run, embedded_proxy=False) as backend:
         pid = backend.pid("burner")
         assert pid is not None
@@ -275,7 +275,7 @@ def test_throttle_reduces_cpu_share(run: RunFolder) -> None:
 
 
 def test_throttle_keeps_an_explicit_pause(run: RunFolder) -> None:
-    definition = StackDefinition("fake", (fake("burner", "--burn"),), (), "none:none")
+    definition = StackDefinition("fake", (fake("burner", "--burn"),), ())
     with ProcessBackend(definition, run, embedded_proxy=False) as backend:
         pid = backend.pid("burner")
         assert pid is not None
@@ -306,9 +306,7 @@ def test_start_failure_cleans_up_and_raises_with_log_tail(run: RunFolder) -> Non
 
 def test_health_timeout_names_what_it_waited_for(run: RunFolder) -> None:
     svc = fake("sick", "--unhealthy", health=HealthCheck(timeout_s=1.0))
-    backend = ProcessBackend(
-        StackDefinition("fake", (svc,), (), "none:none"), run, embedded_proxy=False
-    )
+    backend = ProcessBackend(StackDefinition("fake", (svc,), ()), run, embedded_proxy=False)
     started = time.monotonic()
     with pytest.raises(StackError) as caught:
         backend.start_stack()
@@ -343,7 +341,7 @@ def test_a_failed_add_service_leaves_nothing_and_can_be_retried(
 
 def test_optional_service_starts_only_when_asked(run: RunFolder) -> None:
     definition = StackDefinition(
-        "fake", (fake("main"), fake("standby", optional=True, site="b")), (), "none:none"
+        "fake", (fake("main"), fake("standby", optional=True, site="b")), ()
     )
     with ProcessBackend(definition, run, embedded_proxy=False) as backend:
         assert backend.is_running("main") and not backend.is_running("standby")
@@ -351,13 +349,6 @@ def test_optional_service_starts_only_when_asked(run: RunFolder) -> None:
         assert get_json(backend.endpoint("standby"))["name"] == "standby"
 
 
-def _proxy_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("chaos.proxy.daemon") is not None
-
-
-@pytest.mark.skipif(not _proxy_available(), reason="chaos.proxy (embedded proxy) not present")
 def test_links_go_through_the_embedded_proxy(run: RunFolder) -> None:
     with ProcessBackend(two_services(links=True), run) as backend:
         link = backend.link_endpoint("api-db")

@@ -31,9 +31,7 @@ def fake(name: str) -> ServiceSpec:
 @pytest.fixture
 def owner(tmp_path: Path) -> Iterator[tuple[ProcessBackend, ControlClient]]:
     run = RunFolder.create(tmp_path, "control", "test")
-    backend = ProcessBackend(
-        StackDefinition("fake", (fake("api"),), (), "none:none"), run, embedded_proxy=False
-    )
+    backend = ProcessBackend(StackDefinition("fake", (fake("api"),), ()), run, embedded_proxy=False)
     backend.start_stack()
     server = ControlServer(backend)
     try:

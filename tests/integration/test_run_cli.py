@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from run_cli_helpers import DATA, processes_mentioning, skip_reason, tradechaos
+from run_cli_helpers import DATA, processes_mentioning, tradechaos
 
 pytestmark = pytest.mark.integration
-needs_stack = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready")
 TINY = str(DATA / "tiny-latency.yaml")
 
 
@@ -19,7 +18,6 @@ def journals(stdout: str) -> dict[str, dict[str, object]]:
     return {j["variant"]: j for j in json.loads(stdout)}
 
 
-@needs_stack
 def test_two_variants_exit_1_and_the_journals_say_why(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     done = tradechaos("run", TINY, "--out", str(out), "--json", "--quiet")
@@ -50,7 +48,6 @@ def test_two_variants_exit_1_and_the_journals_say_why(tmp_path: Path) -> None:
     assert "no longer catches" in rechecked.stdout
 
 
-@needs_stack
 def test_one_variant_and_the_control_run(tmp_path: Path) -> None:
     calm = tradechaos("run", TINY, "--variant", "calm", "--out", str(tmp_path / "a"), "--quiet")
     assert calm.returncode == 0, calm.stderr[-3000:]

@@ -7,7 +7,6 @@ is left (the process backend's services also die with their parent) and marks it
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 import time
@@ -24,16 +23,13 @@ from run_cli_helpers import (
     ports_of,
     processes_mentioning,
     proxy_listing,
-    skip_reason,
     state_of,
     tradechaos,
 )
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(bool(skip_reason(False)), reason=skip_reason(False) or "ready"),
 ]
-needs_faults = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready")
 TARGET = str(DATA / "signal-target.yaml")
 SIGNALS = [signal.SIGINT, signal.SIGTERM]
 
@@ -81,7 +77,6 @@ def assert_interrupted_and_clean(
     assert ports_held_by_run(ports, pids, run_dir) == []
 
 
-@needs_faults
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
 def test_signal_during_a_fault(tmp_path: Path, signum: int) -> None:
     run = start(tmp_path)
@@ -111,7 +106,6 @@ def test_signal_while_starting(tmp_path: Path, signum: int) -> None:
         run.stop_everything()
 
 
-@needs_faults
 def test_second_ctrl_c_does_not_abandon_cleanup(tmp_path: Path) -> None:
     run = start(tmp_path)
     try:
@@ -126,7 +120,6 @@ def test_second_ctrl_c_does_not_abandon_cleanup(tmp_path: Path) -> None:
         run.stop_everything()
 
 
-@needs_faults
 def test_sigterm_after_the_method_while_stopping_the_load(tmp_path: Path) -> None:
     """The last point before the checkers (the signal during the checkers themselves is
     tested with the real runner and fake modules in tests/unit/test_runner_lifecycle.py:
@@ -149,11 +142,6 @@ def test_sigterm_after_the_method_while_stopping_the_load(tmp_path: Path) -> Non
         run.stop_everything()
 
 
-@needs_faults
-@pytest.mark.skipif(
-    importlib.util.find_spec("chaos.commands.cleanup") is None,
-    reason="chaos/commands/cleanup.py not written yet",
-)
 def test_sigkill_leaves_leftovers_that_cleanup_removes(tmp_path: Path) -> None:
     run = start(tmp_path)
     try:
@@ -194,7 +182,6 @@ def _both_runs_in_effect(run: RunProcess, out: Path) -> list[tuple[Path, list[in
     return found
 
 
-@needs_faults
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
 def test_signal_to_a_jobs_run_stops_every_child_run(tmp_path: Path, signum: int) -> None:
     """``--jobs 2``: the signal reaches both child runs, each heals and stops its own stack,
@@ -216,7 +203,6 @@ def test_signal_to_a_jobs_run_stops_every_child_run(tmp_path: Path, signum: int)
         run.stop_everything()
 
 
-@needs_faults
 def test_sigkill_of_a_jobs_run_still_heals_the_child_runs(tmp_path: Path) -> None:
     """The parent of ``--jobs`` dies by SIGKILL: each child run gets SIGTERM from the kernel
     (PDEATHSIG), heals, stops its stack and writes an interrupted journal."""

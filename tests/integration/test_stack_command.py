@@ -24,17 +24,6 @@ pytestmark = pytest.mark.integration
 START_TARGET_S = 3.0
 
 
-def _have_reference_stack() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("chaos.stack.definition") is not None
-
-
-needs_stack = pytest.mark.skipif(
-    not _have_reference_stack(), reason="the reference stack (chaos.stack) is not present"
-)
-
-
 def tradechaos(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "chaos", *args], capture_output=True, text=True, timeout=timeout
@@ -50,7 +39,6 @@ def _gone(pids: list[int], timeout_s: float = 10.0) -> bool:
     return True
 
 
-@needs_stack
 def test_detached_stack_up_status_down(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     assert tradechaos("stack", "status", "--out", str(out)).returncode == 2
@@ -106,7 +94,6 @@ def test_detached_stack_up_status_down(tmp_path: Path) -> None:
     assert "nothing to stop" in tradechaos("stack", "down", "--out", str(out)).stdout
 
 
-@needs_stack
 def test_foreground_stack_up_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     proc = subprocess.Popen(
@@ -137,7 +124,6 @@ def test_foreground_stack_up_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert read_current_stack(out) is None
 
 
-@needs_stack
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("TRADECHAOS_BENCH") != "1",

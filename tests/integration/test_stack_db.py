@@ -1,5 +1,6 @@
-"""The db service's commands: setup/serve/init, idempotent schema and genesis, and the
-table-by-table copy used by the migrate upgrade (market_state last)."""
+"""The built-in postgres (setup/serve), the reference stack's genesis (idempotent), and the
+migrate upgrade's copy: the schema by pg_dump onto an empty instance (no schema file), then
+table by table in the stack file's order (market_state last), serial ids continuing."""
 
 from __future__ import annotations
 
@@ -15,24 +16,27 @@ import psycopg
 import pytest
 from stack_harness import free_port, wait_until
 
+from chaos.builtins import postgres as builtin
 from chaos.stack import db
+from chaos.stackfile import load, reference_stack_path
 
 pytestmark = pytest.mark.integration
 
 
 @contextmanager
-def postgres(data_dir: Path) -> Iterator[str]:
-    subprocess.run(
-        [sys.executable, "-m", "chaos.stack.db", "setup", "--data-dir", str(data_dir)],
-        check=True,
-        timeout=120,
-    )
+def postgres(data_dir: Path, schema: bool = True) -> Iterator[str]:
+    """A built-in postgres with database tradechaos (and the reference schema, or none)."""
+    setup = [sys.executable, "-m", "chaos.builtins.postgres", "setup", "--data-dir"]
+    setup += [str(data_dir), "--database", "tradechaos"]
+    if schema:
+        setup += ["--schema", str(db.SCHEMA_PATH)]
+    subprocess.run(setup, check=True, timeout=120)
     port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "chaos.stack.db",
+            "chaos.builtins.postgres",
             "serve",
             "--data-dir",
             str(data_dir),
@@ -72,7 +76,9 @@ def rows(hostport: str, sql: str) -> list[tuple]:
 
 
 def test_init_is_idempotent_and_copy_tables_copies_market_state_last(tmp_path: Path) -> None:
-    with postgres(tmp_path / "src") as src, postgres(tmp_path / "dst") as dst:
+    order = list(load(reference_stack_path()).bindings.db_upgrade.tables)  # type: ignore[union-attr]
+    assert order[-1] == "market_state"
+    with postgres(tmp_path / "src") as src, postgres(tmp_path / "dst", schema=False) as dst:
         assert db.init(src, seed=1) is True
         assert db.init(src, seed=1) is False  # the genesis exists: nothing changes
         assert rows(src, "SELECT count(*), min(seq), max(seq) FROM events") == [(40, 1, 40)]
@@ -94,9 +100,11 @@ def test_init_is_idempotent_and_copy_tables_copies_market_state_last(tmp_path: P
 
         watcher = threading.Thread(target=watch)
         watcher.start()
-        db.copy_tables(src, dst, delay_s=0.1)
+        builtin.copy_schema(src, dst, "tradechaos")
+        builtin.copy_tables(src, dst, "tradechaos", order, delay_s=0.1)
         watcher.join(timeout=30)
-        for table in db.COPY_ORDER:
+        assert sorted(order) == builtin.table_names(src, "tradechaos")
+        for table in order:
             assert rows(dst, f"SELECT count(*) FROM {table}") == rows(
                 src, f"SELECT count(*) FROM {table}"
             ), table

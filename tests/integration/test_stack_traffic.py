@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from stack_harness import DirectStack, TradingClient, make_stack, read_jsonl, wait_until
 
+from chaos.bindings.history import export as export_history
 from chaos.stack.blocks import chain_problems
-from chaos.stack.exporter import export_history
 from chaos.truth import MARKET_NAMES, MARKETS, PricePath
 
 pytestmark = pytest.mark.integration
 
 
 def export(stack: DirectStack, run_dir: Path, seed: int) -> dict[str, list[dict[str, Any]]]:
-    export_history(run_dir, {"db": stack.db, "chain": str(stack.endpoints["chain"])})
+    export_history(stack.definition, run_dir, stack.places())
     history = run_dir / "history"
     (history / "run.json").write_text(
         json.dumps(

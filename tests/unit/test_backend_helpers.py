@@ -137,7 +137,7 @@ def test_process_identity_uses_the_start_time() -> None:
 
 def test_factory_rejects_unknown_backends(tmp_path: Path) -> None:
     run = RunFolder.create(tmp_path, "x", "v")
-    definition = StackDefinition("empty", (), (), "none:none")
+    definition = StackDefinition("empty", (), ())
     with pytest.raises(UsageError, match="unknown backend 'k8s'"):
         make_backend("k8s", definition, run, {})
     backend = make_backend("process", definition, run, {}, embedded_proxy=False)
@@ -227,7 +227,7 @@ def test_docker_shared_tmp_is_made_once_from_many_threads(tmp_path: Path) -> Non
     from chaos.backends.docker import DockerBackend
 
     run = RunFolder.create(tmp_path, "x", "v")
-    backend = DockerBackend(StackDefinition("empty", (), (), "none:none"), run, image="x")
+    backend = DockerBackend(StackDefinition("empty", (), ()), run, image="x")
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
 

@@ -1,11 +1,18 @@
-"""How client operations are judged and recorded (shared by the users and the adversary)."""
+"""How client operations are judged and recorded (shared by the users and the adversary):
+the reference stack's answers through its stack file's orders binding."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from chaos.load.ops import classify_answer, op_record
+from chaos.bindings.http import classify
+from chaos.load.ops import op_record
 from chaos.load.worker import Window, parse_accounts, percentile
+from chaos.stackfile import load, reference_stack_path
+
+ANSWER = load(reference_stack_path()).bindings.orders.answer  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -24,7 +31,8 @@ from chaos.load.worker import Window, parse_accounts, percentile
     ],
 )
 def test_answers_are_ok_fail_or_unknown(status: int, body: object, expected: str) -> None:
-    assert classify_answer(status, body) == expected
+    text = json.dumps(body) if body is not None else "Bad Gateway"
+    assert classify(ANSWER, status, text).kind == expected
 
 
 def test_op_record_carries_the_client_order_id_and_attempt() -> None:

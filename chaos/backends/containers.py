@@ -59,6 +59,7 @@ def start_container(
     working_dir: str,
     log_path: str,
     on_created: Callable[[Any], None],
+    stop_signal: str = "TERM",
 ) -> Any:
     """Create and start a container running ``argv`` with its output appended to
     ``log_path``; ``mounts`` maps host paths to container paths (read-write; a host path
@@ -82,7 +83,7 @@ def start_container(
                 for host, inside in mounts.items()
             },
             working_dir=working_dir,
-            stop_signal="SIGTERM",
+            stop_signal=f"SIG{stop_signal}",
         ),
     )
     on_created(container)

@@ -383,6 +383,7 @@ class DockerBackend(SharedBackend):
             working_dir=run_dir,
             log_path=str(self.run.log_path(service)),
             on_created=lambda container: self.run.record_container(str(container.id)),
+            stop_signal=spec.stop_signal if spec is not None else "TERM",
         )
 
     def _shared_tmp(self) -> Path:

@@ -92,8 +92,9 @@ def _panels(
 
 
 def _truth(data: RunData) -> Any:
-    """A ``chaos.truth.PricePath`` for the run, or None without seed and epoch."""
-    from chaos.truth import PriceMove, PricePath
+    """A ``chaos.truth.PricePath`` for the run (its recorded markets), or None without seed
+    and epoch."""
+    from chaos.truth import MARKETS, MarketSpec, PriceMove, PricePath
 
     seed, epoch = num(data.run.get("seed")), num(data.run.get("epoch"))
     if seed is None or epoch is None or (data.t_end - epoch) / 0.1 > _MAX_TRUTH_STEPS:
@@ -103,7 +104,9 @@ def _truth(data: RunData) -> Any:
         start, duration, pct = (num(params.get(k)) for k in ("start", "duration", "pct"))
         if start is not None and duration is not None and pct is not None:
             moves.append(PriceMove(str(params.get("market", "*")), start, duration, pct))
-    return PricePath(int(seed), epoch, moves=moves)
+    recorded = data.run.get("market_specs") or ()
+    markets = tuple(MarketSpec(**m) for m in recorded if isinstance(m, dict)) or MARKETS
+    return PricePath(int(seed), epoch, moves=moves, markets=markets)
 
 
 def _grid(data: RunData) -> list[float]:

@@ -9,8 +9,8 @@ tags are accepted; booleans are YAML 1.2's (``true``/``false`` only: ``on``, ``o
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Sequence
 import re
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any
 
 import yaml

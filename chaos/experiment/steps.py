@@ -185,11 +185,43 @@ def _problem(
         return str(err.field), str(err.problem)
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         return "", f"parameters of {action!r} rejected: {err}"
+    world = _world_problem(action, params, target, definition)
+    if world is not None:
+        return world
     binding = definition.bindings.trading_mode
     if action == "trading_mode" and binding is not None and params.get("mode") not in binding.modes:
         modes = ", ".join(binding.modes)
         return "mode", (f"stack {definition.name} has no trading mode {params.get('mode')!r} "
                         f"(bindings.trading_mode.modes: {modes})")  # fmt: skip
+    return None
+
+
+def _world_problem(
+    action: str,
+    params: dict[str, Any],
+    target: str | tuple[str, ...] | None,
+    definition: StackDefinition,
+) -> tuple[str, str] | None:
+    """Names and values of the world the stack declares: markets, venues, scales."""
+    markets = [m.name for m in definition.markets]
+    market = params.get("market")
+    if action in ("feed_fault", "price_move", "aggressive_orders") and market is not None:
+        allowed = markets if action == "aggressive_orders" else ["*", *markets]
+        if market not in allowed:
+            return "market", f"unknown market {market!r} (markets: {', '.join(allowed)})"
+    if action != "feed_fault":
+        return None
+    venue = params.get("venue")
+    services = list(_as_tuple(target)) or list(definition.builtins("venues"))
+    for service in services:
+        if not definition.has_service(service):
+            continue
+        count = definition.service(service).venues
+        if isinstance(venue, int) and not isinstance(venue, bool) and not 0 <= venue < count:
+            return "venue", f"venue {venue} is out of range: {service} has venues 0..{count - 1}"
+    value = params.get("value")
+    if params.get("kind") == "scale" and isinstance(value, int | float) and value <= 0:
+        return "value", f"a scale factor must be > 0, got {value}"
     return None
 
 

@@ -370,6 +370,9 @@ class BackendStack(DirectStack):
         if self.backend is not None:
             self.backend.stop_stack()
 
+    def places(self) -> Places:
+        return Places(self.definition, self.backend)
+
     def client_url(self, name: str) -> str:
         link = f"clients-{name}"
         if link in {lk.name for lk in self.definition.links}:

@@ -171,3 +171,64 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match="duration like"):
         parse_duration(text)
+
+
+SEMANTIC = """\
+name: semantic
+duration: 10s
+method:
+  - {{at: 1s, action: feed_fault, {step}}}
+invariants: [no_stale_price_execution]
+"""
+
+
+@pytest.mark.parametrize(
+    ("step", "field", "words"),
+    [
+        ("kind: zero, market: DOGE-PERP", "method[0].market", "unknown market 'DOGE-PERP'"),
+        ("kind: zero, venue: 3", "method[0].venue", "venue 3 is out of range"),
+        ("kind: scale, value: -1", "method[0].value", "a scale factor must be > 0"),
+    ],
+)
+def test_steps_are_checked_against_the_world_of_the_stack(
+    tmp_path: Path, step: str, field: str, words: str
+) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(SEMANTIC.format(step=step))
+    (problem,) = problems(path)
+    assert (problem.line, problem.field) == (4, field)
+    assert words.replace("has 0", "has venues 0") in problem.problem, problem.problem
+
+
+def test_a_step_on_a_service_of_an_option_needs_that_option_in_its_variants(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(
+        "name: x\nduration: 5s\n"
+        "variants:\n  plain: {}\n  standby: {options: {standby: true}}\n"
+        "method:\n  - {at: 1s, action: kill, target: sequencer_b}\n"
+        "invariants: [sequence_integrity]\n"
+    )
+    (problem,) = problems(path)
+    assert problem.line == 7 and "unknown service 'sequencer_b'" in problem.problem
+    assert "(variant plain)" in problem.problem
+    path.write_text(path.read_text().replace("  - {at: 1s,", "  - {variants: [standby], at: 1s,"))
+    assert problems(path) == []
+
+
+def test_a_step_needing_a_binding_the_stack_lacks_names_it(tmp_path: Path) -> None:
+    stack = tmp_path / "bare.yaml"
+    stack.write_text(
+        "name: bare\nservices:\n  api: {command: [x], health: {tcp: true}}\nlinks: [clients->api]\n"
+    )
+    path = tmp_path / "x.yaml"
+    path.write_text(
+        "name: x\nduration: 5s\nstack: {file: bare.yaml}\n"
+        "method:\n  - {at: 1s, action: trading_mode, mode: halt}\n"
+        "invariants: [sequence_integrity]\n"
+    )
+    (problem,) = problems(path)
+    assert problem.line == 5 and problem.field == "method[0].action"
+    assert "needs bindings.trading_mode" in problem.problem and "bare" in problem.problem
+    assert problems(path, stack=tmp_path / "absent.yaml")[0].problem.startswith("cannot read")

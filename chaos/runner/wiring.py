@@ -121,6 +121,14 @@ def reports(run_dir: Path, journal: Mapping[str, Any]) -> Any:
     return report.write_reports(Path(run_dir), journal)
 
 
+def insurance_fund() -> int | None:
+    """The stack's insurance-fund account, for run.json (the harm ledger shows its side).
+    The reference stack's until stack files declare it (issue 14)."""
+    from chaos.stack.engine import INSURANCE_FUND
+
+    return INSURANCE_FUND
+
+
 def markets() -> list[str]:
     from chaos.truth import MARKET_NAMES
 

@@ -184,12 +184,13 @@ class Engine(TriggerOrders, Liquidations):
         side: str,
         account: int,
         taker_order_id: int | None,
-        limit: float,
+        limit: float | None,
         qty: float,
         liquidation: bool,
     ) -> tuple[list[dict[str, Any]], float]:
         """Fill up to ``qty`` for ``account`` against the resting makers of ``market`` that
-        cross ``limit``, best price first; the fills and the quantity left over."""
+        cross ``limit`` (None: any price), best price first; the fills and the quantity
+        left over."""
         fills = []
         remaining = qty
         for maker, price, traded in self.books[market].take(side, limit, qty):

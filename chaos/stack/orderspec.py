@@ -5,7 +5,7 @@ order that admin answers list.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from chaos.stack.book import ORDER_TYPES, TRIGGER_TYPES, Order
 from chaos.stack.changes import BadRequest
@@ -75,7 +75,7 @@ def parse_order(req: dict[str, Any], markets: tuple[str, ...]) -> dict[str, Any]
     }
 
 
-def _positive(value: Any) -> bool:
+def _positive(value: Any) -> TypeGuard[int | float]:
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)

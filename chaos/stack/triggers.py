@@ -7,7 +7,7 @@ A mixin of ``chaos.stack.engine.Engine`` (it uses the engine's books, prices, gu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaos.stack.book import EPS, Order
 from chaos.stack.changes import Changes
@@ -22,6 +22,24 @@ class TriggerOrders:
     mode: str
     prices: dict[str, Any]
     books: dict[str, Any]
+
+    if TYPE_CHECKING:  # provided by the engine
+
+        def price_block(self, market: str, now: float) -> str | None: ...
+        def _emit(self, changes: Changes, now: float, kind: str, body: dict[str, Any]) -> int: ...
+        def _forget_open(self, order: Order) -> None: ...
+        def _take(
+            self,
+            changes: Changes,
+            now: float,
+            market: str,
+            side: str,
+            account: int,
+            taker_order_id: int | None,
+            limit: float | None,
+            qty: float,
+            liquidation: bool,
+        ) -> tuple[list[dict[str, Any]], float]: ...
 
     def _wait_for_trigger(
         self, order: dict[str, Any], seq: int, changes: Changes

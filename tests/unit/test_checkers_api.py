@@ -38,6 +38,7 @@ def test_params_defaults_are_documented_values() -> None:
         "rto_s": 10.0,
         "funding_tolerance": 0.02,
         "price_tolerance": 0.05,
+        "harm_off_market_bps": 500.0,
         "max_counterexamples": 5,
     }
 

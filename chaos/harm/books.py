@@ -42,6 +42,7 @@ class BookAccount:
     book: float = 0.0
     fair: float = 0.0
     positions: dict[str, BookPosition] = field(default_factory=dict)
+    funding_moved: float = 0.0  # sum of |fair funding settled|: the scale of funding noise
 
     def copy(self) -> BookAccount:
         return BookAccount(
@@ -51,6 +52,7 @@ class BookAccount:
                 m: BookPosition(p.size, p.entry_price, p.f_used, p.f_fair)
                 for m, p in self.positions.items()
             },
+            self.funding_moved,
         )
 
 
@@ -102,6 +104,7 @@ class Books:
         if pos.size != 0.0:
             acct.book -= pos.size * (f_used - pos.f_used)
             acct.fair -= pos.size * (f_fair - pos.f_fair)
+            acct.funding_moved += abs(pos.size * (f_fair - pos.f_fair))
         pos.f_used, pos.f_fair = f_used, f_fair
         old = pos.size
         new = old + signed_qty

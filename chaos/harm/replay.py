@@ -154,6 +154,10 @@ class HarmReplayer:
         )
 
     def restore(self, saved: Any, rollback: RollbackRecord) -> None:
+        self.active.clear()
+        self.run = None
+        if saved is None:
+            return
         assert isinstance(saved, _Saved)
         self.ledger.accounts = {a: acct.copy() for a, acct in saved.truth_accounts.items()}
         self.books.accounts = {a: acct.copy() for a, acct in saved.books.items()}
@@ -161,8 +165,6 @@ class HarmReplayer:
         self.open_orders = {k: list(v) for k, v in saved.open_orders.items()}
         self.intents, self.duplicates = dict(saved.intents), dict(saved.duplicates)
         self.deposited = dict(saved.deposited)
-        self.active.clear()
-        self.run = None
 
     # -- events ---------------------------------------------------------------------------
     def _liquidation(self, event: LiquidationEvent, reverted_by: RollbackRecord | None) -> None:

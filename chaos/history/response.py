@@ -57,6 +57,8 @@ class CancelAllRecord:
     last_seq: int | None
     cancelled: tuple[Mapping[str, Any], ...]
     kept: tuple[Mapping[str, Any], ...]
+    accounts: frozenset[int] | None = None  # only these accounts' orders (None: all)
+    markets: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ def _read_one(log: ResponseLog, record: FaultRecord, answer: Mapping[str, Any]) 
                 _int(answer.get("last_seq")),
                 tuple(o for o in answer.get("cancelled_orders") or () if isinstance(o, Mapping)),
                 tuple(o for o in answer.get("kept_orders") or () if isinstance(o, Mapping)),
+                _set(answer.get("accounts", record.params.get("accounts")), int),
+                _set(answer.get("markets", record.params.get("markets")), str),
             )
         )
     elif action in ("disable_access", "enable_access"):
@@ -165,6 +169,12 @@ def _state_report(
     accounts, at_seq = answer.get("accounts"), _int(answer.get("at_seq"))
     if isinstance(accounts, Mapping) and at_seq is not None:
         log.state_reports.append(StateReport(record.id, record.action, when, at_seq, accounts))
+
+
+def _set(value: Any, kind: type[Any]) -> frozenset[Any] | None:
+    if not isinstance(value, list | tuple):
+        return None
+    return frozenset(kind(v) for v in value)
 
 
 def _int(value: Any) -> int | None:

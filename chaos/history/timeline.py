@@ -31,7 +31,9 @@ class Replayer(Protocol):
         """A copy of the state now (the log is at the seq of a coming rollback)."""
 
     def restore(self, saved: Any, rollback: RollbackRecord) -> None:
-        """Go back to ``saved`` (from ``checkpoint``): ``rollback`` happened."""
+        """``rollback`` happened: go back to ``saved`` (from ``checkpoint``); None when the
+        log had not passed the rollback's seq (nothing to undo). Called for every rollback,
+        in order."""
 
 
 @dataclass
@@ -74,8 +76,7 @@ def replay_as_written(
                 timeline.reverted[reverted_by] = timeline.reverted.get(reverted_by, 0) + 1
             replayer.apply(event, None if reverted_by is None else rollbacks[reverted_by])
         if segment < len(rollbacks):
-            if segment in saved:
-                replayer.restore(saved.pop(segment), rollbacks[segment])
+            replayer.restore(saved.pop(segment, None), rollbacks[segment])
             for j in list(saved):
                 if bounds[j] > bounds[segment]:
                     del saved[j]  # it holds events this rollback removed: taken again later

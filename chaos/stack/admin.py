@@ -49,6 +49,7 @@ def cancel_all(engine: Engine, req: dict[str, Any], changes: Changes, now: float
         cancelled.append(view)
     return {
         "status": "accepted",
+        "time": now,
         "except": excepted,
         "at_seq": at_seq,
         "last_seq": engine.seq,
@@ -96,6 +97,7 @@ def replay_kept(
         )
     return {
         "status": "accepted",
+        "time": now,
         "replayed": sum(1 for r in results if r["status"] == "accepted"),
         "results": results,
         "at_seq": engine.seq,

@@ -267,3 +267,41 @@ def trigger_order(
 
 def built(seed: int = 3, trades: int = 30) -> Builder:
     return clean_history(seed, trades=trades)
+
+
+def chain_after_rollback(b: Builder, per_block: int = 25) -> None:
+    """The chain as the stack leaves it after a rollback: the snapshot's blocks, then new
+    blocks of the final log's events after them, hash-linked (``b.blocks``)."""
+    from histgen import seal
+
+    kept = [json.loads(json.dumps(x)) for x in b.snapshot_blocks]  # type: ignore[attr-defined]
+    last = kept[-1]["last_seq"] if kept else 0
+    prev = kept[-1]["hash"] if kept else "0" * 64
+    rest = [dict(e) for e in b.events if e["seq"] > last]
+    blocks = kept
+    for i in range(0, len(rest), per_block):
+        chunk = rest[i : i + per_block]
+        t = chunk[-1]["time"] + 0.05
+        block = seal(
+            {
+                "height": len(blocks) + 1,
+                "prev_hash": prev,
+                "first_seq": chunk[0]["seq"],
+                "last_seq": chunk[-1]["seq"],
+                "events": chunk,
+                "market_data": b.market_data_at(t),
+                "time": round(t, 6),
+            }
+        )
+        blocks.append(block)
+        prev = block["hash"]
+    b.blocks = blocks
+
+
+def stack_state(events: list[Obj]) -> Obj:
+    """The reference engine's own rebuild of ``events`` (what its rollback reports)."""
+    from chaos.stack.engine import Engine
+    from chaos.stack.replay import rebuild
+    from chaos.truth import MARKET_NAMES
+
+    return rebuild(Engine("a", 1, MARKET_NAMES, frozenset()), events).accounts_state()

@@ -6,6 +6,7 @@ Trading traffic (and the risk engine's liquidations) runs throughout."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,11 @@ import requests
 from stack_harness import TradingClient, make_stack, wait_until
 from test_stack_traffic import assert_chain_equals_event_log, assert_checkers_pass, export
 
+from chaos.checkers import run_all
+from chaos.harm import harm_ledger
+from chaos.history.reader import History
 from chaos.load.ops import classify_answer
+from chaos.stack.blocks import EVENT_COLUMNS, event_record
 
 pytestmark = pytest.mark.integration
 ACCOUNT = 30  # untouched by the trading client (its accounts are 1..12)
@@ -148,6 +153,12 @@ def test_response_runbook_on_the_running_stack(tmp_path: Path) -> None:
         last = stack.quiesce()
         assert last > back["to_seq"]
         records = export(stack, tmp_path / "run", seed)
+        rolled_back = [
+            {**event_record(row[1:]), "rollback": row[0]}
+            for row in stack.query(
+                f"SELECT rollback, {EVENT_COLUMNS} FROM rolled_back_events ORDER BY rollback, seq"
+            )
+        ]
     assert_chain_equals_event_log(records)
     chain = records["chain"]
     assert (
@@ -158,3 +169,29 @@ def test_response_runbook_on_the_running_stack(tmp_path: Path) -> None:
     assert_checkers_pass(
         tmp_path / "run", ["no_corrupt_chain_writes", "sequence_integrity", "no_duplicate_orders"]
     )
+    # the History as the response steps and the stack file's history binding will write it
+    history = tmp_path / "run" / "history"
+    run = json.loads((history / "run.json").read_text())
+    (history / "run.json").write_text(json.dumps({**run, "insurance_fund": 0}))
+    steps = [("snap", "snapshot", snap), ("cancel", "cancel_all", cancelled),
+             ("rollback", "chain_rollback", back), ("keep", "replay", replayed)]  # fmt: skip
+    with (history / "faults.jsonl").open("w") as fh:
+        for step, action, answer in steps:
+            record = {"time": answer["time"], "id": step, "action": action, "target": None,
+                      "phase": "evidence", "params": {}, "evidence": answer}  # fmt: skip
+            fh.write(json.dumps(record) + "\n")
+    with (history / "rolled_back.jsonl").open("w") as fh:
+        for event in rolled_back:
+            fh.write(json.dumps(event) + "\n")
+    recovered = [
+        "rollback_restores_snapshot",
+        "no_corrupt_market_data_remains",
+        "trigger_orders_survive_cancel_all",
+        "recovered_state_matches_replay",
+    ]
+    verdicts = run_all(History.open(tmp_path / "run"), recovered)
+    held = {v.invariant: (v.valid, v.checked, v.message) for v in verdicts}
+    assert all(v.valid is True and v.checked > 0 for v in verdicts), held
+    harm = harm_ledger(History.open(tmp_path / "run")).to_dict()
+    assert harm["unknown"] == [] and len(harm["rollbacks"]) == 1
+    assert harm["rollbacks"][0]["to_seq"] == snap["seq"]

@@ -188,3 +188,26 @@ def test_csv_rows_have_every_account_and_a_total(tmp_path: Path) -> None:
         "total",
     ]
     assert float(rows[1]["off_market_fill"]) == cents(planted["loss"])
+
+
+def test_the_runner_puts_the_ledger_in_the_journal_and_a_failure_changes_no_verdict(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    from test_runner_lifecycle import Events, make_deps, run
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    result = run(tmp_path / "a", make_deps(Events()))
+    harm = result.journal["harm"]
+    assert result.exit_code == 0 and harm["insurance_fund"] == 0  # from run.json
+    assert any("no events.jsonl" in why for why in harm["unknown"])
+
+    def broken(run_dir: Path, params: Any) -> dict[str, Any]:
+        raise ValueError("boom")
+
+    deps = dataclasses.replace(make_deps(Events()), harm=broken)
+    result = run(tmp_path / "b", deps)
+    assert result.exit_code == 0 and result.journal["status"] == "passed"
+    assert result.journal["harm"] == {"error": "ValueError: boom"}

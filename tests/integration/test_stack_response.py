@@ -152,6 +152,11 @@ def test_response_runbook_on_the_running_stack(tmp_path: Path) -> None:
             client.stop()
         last = stack.quiesce()
         assert last > back["to_seq"]
+        # a chain-only rollback: the writer follows the new head and writes the same events
+        head = stack.chain_head()["height"]
+        status, dropped = post(f"{stack.url('chain')}/admin/rollback", {"height": head // 2})
+        assert status == 200 and dropped["dropped"] == head - head // 2
+        stack.wait_chain_caught_up()
         records = export(stack, tmp_path / "run", seed)
         rolled_back = [
             {**event_record(row[1:]), "rollback": row[0]}

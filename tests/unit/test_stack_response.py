@@ -294,3 +294,24 @@ def test_replay_kept_reapplies_decisions_and_refuses_consequences() -> None:
     assert again.collateral[3] == 1_050.0
     assert answer["accounts"]["3"]["collateral"] == 1_050.0
     assert all(e.get("replay_of") for e in events_of(changes) if e["kind"] != "fill")
+
+
+def test_a_chain_rollback_with_a_hash_refuses_a_block_it_does_not_know(tmp_path: Any) -> None:
+    import asyncio
+
+    from chaos.stack.blocks import GENESIS_HASH, make_block
+    from chaos.stack.chain import Chain
+
+    async def scenario() -> None:
+        chain = Chain(tmp_path)
+        prev = GENESIS_HASH
+        for height in (1, 2, 3):
+            block = make_block(height, prev, [], [], height, height - 1, float(height))
+            assert (await chain.append(block)).status == 200
+            prev = block["hash"]
+        wrong = await chain.rollback(1, "f" * 64)
+        assert "error" in wrong and chain.head()["height"] == 3
+        assert await chain.rollback(1, chain.blocks[0]["hash"]) == {"height": 1, "dropped": 2}
+        assert await chain.rollback(5) == {"height": 1, "dropped": 0}  # above the head
+
+    asyncio.run(scenario())

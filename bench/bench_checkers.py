@@ -70,7 +70,10 @@ def main() -> None:
     from chaos.history import reader
 
     print(f"JSON decoder: {reader.loads.__module__}; CPU-time throughput, median of runs")
-    names = [n for n in REGISTRY if n not in ("no_lost_acked_orders", "recovery_within_rto")]
+    from chaos.checkers import RESPONSE_INVARIANTS
+
+    skipped = ("no_lost_acked_orders", "recovery_within_rto", *RESPONSE_INVARIANTS)
+    names = [n for n in REGISTRY if n not in skipped]
     print("(no_lost_acked_orders and recovery_within_rto read client ops/faults, not events)")
     results: dict[int, dict[str, tuple[float, float, float]]] = {}
     for n in _sizes():

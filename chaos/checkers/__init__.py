@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chaos.checkers import band, chain, liquidations, orders, recovery, sequence, staleness
+from chaos.checkers import (
+    band,
+    chain,
+    liquidations,
+    orders,
+    recovered_chain,
+    recovered_orders,
+    recovered_state,
+    recovery,
+    sequence,
+    staleness,
+)
 from chaos.checkers.base import Checker, FunctionChecker, Verdict, unknown
 from chaos.checkers.params import CheckParams
 from chaos.history.reader import History, HistoryError
@@ -23,6 +34,22 @@ REGISTRY: dict[str, Checker] = {
         FunctionChecker(band.NAME, band.check, "non-normal-mode fills near the true price"),
         FunctionChecker(staleness.NAME, staleness.check, "no execution on a stale price"),
         FunctionChecker(recovery.NAME, recovery.check, "trading resumes within the RTO"),
+        # after the response (issue 21): pure functions of the History's response records
+        FunctionChecker(
+            recovered_chain.SNAPSHOT, recovered_chain.check_snapshot, "chain = snapshot + valid"
+        ),
+        FunctionChecker(
+            recovered_chain.MARKET_DATA, recovered_chain.check_market_data, "no corrupt data left"
+        ),
+        FunctionChecker(
+            recovered_orders.LOST, recovered_orders.check_lost, "acked orders accounted for"
+        ),
+        FunctionChecker(
+            recovered_orders.SURVIVE, recovered_orders.check_survive, "cancel_all kept TP/SL"
+        ),
+        FunctionChecker(
+            recovered_state.NAME, recovered_state.check, "recovered state = fair replay"
+        ),
     )
 }
 
@@ -37,7 +64,25 @@ NEEDS: dict[str, tuple[str, ...]] = {
     staleness.NAME: ("events",),
 }
 
-__all__ = ["NEEDS", "REGISTRY", "CheckParams", "Checker", "Verdict", "run_all"]
+# Judge the operator's response (snapshots, rollbacks, cancel_all): "unknown" on a history
+# without one, so they are left out where every invariant is expected to hold.
+RESPONSE_INVARIANTS: tuple[str, ...] = (
+    recovered_chain.SNAPSHOT,
+    recovered_chain.MARKET_DATA,
+    recovered_orders.LOST,
+    recovered_orders.SURVIVE,
+    recovered_state.NAME,
+)
+
+__all__ = [
+    "NEEDS",
+    "REGISTRY",
+    "RESPONSE_INVARIANTS",
+    "CheckParams",
+    "Checker",
+    "Verdict",
+    "run_all",
+]
 
 
 def run_all(

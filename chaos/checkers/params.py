@@ -23,6 +23,7 @@ class CheckParams:
     rto_s: float = 10.0  # trading must resume within this after a node loss
     funding_tolerance: float = 0.02  # on-chain funding index vs truth, relative
     price_tolerance: float = 0.05  # on-chain mark price vs truth, relative
+    harm_off_market_bps: float = 500.0  # harm ledger: a fill this far from truth is harm
     max_counterexamples: int = 5
 
     DEFAULTS: ClassVar[Mapping[str, float | int]]

@@ -1,5 +1,6 @@
-"""``tradechaos report RUN_DIR [--open]``: regenerate junit.xml and report.html of a run from
-its journal.json and history/ (e.g. after a tradechaos upgrade, or for a copied folder)."""
+"""``tradechaos report RUN_DIR [--open]``: regenerate junit.xml, report.html and harm.csv of
+a run from its journal.json and history/ (e.g. after a tradechaos upgrade, or for a copied
+folder)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ exit codes: 0 reports written, 2 RUN_DIR has no readable journal.json."""
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="regenerate junit.xml and report.html of a run folder",
+        help="regenerate junit.xml, report.html and harm.csv of a run folder",
         description=(
-            "Regenerate RUN_DIR/junit.xml and RUN_DIR/report.html from RUN_DIR/journal.json "
-            "and RUN_DIR/history/. Missing history files give plots that say 'no data'."
+            "Regenerate RUN_DIR/junit.xml and RUN_DIR/report.html (and RUN_DIR/harm.csv when "
+            "the journal has a harm ledger) from RUN_DIR/journal.json and RUN_DIR/history/. "
+            "Missing history files give plots that say 'no data'."
         ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -59,15 +59,36 @@ class OrderAcceptedEvent(_EventBase):
     account: int
     market: str
     side: str
-    order_type: str
+    order_type: str  # limit | market | take_profit | stop_loss
     price: float | None
     qty: float
+    trigger_price: NotRequired[float]  # take_profit / stop_loss only
+    replay_of: NotRequired[int]  # re-applied after a rollback: the seq it had
 
 
 class OrderCancelledEvent(_EventBase):
     kind: Literal["order_cancelled"]
     order_id: str | int
     account: int
+    reason: NotRequired[str]  # "cancel_all" (the operator's), "replay"; absent: the client's
+    order_type: NotRequired[str]
+
+
+class OrderTriggeredEvent(_EventBase):
+    """A take-profit / stop-loss order whose trigger price the mark crossed: it executes
+    now (its fills follow, with this order as the taker)."""
+
+    kind: Literal["order_triggered"]
+    order_id: str | int
+    client_order_id: str
+    account: int
+    market: str
+    side: str
+    order_type: str
+    trigger_price: float
+    price: float | None
+    mark_price: float
+    oracle_ts: float | None
 
 
 class FillEvent(_EventBase):
@@ -115,6 +136,7 @@ Event = (
     DepositEvent
     | OrderAcceptedEvent
     | OrderCancelledEvent
+    | OrderTriggeredEvent
     | FillEvent
     | LiquidationEvent
     | ModeEvent
@@ -211,6 +233,9 @@ class RunInfo:
     # History sources its bindings export, accounts): ``chaos.runner.wiring.stack_record``
     stack: Mapping[str, Any] = field(default_factory=dict)
 
+    # the stack's insurance-fund account, when it has one (the harm ledger shows its side)
+    insurance_fund: int | None = None
+
     @property
     def order_services(self) -> tuple[str, ...]:
         return tuple(str(s) for s in self.stack.get("order_services") or ())
@@ -241,7 +266,19 @@ class RunInfo:
                 dict(m) for m in obj.get("market_specs") or () if isinstance(m, dict)
             ),
             stack=dict(obj.get("stack") or {}),
+            insurance_fund=_account_or_none(
+                obj.get("insurance_fund", (obj.get("stack") or {}).get("insurance_fund"))
+            ),
         )
+
+
+def _account_or_none(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def _target_text(target: object) -> str | None:

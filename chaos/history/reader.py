@@ -54,6 +54,7 @@ SOURCES: dict[str, str] = {
     "modes": "modes.jsonl",
     "faults": "faults.jsonl",
     "load": "load.jsonl",
+    "rolled_back": "rolled_back.jsonl",
 }
 _READ_BUFFER = 1 << 20
 
@@ -133,6 +134,11 @@ class History:
     def events(self) -> Iterator[Event]:
         """The db event log, in the order written (seq order for a correct stack)."""
         return cast(Iterator[Event], self.records("events"))
+
+    def rolled_back(self) -> Iterator[Event]:
+        """The events rollbacks removed from the log (each with ``rollback``: the id of the
+        rollback that removed it), in rollback then seq order; empty without rollbacks."""
+        return cast(Iterator[Event], self.records("rolled_back"))
 
     def blocks(self) -> Iterator[Block]:
         """Chain blocks as exported from the chain node, in file (height) order."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from chaos import __version__
 from chaos.report import plots
+from chaos.report.harm import harm_css, harm_section
 from chaos.report.junit import run_duration, to_epoch
 from chaos.report.outcomes import Case, cases, expectation_met, run_error
 from chaos.report.rundata import RunData, load_run
@@ -51,9 +52,10 @@ def render_html(run_dir: Path, journal: Mapping[str, Any]) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>tradechaos: {_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>tradechaos: {_e(title)}</title><style>{_CSS}{harm_css()}</style></head><body>",
         _header(title, journal, met),
         _verdict_section(run_cases),
+        harm_section(journal),
         _error_section(journal),
         _timeline_section(journal, data),
         _plots_section(data),

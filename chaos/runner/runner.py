@@ -3,7 +3,8 @@
 Order (each undone in reverse on success, failure, exception, SIGINT, SIGTERM):
 run folder -> backend.start_stack -> recorder (run.json) -> load -> steady state before ->
 method (faults on the schedule; abort watcher) -> heal all -> steady state after ->
-stop load -> export history -> [stack stopped] -> checkers -> journal.json -> reports.
+stop load -> export history -> [stack stopped] -> checkers -> harm ledger -> journal.json ->
+reports.
 
 ``run_variant`` never raises for a run that went wrong: it returns a ``RunResult`` whose
 journal (docs/contracts.md section 3) is also written to the run folder in every case
@@ -70,6 +71,9 @@ class Deps:
     export_history: Callable[..., None] = wiring.export_history
     check: Callable[..., list[dict[str, Any]]] = wiring.check
     reports: Callable[..., Any] = wiring.reports
+    harm: Callable[..., dict[str, Any]] = field(
+        default=lambda run_dir, params: _harm(run_dir, params)
+    )
 
 
 @dataclass
@@ -256,6 +260,10 @@ def _check(
     assert state.run_dir is not None
     verdicts = deps.check(state.run_dir, experiment.invariants, dict(experiment.params))
     state.journal["verdicts"] = verdicts
+    try:  # who lost how much: a report of the run, never its verdict
+        state.journal["harm"] = deps.harm(state.run_dir, dict(experiment.params))
+    except Exception as err:
+        state.journal["harm"] = {"error": f"{type(err).__name__}: {err}"}
     expected = () if options.no_faults else variant.expect_violated
     met = judge(verdicts, experiment.invariants, expected)
     after = state.journal["steady_state"].get("after")
@@ -344,6 +352,12 @@ def _run_record(
         "invariants": list(experiment.invariants),
         "expected_violations": [] if options.no_faults else list(variant.expect_violated),
     }
+
+
+def _harm(run_dir: Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    from chaos.harm import journal_section
+
+    return journal_section(run_dir, params)
 
 
 def _signal_name(err: BaseException) -> str:

@@ -162,6 +162,7 @@ def stack_record(stack: StackDefinition) -> dict[str, Any]:
             "traders": list(accounts.traders) if accounts is not None else [],
             "adversaries": list(accounts.adversaries) if accounts is not None else [],
         },
+        "insurance_fund": accounts.insurance_fund if accounts is not None else None,
         "markets": [m.name for m in stack.markets],
         "market_specs": [dataclasses.asdict(m) for m in stack.markets],
     }

@@ -1,7 +1,8 @@
 """Price-time priority order book of one market (pure).
 
 Resting orders are kept per price level in arrival order; levels are kept sorted with the
-best first (bids by descending price, asks by ascending price).
+best first (bids by descending price, asks by ascending price). Trigger orders (take-profit,
+stop-loss) waiting for their trigger price are ``Order``s too, but never in a ``Book``.
 """
 
 from __future__ import annotations
@@ -13,17 +14,27 @@ from dataclasses import dataclass
 EPS = 1e-9
 
 
-@dataclass
+ORDER_TYPES = ("limit", "market", "take_profit", "stop_loss")
+TRIGGER_TYPES = ("take_profit", "stop_loss")
+
+
+@dataclass(eq=False)  # identity: two orders are never the same order because fields match
 class Order:
+    """An order the engine keeps: resting in a book (``status`` open) or a trigger order
+    waiting for its trigger price (``status`` pending; ``price`` None: a market order once
+    triggered). ``status`` ends as filled, cancelled or done (a market remainder dropped)."""
+
     order_id: int
     client_order_id: str
     account: int
     market: str
     side: str
-    price: float
+    price: float | None
     qty: float
     remaining: float
     status: str = "open"
+    order_type: str = "limit"
+    trigger_price: float | None = None
 
 
 class Book:
@@ -44,6 +55,7 @@ class Book:
         return -keys[0] if side == "buy" else keys[0]
 
     def add(self, order: Order) -> None:
+        assert order.price is not None, "only priced orders rest in a book"
         key = self._key(order.side, order.price)
         level = self.levels[order.side].get(key)
         if level is None:
@@ -52,13 +64,17 @@ class Book:
         level.append(order)
 
     def remove(self, order: Order) -> None:
+        if order.price is None:
+            return
         key = self._key(order.side, order.price)
         level = self.levels[order.side].get(key)
         if level is None:
             return
-        try:
-            level.remove(order)
-        except ValueError:
+        for i, resting in enumerate(level):
+            if resting is order:
+                del level[i]
+                break
+        else:
             return
         if not level:
             self._drop_level(order.side, key)
@@ -91,6 +107,7 @@ class Book:
             level = self.levels[other][key]
             maker = level[0]
             traded = min(qty, maker.remaining)
+            assert maker.price is not None
             fills.append((maker, maker.price, traded))
             qty -= traded
             maker.remaining -= traded

@@ -5,7 +5,9 @@
 ``POST /blocks`` appends a block when its height is head + 1 and its prev_hash is the head's
 hash (409 otherwise; 400 when its hash does not match its content); the block is written to
 ``D/blocks.jsonl`` and fsynced before the 200. ``GET /head``, ``GET /blocks?from=h&limit=n``,
-``POST /admin/rollback {"height": h}`` (keeps blocks 1..h, rewrites the file atomically).
+``POST /admin/rollback {"height": h, "hash"?: x}`` (keeps blocks 1..h, rewrites the file
+atomically; with ``hash``, 409 and nothing dropped unless block h has that hash: the caller
+rolls back to the chain it knew). A height above the head drops nothing.
 A torn last line (crash mid-write) is dropped at start.
 """
 
@@ -99,8 +101,17 @@ class Chain:
             self.blocks.append(block)
             return json_response({"height": block["height"], "hash": block["hash"]})
 
-    async def rollback(self, height: int) -> dict[str, Any]:
+    async def rollback(self, height: int, expected_hash: str | None = None) -> dict[str, Any]:
+        """Keep blocks 1..``height``; ``{"height", "dropped"}``, or ``{"error", "head"}``
+        when ``expected_hash`` is given and block ``height`` does not have it."""
         async with self.lock:
+            if expected_hash is not None and height > 0:
+                found = next((b["hash"] for b in self.blocks if b["height"] == height), None)
+                if found != expected_hash:
+                    return {
+                        "error": f"block {height} has hash {found}, not {expected_hash}",
+                        "height": self.head()["height"],
+                    }
             kept = [b for b in self.blocks if b["height"] <= height]
             await asyncio.to_thread(self._rewrite, kept)
             dropped = len(self.blocks) - len(kept)
@@ -137,7 +148,11 @@ def build_app(chain: Chain) -> web.Application:
         height = body.get("height")
         if not isinstance(height, int) or height < 0:
             raise web.HTTPBadRequest(text="height must be a non-negative integer")
-        return json_response(await chain.rollback(height))
+        expected = body.get("hash")
+        if expected is not None and not isinstance(expected, str):
+            raise web.HTTPBadRequest(text="hash must be a string")
+        answer = await chain.rollback(height, expected)
+        return json_response(answer, 409 if "error" in answer else 200)
 
     app = web.Application(client_max_size=64 << 20)
     app.add_routes(

@@ -9,70 +9,58 @@ Accounting (matches ``chaos.truth.equity``): a position has size, average entry 
 entry funding index. On every change of a position its accrued funding
 ``-size * (F_now - F_entry)`` is settled into collateral (a ``funding_settle`` event) and
 ``F_entry`` becomes ``F_now``; reducing realises ``closed * (price - entry)`` into collateral.
+
+Trigger orders (``take_profit``, ``stop_loss``) wait with a ``trigger_price`` outside the book
+until the mark price crosses it (``fire_triggers``, called by the sequencer after every
+price poll): then an ``order_triggered`` event is written and the order executes as a market
+order (no ``price``) or a limit order (``price``; its remainder rests). A sell stop-loss
+fires at mark <= trigger, a buy stop-loss at mark >= trigger; a sell take-profit at
+mark >= trigger, a buy take-profit at mark <= trigger. They fire only in normal mode and
+when the guards allow matching (``price_block``); they are not reduce-only.
+
+Operator actions (cancel_all, snapshots, rollbacks, replays) live in ``chaos.stack.admin``
+and ``chaos.stack.replay``; access control is ``access_enabled``: when False, traders'
+orders and cancels raise ``AccessRefused`` (liquidations and operator actions go on).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.stack.book import EPS, Book, Order
-from chaos.truth import equity
+from chaos.stack.book import EPS, TRIGGER_TYPES, Book, Order
+from chaos.stack.changes import (
+    AccessRefused,
+    BadRequest,
+    Changes,
+    NotServing,
+    OraclePrice,
+    Position,
+    dumps,
+)
+from chaos.stack.liquidator import INSURANCE_FUND, LIQUIDATION_SLIPPAGE, Liquidations
+from chaos.stack.orderspec import order_view, parse_order
+from chaos.stack.triggers import TriggerOrders, trigger_crossed
+
+__all__ = [
+    "INSURANCE_FUND",
+    "LIQUIDATION_SLIPPAGE",
+    "MODES",
+    "AccessRefused",
+    "BadRequest",
+    "Changes",
+    "Engine",
+    "NotServing",
+    "OraclePrice",
+    "Position",
+    "order_view",
+    "trigger_crossed",
+]
 
 MODES = ("normal", "post_only", "cancel_only", "halt")
-INSURANCE_FUND = 0
-# A liquidation takes book liquidity within 5% of the mark (towards the bankruptcy price, as
-# venues do on thin books); the insurance fund takes what is left at the mark. On a book
-# that holds quotes far from the fair price, this is how liquidations fill off-market.
-LIQUIDATION_SLIPPAGE = 0.05
 
 
-class NotServing(Exception):
-    """The request cannot be served now (halted, not leader): HTTP 503."""
-
-
-class BadRequest(Exception):
-    """The request is malformed: HTTP 400."""
-
-
-@dataclass
-class Position:
-    size: float = 0.0
-    entry_price: float = 0.0
-    entry_funding_index: float = 0.0
-    realised_pnl: float = 0.0
-
-
-@dataclass(frozen=True)
-class OraclePrice:
-    mark_price: float
-    funding_index: float
-    ts: float
-
-
-@dataclass
-class Changes:
-    """What one batch must persist, in one transaction."""
-
-    events: list[tuple[int, int, str, float, str, str]] = field(default_factory=list)
-    orders: dict[int, Order] = field(default_factory=dict)
-    positions: set[tuple[int, str]] = field(default_factory=set)
-    accounts: set[int] = field(default_factory=set)
-    idempotency: list[tuple[str, str]] = field(default_factory=list)
-    mode: str | None = None
-
-    def empty(self) -> bool:
-        return not (self.events or self.orders or self.positions or self.accounts or self.mode)
-
-
-def _dumps(body: dict[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":"))
-
-
-class Engine:
+class Engine(TriggerOrders, Liquidations):
     """One sequencer's exchange state. ``instance`` names the sequencer in events."""
 
     def __init__(
@@ -100,6 +88,9 @@ class Engine:
         self.results: dict[str, dict[str, Any]] = {}
         self.prices: dict[str, OraclePrice] = {}
         self.fresh_price_seen = False
+        self.triggers: dict[int, Order] = {}  # pending trigger orders by order_id
+        self.access_enabled = True
+        self.access_reason = ""
 
     # -- state ------------------------------------------------------------------------
     def rest(self, order: Order) -> None:
@@ -128,7 +119,7 @@ class Engine:
 
     def _emit(self, changes: Changes, now: float, kind: str, body: dict[str, Any]) -> int:
         self.seq += 1
-        changes.events.append((self.seq, self.epoch, self.instance, now, kind, _dumps(body)))
+        changes.events.append((self.seq, self.epoch, self.instance, now, kind, dumps(body)))
         return self.seq
 
     def _funding(self, market: str) -> float:
@@ -193,12 +184,13 @@ class Engine:
         side: str,
         account: int,
         taker_order_id: int | None,
-        limit: float,
+        limit: float | None,
         qty: float,
         liquidation: bool,
     ) -> tuple[list[dict[str, Any]], float]:
         """Fill up to ``qty`` for ``account`` against the resting makers of ``market`` that
-        cross ``limit``, best price first; the fills and the quantity left over."""
+        cross ``limit`` (None: any price), best price first; the fills and the quantity
+        left over."""
         fills = []
         remaining = qty
         for maker, price, traded in self.books[market].take(side, limit, qty):
@@ -260,16 +252,33 @@ class Engine:
         return {"seq": seq, "price": price, "qty": qty, "maker_account": maker_account}
 
     # -- requests ---------------------------------------------------------------------
-    def place_order(self, req: dict[str, Any], changes: Changes, now: float) -> dict[str, Any]:
-        order = _parse_order(req, self.markets)
+    def check_access(self) -> None:
+        if not self.access_enabled:
+            why = f": {self.access_reason}" if self.access_reason else ""
+            raise AccessRefused(f"access disabled by the operator{why}")
+
+    def place_order(
+        self,
+        req: dict[str, Any],
+        changes: Changes,
+        now: float,
+        admin: bool = False,
+        replay_of: int | None = None,
+    ) -> dict[str, Any]:
+        """A trader's order (``admin``: the operator's, e.g. a replay; not refused when
+        access is disabled). ``replay_of`` is written on the acceptance (the seq of the
+        rolled-back acceptance being replayed)."""
+        order = parse_order(req, self.markets)
         coid = order["client_order_id"]
+        if not admin:
+            self.check_access()
         idempotent = "idempotency_keys" in self.mitigations
         if idempotent and coid in self.results:
             return self.results[coid]
         if self.mode == "halt":
             raise NotServing("trading is halted")
         reason = self._order_rejection(order, now)
-        if reason is not None:
+        if reason is not None:  # not remembered: a retry is judged again
             return {
                 "status": "rejected",
                 "reason": reason,
@@ -277,22 +286,24 @@ class Engine:
                 "seq": None,
                 "fills": [],
             }
-        seq = self._emit(
-            changes,
-            now,
-            "order_accepted",
-            {
-                "client_order_id": coid,
-                "order_id": self.seq + 1,
-                "account": order["account"],
-                "market": order["market"],
-                "side": order["side"],
-                "order_type": order["type"],
-                "price": order["price"],
-                "qty": order["qty"],
-                "post_only": order["post_only"],
-            },
-        )
+        body = {
+            "client_order_id": coid,
+            "order_id": self.seq + 1,
+            "account": order["account"],
+            "market": order["market"],
+            "side": order["side"],
+            "order_type": order["type"],
+            "price": order["price"],
+            "qty": order["qty"],
+            "post_only": order["post_only"],
+        }
+        if order["trigger_price"] is not None:
+            body["trigger_price"] = order["trigger_price"]
+        if replay_of is not None:
+            body["replay_of"] = replay_of
+        seq = self._emit(changes, now, "order_accepted", body)
+        if order["type"] in TRIGGER_TYPES:
+            return self._remember(coid, self._wait_for_trigger(order, seq, changes), changes)
         fills, remaining = self._take(
             changes,
             now,
@@ -324,14 +335,19 @@ class Engine:
             "fills": fills,
             "remaining": max(0.0, remaining) if order["type"] == "limit" else 0.0,
         }
-        if idempotent:
+        return self._remember(coid, result, changes)
+
+    def _remember(self, coid: str, result: dict[str, Any], changes: Changes) -> dict[str, Any]:
+        if "idempotency_keys" in self.mitigations:
             self.results[coid] = result
-            changes.idempotency.append((coid, _dumps(result)))
+            changes.idempotency.append((coid, dumps(result), self.seq))
         return result
 
     def _order_rejection(self, order: dict[str, Any], now: float) -> str | None:
         if self.mode == "cancel_only":
             return "cancel_only: only cancels are accepted"
+        if order["type"] in TRIGGER_TYPES:
+            return None  # waits outside the book: nothing to match or band-check yet
         market, side, limit = order["market"], order["side"], order["price"]
         crosses = self.books[market].crosses(side, limit)
         if self.mode == "post_only":
@@ -364,6 +380,7 @@ class Engine:
         account = req.get("account")
         if not isinstance(coid, str) or not isinstance(account, int):
             raise BadRequest("cancel needs client_order_id (string) and account (int)")
+        self.check_access()
         if self.mode == "halt":
             raise NotServing("trading is halted")
         ids = [
@@ -381,116 +398,34 @@ class Engine:
             }
         seq = 0
         for order_id in ids:
-            order = self.orders_by_id[order_id]
-            self.books[order.market].remove(order)
-            order.status = "cancelled"
-            changes.orders[order_id] = order
-            self._forget_open(order)
-            seq = self._emit(
-                changes,
-                now,
-                "order_cancelled",
-                {
-                    "order_id": order_id,
-                    "account": account,
-                    "client_order_id": coid,
-                    "market": order.market,
-                },
-            )
+            seq = self.cancel_order(self.orders_by_id[order_id], changes, now)
         return {"status": "accepted", "order_id": ids[-1], "seq": seq, "fills": []}
 
-    def liquidate(self, req: dict[str, Any], changes: Changes, now: float) -> dict[str, Any]:
-        try:
-            account = int(req["account"])
-            market = str(req["market"])
-            qty = float(req["qty"])
-            mark = float(req["mark_price"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise BadRequest(f"liquidation needs account, market, qty, mark_price: {err}") from err
-        if market not in self.books:
-            raise BadRequest(f"unknown market {market!r}")
-        if self.mode == "halt":
-            raise NotServing("trading is halted")
-        rejected = {"status": "rejected", "order_id": None, "seq": None, "fills": []}
-        if account == INSURANCE_FUND:
-            return {**rejected, "reason": "the insurance fund is not liquidated"}
-        block = self.price_block(market, now)
-        oracle_ts = req.get("oracle_ts")
-        if (
-            block is None
-            and "staleness_guard" in self.mitigations
-            and (not isinstance(oracle_ts, (int, float)) or now - oracle_ts > self.stale_after_s)
-        ):
-            block = "liquidation price is stale"
-        if block is not None:
-            return {**rejected, "reason": block}
-        if not (math.isfinite(mark) and mark > 0):
-            return {**rejected, "reason": "invalid mark price"}
-        pos = self.positions.get((account, market))
-        if pos is None or pos.size == 0.0:
-            return {**rejected, "reason": "no position"}
-        if not self._below_maintenance(account, market, req):
-            # risk decided from an older snapshot (another leg of the same decision already
-            # closed, or the account traded since): nothing to liquidate any more
-            return {**rejected, "reason": "the account is no longer below maintenance"}
-        qty = min(abs(qty), abs(pos.size)) if qty > 0 else abs(pos.size)
-        side = "sell" if pos.size > 0 else "buy"
-        seq = self._emit(
-            changes,
-            now,
-            "liquidation",
-            {
-                "account": account,
-                "market": market,
-                "qty": qty,
-                "mark_price": mark,
-                "oracle_ts": oracle_ts,
-                "funding_index": req.get("funding_index"),
-                "equity": req.get("equity"),
-                "maintenance": req.get("maintenance"),
-            },
-        )
-        limit = mark * (1 - LIQUIDATION_SLIPPAGE if side == "sell" else 1 + LIQUIDATION_SLIPPAGE)
-        fills, remaining = self._take(
-            changes, now, market, side, account, None, limit, qty, liquidation=True
-        )
-        if remaining > EPS:
-            fills.append(
-                self._fill(
-                    changes,
-                    now,
-                    market,
-                    side,
-                    account,
-                    None,
-                    INSURANCE_FUND,
-                    None,
-                    mark,
-                    remaining,
-                    liquidation=True,
-                )
-            )
-        return {"status": "accepted", "order_id": None, "seq": seq, "fills": fills}
+    def cancel_order(self, order: Order, changes: Changes, now: float, **why: Any) -> int:
+        """Cancel one open or pending ``order``; its ``order_cancelled`` event (with the
+        extra fields ``why``, e.g. reason and source) and its seq."""
+        self.books[order.market].remove(order)
+        self.triggers.pop(order.order_id, None)
+        order.status = "cancelled"
+        changes.orders[order.order_id] = order
+        self._forget_open(order)
+        body = {
+            "order_id": order.order_id,
+            "account": order.account,
+            "client_order_id": order.client_order_id,
+            "market": order.market,
+        }
+        if why:
+            body.update(order_type=order.order_type, **why)
+        return self._emit(changes, now, "order_cancelled", body)
 
-    def _below_maintenance(self, account: int, market: str, req: dict[str, Any]) -> bool:
-        """Whether ``account`` is below maintenance now, on the engine's own positions and
-        collateral, with the mark and funding risk sent for ``market`` and the engine's
-        oracle prices for the others. True when a price is missing (risk's call stands)."""
-        rows = []
-        for (acct, mkt), pos in self.positions.items():
-            if acct != account or pos.size == 0.0:
-                continue
-            if mkt == market:
-                mark = float(req["mark_price"])
-                sent = req.get("funding_index")
-                funding = float(sent) if isinstance(sent, int | float) else self._funding(mkt)
-            elif mkt in self.prices:
-                mark, funding = self.prices[mkt].mark_price, self.prices[mkt].funding_index
-            else:
-                return True
-            rows.append((pos.size, pos.entry_price, pos.entry_funding_index, mark, funding))
-        value, maintenance = equity(self.collateral.get(account, 0.0), rows)
-        return value < maintenance
+    def deposit(
+        self, account: int, amount: float, changes: Changes, now: float, **extra: Any
+    ) -> int:
+        """Credit ``amount`` to ``account`` (a ``deposit`` event); its seq."""
+        self.collateral[account] = self.collateral.get(account, 0.0) + amount
+        changes.accounts.add(account)
+        return self._emit(changes, now, "deposit", {"account": account, "amount": amount, **extra})
 
     def set_mode(self, req: dict[str, Any], changes: Changes, now: float) -> dict[str, Any]:
         mode = req.get("mode")
@@ -509,42 +444,18 @@ class Engine:
             "positions": {
                 m: vars(p) for (a, m), p in self.positions.items() if a == account and p.size
             },
+            "orders": [order_view(o) for o in self.orders_by_id.values() if o.account == account],
         }
 
-
-def _parse_order(req: dict[str, Any], markets: tuple[str, ...]) -> dict[str, Any]:
-    coid = req.get("client_order_id")
-    account = req.get("account")
-    market = req.get("market")
-    side = req.get("side")
-    kind = req.get("type", "limit")
-    qty = req.get("qty")
-    price = req.get("price")
-    if not isinstance(coid, str) or not coid:
-        raise BadRequest("client_order_id must be a non-empty string")
-    if not isinstance(account, int) or isinstance(account, bool) or account < 0:
-        raise BadRequest("account must be a non-negative integer")
-    if market not in markets:
-        raise BadRequest(f"unknown market {market!r}")
-    if side not in ("buy", "sell"):
-        raise BadRequest("side must be buy or sell")
-    if kind not in ("limit", "market"):
-        raise BadRequest("type must be limit or market")
-    if not isinstance(qty, (int, float)) or not math.isfinite(qty) or qty <= 0:
-        raise BadRequest("qty must be a positive number")
-    if kind == "limit":
-        if not isinstance(price, (int, float)) or not math.isfinite(price) or price <= 0:
-            raise BadRequest("a limit order needs a positive price")
-        price = float(price)
-    else:
-        price = None
-    return {
-        "client_order_id": coid,
-        "account": account,
-        "market": market,
-        "side": side,
-        "type": kind,
-        "qty": float(qty),
-        "price": price,
-        "post_only": bool(req.get("post_only", False)),
-    }
+    def accounts_state(self) -> dict[str, dict[str, Any]]:
+        """Every account's collateral and open positions (size, entry price), keyed by the
+        account as a string: what a rollback or a replay reports as the recovered state."""
+        state: dict[str, dict[str, Any]] = {
+            str(a): {"collateral": c, "positions": {}} for a, c in sorted(self.collateral.items())
+        }
+        for (account, market), pos in sorted(self.positions.items()):
+            if pos.size == 0.0:
+                continue
+            entry = state.setdefault(str(account), {"collateral": 0.0, "positions": {}})
+            entry["positions"][market] = {"size": pos.size, "entry_price": pos.entry_price}
+        return state

@@ -12,6 +12,14 @@ With ``fencing`` each write transaction locks the lease row and aborts if the ep
 longer its own (then the instance steps down to standby). A standby with ``auto_failover``
 takes over (epoch + 1) when the lease is older than ``--rto``; ``POST /admin/promote``
 takes over on request. Without fencing a slow old leader keeps writing (split brain).
+
+Operator endpoints (docs/contracts.md, the reference stack's sequencer): ``cancel_all`` with
+exceptions by order type, ``disable_access``/``enable_access`` (traders' orders and cancels
+then get 403 ``{"status": "refused"}``), ``snapshot``, ``rollback`` (db here, chain by the
+writer; the answer waits for the chain) and ``replay`` of rolled-back events. Batches and
+the exclusive operations (snapshot, rollback) hold ``write_lock``, so each one sees the log
+between two batches. After every price poll, trigger orders whose trigger price the mark
+crossed are executed in a batch of their own.
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ from typing import Any
 from aiohttp import web
 
 from chaos.builtins.web import json_response, read_json, serve
-from chaos.stack import store
+from chaos.stack import admin, store
 from chaos.stack.common import Pg, base_parser, every, parse_args, spawn
-from chaos.stack.engine import BadRequest, Changes, Engine, NotServing
+from chaos.stack.engine import AccessRefused, BadRequest, Changes, Engine, NotServing
+from chaos.stack.operator_api import OperatorApi, refused
 from chaos.truth import MARKET_NAMES
 
 log = logging.getLogger("chaos.stack.sequencer")
@@ -52,6 +61,8 @@ class Sequencer:
         self.engine = self._new_engine(0)
         self.queue: asyncio.Queue[tuple[str, dict[str, Any], asyncio.Future[Any]]] = asyncio.Queue()
         self.in_flight: set[int] = set()  # ids of the futures of the batch being processed
+        self.write_lock = asyncio.Lock()  # one batch or one exclusive admin operation at a time
+        self.triggers_queued = False
         self.last_renewal = 0.0
         self.started_at = time.time()
         self.stats = {"batches": 0, "requests": 0, "commit_s": 0.0}
@@ -98,6 +109,16 @@ class Sequencer:
         now = time.time()
         for market, price in prices.items():
             self.engine.set_price(market, price, now)
+        if (
+            self.role == "leader"
+            and self.ready
+            and not self.triggers_queued
+            and self.engine.triggers
+            and self.engine.due_triggers(now)
+        ):
+            self.triggers_queued = True
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            await self.queue.put(("triggers", {}, fut))
 
     # -- leadership ---------------------------------------------------------------------
     async def _lease(self) -> tuple[int, str, float] | None:
@@ -199,6 +220,8 @@ class Sequencer:
             return json_response({"error": "timed out before processing; not executed"}, 503)
         if isinstance(result, BadRequest):
             return json_response({"error": str(result)}, 400)
+        if isinstance(result, AccessRefused):
+            return refused(str(result))
         if isinstance(result, Exception):
             return json_response({"error": str(result)}, 503)
         return json_response(result)
@@ -215,9 +238,12 @@ class Sequencer:
                 continue
             self.in_flight = {id(fut) for _, _, fut in batch}
             try:
-                outcomes = await self._process(batch)
+                async with self.write_lock:
+                    outcomes = await self._process(batch)
             finally:
                 self.in_flight = set()
+                if any(kind == "triggers" for kind, _, _ in batch):
+                    self.triggers_queued = False
             for (_, _, fut), outcome in zip(batch, outcomes, strict=True):
                 if not fut.done():
                     fut.set_result(outcome)
@@ -225,22 +251,14 @@ class Sequencer:
     async def _process(self, batch: list[tuple[str, dict[str, Any], Any]]) -> list[Any]:
         if self.role != "leader" or not self.ready:
             return [NotServing(f"not serving ({self.role})")] * len(batch)
-        engine = self.engine
         changes = Changes()
         outcomes: list[Any] = []
         now = time.time()
         try:
             for kind, body, _ in batch:
                 try:
-                    if kind == "order":
-                        outcomes.append(engine.place_order(body, changes, now))
-                    elif kind == "cancel":
-                        outcomes.append(engine.cancel(body, changes, now))
-                    elif kind == "liquidation":
-                        outcomes.append(engine.liquidate(body, changes, now))
-                    else:
-                        outcomes.append(engine.set_mode(body, changes, now))
-                except (BadRequest, NotServing) as err:
+                    outcomes.append(self._apply(kind, body, changes, now))
+                except (BadRequest, NotServing, AccessRefused) as err:
                     outcomes.append(err)
             if not changes.empty() or changes.idempotency:
                 started = time.perf_counter()
@@ -258,6 +276,54 @@ class Sequencer:
             )
             await self.load()
             return [NotServing(f"write failed; outcome unknown: {err}")] * len(batch)
+
+    def _apply(self, kind: str, body: dict[str, Any], changes: Changes, now: float) -> Any:
+        engine = self.engine
+        if kind == "order":
+            return engine.place_order(body, changes, now)
+        if kind == "cancel":
+            return engine.cancel(body, changes, now)
+        if kind == "liquidation":
+            return engine.liquidate(body, changes, now)
+        if kind == "mode":
+            return engine.set_mode(body, changes, now)
+        if kind == "triggers":
+            return engine.fire_triggers(changes, now)
+        if kind == "cancel_all":
+            return admin.cancel_all(engine, body, changes, now)
+        if kind == "replay":
+            return admin.replay_kept(engine, body["events"], changes, now)
+        if kind == "access":
+            engine.access_enabled, engine.access_reason = body["enabled"], body["reason"]
+            changes.access = (body["enabled"], body["reason"])
+            return {"status": "accepted", **body, "at_seq": engine.seq, "time": now}
+        raise BadRequest(f"unknown request kind {kind!r}")
+
+    @property
+    def fence(self) -> tuple[int, str] | None:
+        return (self.epoch, self.instance) if "fencing" in self.mitigations else None
+
+    async def exclusive(self, operation: Any, reload: bool = False) -> web.Response:
+        """Run ``operation(conn)`` against the db between two batches (the write lock held);
+        ``reload``: rebuild the engine from the db after it, before any batch runs. Answers
+        as ``submit`` does."""
+        if self.role != "leader" or not self.ready:
+            return json_response({"error": f"not serving ({self.role})"}, 503)
+        async with self.write_lock:
+            try:
+                result = await self.db.run(operation, timeout_s=30.0)
+                if reload:
+                    await self.load()
+            except BadRequest as err:
+                return json_response({"error": str(err)}, 400)
+            except store.FencedOut as err:
+                self.step_down(f"fenced: {err}")
+                return json_response({"error": f"not serving (fenced: {err})"}, 503)
+            except Exception as err:
+                log.warning("%s failed: %s: %s", operation, type(err).__name__, err)
+                await self.load()
+                return json_response({"error": f"failed; outcome unknown: {err}"}, 503)
+        return json_response(result)
 
     async def _persist(self, conn: Any, changes: Changes) -> None:
         fence = (self.epoch, self.instance) if "fencing" in self.mitigations else None
@@ -284,10 +350,16 @@ class Sequencer:
         return json_response(body)
 
     async def orders(self, request: web.Request) -> web.Response:
-        return await self.submit("order", await read_json(request))
+        body = await read_json(request)
+        if not self.engine.access_enabled:  # fast path; the batch checks again
+            return refused(f"access disabled by the operator: {self.engine.access_reason}")
+        return await self.submit("order", body)
 
     async def cancel(self, request: web.Request) -> web.Response:
-        return await self.submit("cancel", await read_json(request))
+        body = await read_json(request)
+        if not self.engine.access_enabled:
+            return refused(f"access disabled by the operator: {self.engine.access_reason}")
+        return await self.submit("cancel", body)
 
     async def liquidations(self, request: web.Request) -> web.Response:
         return await self.submit("liquidation", await read_json(request))
@@ -341,6 +413,7 @@ def build_app(args: Any) -> web.Application:
             web.post("/admin/mode", seq.set_mode),
             web.post("/admin/promote", seq.promote),
             web.get("/accounts/{account}", seq.account),
+            *OperatorApi(seq).routes(),
         ]
     )
 

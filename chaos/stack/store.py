@@ -15,6 +15,33 @@ from chaos.stack.common import NEWEST_ORACLE_PRICES_SQL
 from chaos.stack.engine import Changes, Engine, OraclePrice, Position
 from chaos.truth import MARKET_NAMES
 
+ORDER_COLUMNS = (
+    "order_id, client_order_id, account, market, side, price, qty, remaining, status, "
+    "order_type, trigger_price"
+)
+UPSERT_ORDER_SQL = (
+    f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (order_id) DO UPDATE SET remaining = EXCLUDED.remaining, "
+    "status = EXCLUDED.status, price = EXCLUDED.price"
+)
+
+
+def order_row(o: Order) -> tuple[Any, ...]:
+    """``o`` as the values of ``UPSERT_ORDER_SQL`` (``ORDER_COLUMNS`` order)."""
+    return (
+        o.order_id,
+        o.client_order_id,
+        o.account,
+        o.market,
+        o.side,
+        o.price,
+        o.qty,
+        o.remaining,
+        o.status,
+        o.order_type,
+        o.trigger_price,
+    )
+
 
 async def read_prices(conn: Any) -> dict[str, OraclePrice]:
     """The newest oracle publication per market (the market state where none exists yet)."""
@@ -29,8 +56,9 @@ async def read_prices(conn: Any) -> dict[str, OraclePrice]:
 
 
 async def load_engine(conn: Any, engine: Engine, idempotency: bool) -> None:
-    """Fill a fresh ``engine`` from the db: seq, collateral, positions, the open book, the
-    trading mode, the first results per client_order_id, and the oracle prices."""
+    """Fill a fresh ``engine`` from the db: seq, collateral, positions, the open book and the
+    pending trigger orders, the trading mode, traders' access, the first results per
+    client_order_id, and the oracle prices."""
     cur = await conn.execute("SELECT COALESCE(max(seq), 0) FROM events")
     engine.seq = int((await cur.fetchone())[0])
     cur = await conn.execute("SELECT account, collateral FROM accounts")
@@ -42,15 +70,21 @@ async def load_engine(conn: Any, engine: Engine, idempotency: bool) -> None:
     for a, m, size, entry, f_entry, pnl in await cur.fetchall():
         engine.positions[(int(a), m)] = Position(size, entry, f_entry, pnl)
     cur = await conn.execute(
-        "SELECT order_id, client_order_id, account, market, side, price, qty, remaining "
-        "FROM orders WHERE status = 'open' ORDER BY order_id"
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE status IN ('open', 'pending') ORDER BY order_id"
     )
     for row in await cur.fetchall():
         if row[3] in engine.books:
-            engine.rest(Order(*row))
+            order = Order(*row)
+            if order.status == "pending":
+                engine.hold_trigger(order)
+            else:
+                engine.rest(order)
     cur = await conn.execute("SELECT mode FROM trading_mode WHERE id = 1")
     row = await cur.fetchone()
     engine.mode = row[0] if row else "normal"
+    cur = await conn.execute("SELECT enabled, reason FROM access_control WHERE id = 1")
+    row = await cur.fetchone()
+    engine.access_enabled, engine.access_reason = (bool(row[0]), row[1]) if row else (True, "")
     if idempotency:
         cur = await conn.execute("SELECT client_order_id, result FROM idempotency")
         engine.results = {coid: result for coid, result in await cur.fetchall()}
@@ -58,14 +92,29 @@ async def load_engine(conn: Any, engine: Engine, idempotency: bool) -> None:
         engine.set_price(market, price)
 
 
+async def lock_lease(conn: Any, fence: tuple[int, str] | None) -> Any:
+    """Inside a transaction: lock the lease row (its cursor, for ``check_fence``) or None."""
+    if fence is None:
+        return None
+    return await conn.execute("SELECT epoch, holder FROM leases WHERE id = 1 FOR UPDATE")
+
+
+async def check_fence(lease: Any, fence: tuple[int, str] | None) -> tuple[Any, ...] | None:
+    """Raise ``FencedOut`` (aborting the transaction) unless the locked lease is ``fence``."""
+    if lease is None:
+        return None
+    row: tuple[Any, ...] | None = await lease.fetchone()
+    if fence is not None and (row is None or (int(row[0]), row[1]) != fence):
+        raise FencedOut(row)
+    return row
+
+
 async def persist(
     conn: Any, engine: Engine, changes: Changes, fence: tuple[int, str] | None
 ) -> tuple[Any, ...] | None:
     """Write ``changes``; with ``fence`` lock and return the lease row (epoch, holder)."""
     async with conn.pipeline(), conn.transaction():
-        lease = None
-        if fence is not None:
-            lease = await conn.execute("SELECT epoch, holder FROM leases WHERE id = 1 FOR UPDATE")
+        lease = await lock_lease(conn, fence)
         async with conn.cursor() as cur:
             if changes.events:
                 await cur.executemany(
@@ -75,23 +124,7 @@ async def persist(
                 )
             if changes.orders:
                 await cur.executemany(
-                    "INSERT INTO orders VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (order_id) DO UPDATE SET remaining = EXCLUDED.remaining, "
-                    "status = EXCLUDED.status",
-                    [
-                        (
-                            o.order_id,
-                            o.client_order_id,
-                            o.account,
-                            o.market,
-                            o.side,
-                            o.price,
-                            o.qty,
-                            o.remaining,
-                            o.status,
-                        )
-                        for o in changes.orders.values()
-                    ],
+                    UPSERT_ORDER_SQL, [order_row(o) for o in changes.orders.values()]
                 )
             if changes.positions:
                 rows = []
@@ -123,9 +156,16 @@ async def persist(
                 )
             if changes.idempotency:
                 await cur.executemany(
-                    "INSERT INTO idempotency VALUES (%s, %s::jsonb) "
-                    "ON CONFLICT (client_order_id) DO NOTHING",
+                    "INSERT INTO idempotency (client_order_id, result, at_seq) "
+                    "VALUES (%s, %s::jsonb, %s) ON CONFLICT (client_order_id) DO NOTHING",
                     changes.idempotency,
+                )
+            if changes.access is not None:
+                await cur.execute(
+                    "INSERT INTO access_control VALUES (1, %s, %s, %s) ON CONFLICT (id) "
+                    "DO UPDATE SET enabled = EXCLUDED.enabled, reason = EXCLUDED.reason, "
+                    "ts = EXCLUDED.ts",
+                    (*changes.access, time.time()),
                 )
             if changes.mode is not None:
                 await cur.execute(
@@ -133,12 +173,7 @@ async def persist(
                     "DO UPDATE SET mode = EXCLUDED.mode, ts = EXCLUDED.ts",
                     (changes.mode, time.time()),
                 )
-        if lease is None:
-            return None
-        row: tuple[Any, ...] | None = await lease.fetchone()
-        if fence is not None and (row is None or (int(row[0]), row[1]) != fence):
-            raise FencedOut(row)
-        return row
+        return await check_fence(lease, fence)
 
 
 class FencedOut(Exception):

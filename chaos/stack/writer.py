@@ -8,6 +8,15 @@ data). After the chain accepts it, ``writer_state`` records (height, last_seq, h
 chain's head is authoritative: at start and after a 409 the cursor is resynced from
 ``GET /head`` (this is how a rollback is followed).
 
+Rollbacks: the sequencer rolls the db back and leaves a pending row in ``rollbacks``; before
+reading events, every step rolls the chain back to that row's height (``POST
+/admin/rollback`` with the expected hash of that block), marks it done and resyncs from the
+head, then writes the kept events again from the db. A block written between the db's
+rollback and this step is dropped with the rest (the chain rollback comes after it), and
+nothing is written before the row is marked, so a crash in between only repeats the chain
+rollback. Every accepted block is also recorded in ``written_blocks`` (height, last seq,
+hash): a rollback to a height finds its last seq there.
+
 Guards: ``readiness_gates`` (no block until the db answers and the ``writer_state`` row
 exists); ``data_validation`` (a market's data is left out of the block when its price is
 zero/negative/NaN or its funding index jumped beyond the bound from the previous block).
@@ -95,9 +104,51 @@ class Writer:
             prev["funding_index"], index, price, market_spec(md["market"]).max_funding_rate, elapsed
         )
 
+    async def follow_rollbacks(self) -> None:
+        """Carry out pending chain rollbacks, oldest first (see the module). When the block
+        at the target height is not the one the rollback expected (the chain was rolled
+        back and rewritten since), it rolls back to the highest block holding no event
+        after the rollback's seq instead, and says so in ``chain_error``."""
+        rows = await self.db.fetch(
+            "SELECT id, chain_height, chain_hash, to_seq FROM rollbacks "
+            "WHERE chain_done_at IS NULL ORDER BY id"
+        )
+        for rollback_id, height, expected_hash, to_seq in rows:
+            status, answer = await self.chain_rollback(int(height), expected_hash)
+            note = None
+            if status == 409:
+                found = await self.db.fetch(
+                    "SELECT COALESCE(max(height), 0) FROM written_blocks WHERE last_seq <= %s",
+                    (to_seq,),
+                )
+                height = int(found[0][0])
+                note = f"{answer.get('error')}; rolled back to height {height} instead"
+                status, answer = await self.chain_rollback(height, None)
+            if status != 200:
+                raise RuntimeError(f"chain rollback to height {height} failed: {answer}")
+            log.warning("rollback %s: chain at height %s: %s", rollback_id, height, answer)
+            await self.db.fetch(
+                "UPDATE rollbacks SET chain_done_at = %s, chain_dropped = %s, chain_error = %s, "
+                "chain_height = %s WHERE id = %s",
+                (time.time(), answer.get("dropped"), note, height, rollback_id),
+            )
+            await self.db.fetch("DELETE FROM written_blocks WHERE height > %s", (height,))
+            self.synced = False
+
+    async def chain_rollback(
+        self, height: int, expected_hash: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        assert self.session is not None
+        body: dict[str, Any] = {"height": height}
+        if expected_hash:
+            body["hash"] = expected_hash
+        async with self.session.post(f"{self.chain_url}/admin/rollback", json=body) as resp:
+            return resp.status, await resp.json(loads=json.loads, content_type=None)
+
     async def step(self) -> None:
         if self.ready_reason is not None:
             return
+        await self.follow_rollbacks()
         if not self.synced:
             await self.resync()
         rows = await self.db.fetch(
@@ -141,12 +192,16 @@ class Writer:
             self.last_market[md["market"]] = md
         self.last_block_at = time.time()
         try:
+            now = time.time()
             await self.db.fetch(
+                "WITH block AS (INSERT INTO written_blocks VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (height) DO UPDATE SET last_seq = EXCLUDED.last_seq, "
+                "hash = EXCLUDED.hash, ts = EXCLUDED.ts) "
                 "INSERT INTO writer_state (id, height, last_seq, hash, ts) "
                 "VALUES (1, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
                 "height = EXCLUDED.height, last_seq = EXCLUDED.last_seq, hash = EXCLUDED.hash, "
                 "ts = EXCLUDED.ts",
-                (self.height, self.last_seq, self.hash, time.time()),
+                (self.height, self.last_seq, self.hash, now) * 2,
             )
         except Exception as err:
             log.warning("recording writer_state failed: %s", err)

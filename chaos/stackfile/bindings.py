@@ -184,7 +184,7 @@ class Settle:
     until: tuple[tuple[Reading, Reading], ...]
 
 
-HISTORY_SOURCES = ("events", "oracle", "modes", "chain")
+HISTORY_SOURCES = ("events", "oracle", "modes", "chain", "rolled_back")
 
 
 @dataclass(frozen=True)

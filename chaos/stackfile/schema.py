@@ -337,6 +337,7 @@ BINDINGS: Schema = obj(
                 "oracle": SOURCES,
                 "modes": SOURCES,
                 "chain": SOURCES,
+                "rolled_back": SOURCES,
                 "python": text(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"),
             }
         ),

@@ -19,6 +19,7 @@ from chaos.errors import StackError
 from chaos.experiment.loader import load
 from chaos.runner.runner import Deps, RunOptions, execute_variant, judge
 from chaos.runner.signals import SignalGuard
+from chaos.stackfile.bindings import AccountsBinding, Bindings
 from chaos.stackfile.definition import LinkSpec, ServiceSpec, StackDefinition
 
 EXPERIMENT = """\
@@ -58,7 +59,10 @@ class Events:
 
 
 FAKE_STACK = StackDefinition(
-    "fake", (ServiceSpec("db", ("true",)),), (LinkSpec("clients-sequencer", "c", "db"),)
+    "fake",
+    (ServiceSpec("db", ("true",)),),
+    (LinkSpec("clients-sequencer", "c", "db"),),
+    bindings=Bindings(accounts=AccountsBinding(traders=(1,), insurance_fund=0)),
 )
 
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from chaos.builtins.web import json_response, read_json
 from chaos.stack import recovery
 from chaos.stack.changes import BadRequest
-from chaos.stack.common import json_response, read_json
 
 if TYPE_CHECKING:
     from chaos.stack.sequencer import Sequencer

@@ -15,11 +15,12 @@ import requests
 from stack_harness import TradingClient, make_stack, wait_until
 from test_stack_traffic import assert_chain_equals_event_log, assert_checkers_pass, export
 
+from chaos.bindings.http import classify
 from chaos.checkers import run_all
 from chaos.harm import harm_ledger
 from chaos.history.reader import History
-from chaos.load.ops import classify_answer
 from chaos.stack.blocks import EVENT_COLUMNS, event_record
+from chaos.stackfile import load, reference_stack_path
 
 pytestmark = pytest.mark.integration
 ACCOUNT = 30  # untouched by the trading client (its accounts are 1..12)
@@ -98,7 +99,9 @@ def test_response_runbook_on_the_running_stack(tmp_path: Path) -> None:
                 order("late", side="buy", type="market", qty=0.01),
             )
             assert status == 403 and "incident" in answer["error"]
-            assert classify_answer(status, answer) == "fail"
+            orders = load(reference_stack_path()).bindings.orders
+            assert orders is not None
+            assert classify(orders.answer, status, json.dumps(answer)).kind == "fail"
 
             status, cancelled = post(
                 f"{seq_url}/admin/cancel_all", {"except": ["take_profit", "stop_loss"]}

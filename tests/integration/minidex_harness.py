@@ -47,6 +47,9 @@ class Proc:
                 argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
 
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
     def stop(self, grace_s: float = 10.0) -> int:
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -145,22 +148,21 @@ class Minidex:
         """Start ``service`` (``extra``: MINIDEX_* overrides) and wait until it is healthy."""
         if service == "engine":
             self.engine_env = extra
-        proc = Proc(
-            service,
-            [sys.executable, "-m", f"minidex.{service}"],
-            self.env(service, **extra),
-            self.root,
-        )
+        proc = self.launch(service, self.env(service, **extra))
         self.procs[service] = proc
 
         def healthy() -> bool:
-            if proc.popen.poll() is not None:
-                raise AssertionError(f"{service} exited {proc.popen.returncode}:\n{proc.tail()}")
+            if not proc.alive():
+                raise AssertionError(f"{service} exited:\n{proc.tail()}")
             return requests.get(f"{self.url(service)}/healthz", timeout=1).status_code == 200
 
         wait_until(healthy, 30, f"{service} healthy")
 
-    def stop(self, service: str) -> int:
+    def launch(self, service: str, env: dict[str, str]) -> Proc:
+        """A minidex service as a process (override: e.g. as a container)."""
+        return Proc(service, [sys.executable, "-m", f"minidex.{service}"], env, self.root)
+
+    def stop(self, service: str) -> int | None:
         return self.procs.pop(service).stop()
 
     # -- talking to the engine like tradechaos's bindings would ------------------------------

@@ -41,10 +41,11 @@ test-docker: setup ## tests that need a Docker engine
 bench: setup ## benchmarks: proxy, sequencer, checkers, schedule, incidents (ratios, same-run baselines)
 	$(BIN)/python -m bench
 
-lint: setup ## ruff and mypy --strict on chaos/
-	$(BIN)/ruff check chaos tests bench
-	$(BIN)/ruff format --check chaos tests bench
+lint: setup ## ruff and mypy --strict on chaos/ (and on the example stack, examples/minidex)
+	$(BIN)/ruff check chaos tests bench examples
+	$(BIN)/ruff format --check chaos tests bench examples
 	$(BIN)/mypy
+	$(BIN)/mypy examples/minidex/src/minidex
 
 images: setup ## build the docker images (base image made with debootstrap when no registry answers)
 	$(BIN)/python -m chaos.backends.images build

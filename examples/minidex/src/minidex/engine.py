@@ -105,10 +105,13 @@ class Engine:
         return await asyncio.shield(self._change(operation))
 
     async def _change(self, operation: Callable[[Exchange, float], Outcome]) -> Outcome:
+        not_serving = Outcome(rejected("not serving: loading the journal"), http_status=503)
+        if self.exchange is None:  # (re)loading holds the lock: answer now, do not queue
+            return not_serving
         async with self.lock:
             exchange = self.exchange
             if exchange is None:
-                return Outcome(rejected("not serving: loading the journal"), http_status=503)
+                return not_serving
             outcome = operation(exchange, time.time())
             if not outcome.entries:
                 return outcome

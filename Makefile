@@ -41,10 +41,11 @@ test-docker: setup ## tests that need a Docker engine
 bench: setup ## benchmarks: proxy, sequencer, checkers, schedule, incidents (ratios, same-run baselines)
 	$(BIN)/python -m bench
 
-lint: setup ## ruff, mypy --strict on chaos/, and the import contracts (lint-imports)
-	$(BIN)/ruff check chaos tests bench
-	$(BIN)/ruff format --check chaos tests bench
+lint: setup ## ruff, mypy --strict on chaos/ and examples/minidex, the import contracts
+	$(BIN)/ruff check chaos tests bench examples
+	$(BIN)/ruff format --check chaos tests bench examples
 	$(BIN)/mypy
+	$(BIN)/mypy examples/minidex/src/minidex
 	$(BIN)/lint-imports
 
 images: setup ## build the docker images (base image made with debootstrap when no registry answers)

@@ -188,7 +188,7 @@ def _service_entries(
         databases=databases,
         venue_counts=venues,
     )
-    env_template = spec.docker_env if spec.docker_env is not None else spec.env
+    env_template = {**spec.env, **(spec.docker_env or {})}
     env = {key: fill.fill(value) for key, value in env_template.items()}
     entries: dict[str, Any] = {}
     needs: dict[str, dict[str, str]] = {"init": {"condition": "service_completed_successfully"}}

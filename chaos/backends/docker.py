@@ -402,7 +402,7 @@ class DockerBackend(SharedBackend):
         return f"tc-{self.run.run_id}-{service}-{role}{svc.launches}"[:200]
 
     def _service_env(self, svc: _Service, fill: Placeholders) -> dict[str, str]:
-        env = svc.spec.docker_env if svc.spec.docker_env is not None else svc.spec.env
+        env = {**svc.spec.env, **(svc.spec.docker_env or {})}  # docker.env over env
         return {key: fill.fill(value) for key, value in env.items()}
 
     def _argv(self, svc: _Service, fill: Placeholders) -> list[str]:

@@ -56,13 +56,28 @@ def export(
             "exporting what it holds")  # fmt: skip
     written = []
     for name, sources in binding.sources.items():
+        records = _records(name, sources, places, Path(run_dir))
+        if name in ("events", "rolled_back"):
+            records = _single_writer(records, definition.name)
         try:
-            write_jsonl(history_dir / SOURCES[name], _records(name, sources, places, Path(run_dir)))
+            write_jsonl(history_dir / SOURCES[name], records)
         except (BindingError, OSError) as err:
             say(f"history: {name} not exported (bindings.history.{name}): {err}")
             continue
         written.append(name)
     return written
+
+
+def _single_writer(records: Iterable[Any], stack: str) -> Iterator[Any]:
+    """Events of a stack with one writer may omit ``epoch`` and ``sequencer``: epoch 1 and
+    the stack's name."""
+    for record in records:
+        if isinstance(record, dict):
+            if record.get("epoch") is None:
+                record["epoch"] = 1
+            if record.get("sequencer") is None:
+                record["sequencer"] = stack
+        yield record
 
 
 def settle(condition: Settle, places: Places) -> bool:

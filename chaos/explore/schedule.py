@@ -122,11 +122,18 @@ class Plan:
         return f"before {sorted(started)[0][1]}" if started else "method"
 
     def phases(self) -> tuple[str, ...]:
+        """The phases (``phase``) a fault can start in: those overlapping the window."""
         times = planned_times(list(self.backbone))
         ordered = sorted((times[s.id][0], s.id) for s in self.backbone)
-        found = [f"before {ordered[0][1]}"] if ordered and ordered[0][0] > 0 else []
-        found += [f"after {sid}" for _, sid in ordered]
-        return tuple(dict.fromkeys(found)) or ("method",)
+        if not ordered:
+            return ("method",)
+        low, high = self.space.window
+        bounds = [(0.0, ordered[0][0], f"before {ordered[0][1]}")]
+        for n, (start, step_id) in enumerate(ordered):
+            end = ordered[n + 1][0] if n + 1 < len(ordered) else float("inf")
+            bounds.append((start, end, f"after {step_id}"))
+        found = [name for start, end, name in bounds if start <= high and end > low]
+        return tuple(dict.fromkeys(found))
 
     def problem(self, candidate: Candidate) -> str | None:
         """Why ``candidate`` is not a valid schedule, or None when it is."""

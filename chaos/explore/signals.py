@@ -15,7 +15,8 @@ Signals
 - ``funding_error``: the largest relative deviation of a published funding index from the
   true one, against ``funding_tolerance``.
 - ``margin_cushion``: the lowest true equity / maintenance ratio of an account right after
-  one of its ordinary trades (liquidations left out); pressure is maintenance / equity, so
+  one of its ordinary trades (liquidation fills, accounts already liquidated and accounts
+  with no equity left out); pressure is maintenance / equity, so
   1 is the maintenance requirement itself (such an account may rightly be liquidated: the
   signal steers toward states where an unintended liquidation is possible).
 - ``unacknowledged``: client orders whose outcome was unknown (``info``); pressure
@@ -116,10 +117,13 @@ def publication_errors(history: History, params: CheckParams) -> list[Signal | N
 
 def margin_cushion(history: History) -> Signal | None:
     ledger = Ledger(history.truth())
+    liquidated: set[int] = set()
     lowest: float | None = None
     for event in history.events():
         if event["kind"] == "deposit":
             ledger.deposit(event["account"], event["amount"])
+        elif event["kind"] == "liquidation":
+            liquidated.add(event["account"])
         elif event["kind"] == "fill":
             taker, maker = event["taker_account"], event["maker_account"]
             signed = event["qty"] if event.get("taker_side") == "buy" else -event["qty"]
@@ -129,15 +133,16 @@ def margin_cushion(history: History) -> Signal | None:
             if event.get("liquidation") or market not in ledger.truth.markets:
                 continue
             for account in (taker, maker):
+                if account in liquidated:
+                    continue
                 margin = ledger.margin(ledger.account(account), t)
-                if margin.maintenance <= 0:
+                if margin.maintenance <= 0 or margin.equity <= 0:
                     continue
                 ratio = margin.equity / margin.maintenance
                 lowest = ratio if lowest is None else min(lowest, ratio)
     if lowest is None:
         return None
-    pressure = MAX_PRESSURE if lowest <= 0 else _pressure(1.0 / lowest)
-    return Signal("margin_cushion", lowest, pressure, "x")
+    return Signal("margin_cushion", lowest, _pressure(1.0 / lowest), "x")
 
 
 def unacknowledged(history: History) -> Signal | None:

@@ -1,6 +1,6 @@
 """``tradechaos explore`` on the real stack (issue 17): the dYdX incident's vulnerable
 variant, with the incident's own oracle steps left out and faults searched around its
-maintenance backbone (tests/data/explore-dydx-space.yaml), yields a stale-price violation
+maintenance backbone (tests/integration/explore-dydx-space.yaml), yields a stale-price violation
 within the budget, shrinks it to a minimal.yaml with fewer steps than the first find, and
 ``tradechaos run minimal.yaml`` reproduces it; the mitigated variant with the same space and
 budget yields nothing; a SIGINT stops an exploration cleanly and keeps what it found.
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_cli_helpers import DATA, REPO, processes_mentioning, skip_reason, tradechaos
+from run_cli_helpers import REPO, processes_mentioning, skip_reason, tradechaos
 
 pytestmark = [
     pytest.mark.integration,
@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready"),
 ]
 DYDX = str(REPO / "experiments" / "incidents" / "dydx-2025-oracle-restart.yaml")
-SPACE = str(DATA / "explore-dydx-space.yaml")
+SPACE = str(Path(__file__).with_name("explore-dydx-space.yaml"))
 BUDGET = "4"
 STALE = "no_stale_price_execution"
 

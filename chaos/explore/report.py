@@ -146,8 +146,9 @@ def document(exploration: Exploration) -> dict[str, Any]:
 
 def figures(exploration: Exploration) -> dict[str, Any]:
     done = [r for r in exploration.records if r.outcome is not None]
-    walls = [r.outcome.wall_s for r in done if r.outcome is not None]
-    overheads = [r.outcome.wall_s - r.candidate.duration_s for r in done if r.outcome is not None]
+    whole = [r for r in done if r.outcome is not None and not r.outcome.interrupted]
+    walls = [r.outcome.wall_s for r in whole if r.outcome is not None]
+    overheads = [r.outcome.wall_s - r.candidate.duration_s for r in whole if r.outcome is not None]
     elapsed = exploration.elapsed()
     purposes = ("search", "confirm", "shrink", "minimal")
     by_purpose = {p: sum(1 for r in done if r.purpose == p) for p in purposes}

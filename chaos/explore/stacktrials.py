@@ -38,10 +38,15 @@ def _no_reports(run_dir: Path, journal: Mapping[str, Any]) -> dict[str, Path]:
 class StackTrials:
     """``TrialFunction`` on real stacks (see the module doc)."""
 
-    def __init__(self, options: RunOptions, jobs: int, guard: SignalGuard) -> None:
+    def __init__(
+        self, options: RunOptions, jobs: int, guard: SignalGuard, deps: Deps | None = None
+    ) -> None:
+        """``deps``: the runner's seams for in-process trials (default: the real modules
+        without junit.xml/report.html)."""
         self.options = replace(options, quiet=True, ticker=False, no_faults=False, seed=None)
         self.jobs = max(1, jobs)
         self.guard = guard
+        self.deps = deps or Deps(reports=_no_reports)
 
     def __call__(self, requests: Sequence[TrialRequest]) -> list[TrialOutcome]:
         if self.guard.interrupted or not requests:
@@ -63,7 +68,7 @@ class StackTrials:
                 request.experiment,
                 request.variant,
                 self.options,
-                deps=Deps(reports=_no_reports),
+                deps=self.deps,
                 guard=self.guard,
             )
         except (KeyboardInterrupt, Terminated):

@@ -231,3 +231,22 @@ def test_batches_follow_jobs_and_the_budget(tmp_path: Path, jobs: int) -> None:
 
     explore(plan, tmp_path / "x", trials, budget=7, jobs=jobs, seed=2)
     assert sum(sizes) == 7 and max(sizes) == jobs
+
+
+def test_the_time_limit_bounds_the_whole_exploration(tmp_path: Path) -> None:
+    plan = plan_for(write_experiment(tmp_path))
+    now = {"t": 0.0}
+
+    def trials(requests: Sequence[TrialRequest]) -> list[TrialOutcome]:
+        now["t"] += 4.0 * len(requests)  # each trial takes 4 s of the fake clock
+        return [TrialOutcome("passed", {STALE: True, LIQ: True}, wall_s=4.0) for _ in requests]
+
+    exploration = Exploration(
+        plan, Settings(budget=None, time_s=10.0, seed=1), trials, tmp_path / "x",
+        clock=lambda: now["t"],
+    )  # fmt: skip
+    result = exploration.explore()
+    assert result.exit_code == EXIT_OK and result.status == "none"
+    assert exploration.search_trials == 3  # started at 0, 4 and 8 s; none at 12 s
+    doc = json.loads((tmp_path / "x" / "explore.json").read_text())
+    assert doc["stopped_by"] == "time" and doc["time_limit_s"] == 10.0

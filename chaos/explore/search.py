@@ -2,10 +2,10 @@
 
 Contract
 - Proposal ``n`` (1-based) draws from its own generator, seeded by the search seed and
-  ``n`` alone, so the same seed and budget give the same schedules. Random and
-  coverage-guided proposals depend on nothing else (not on what earlier trials found);
-  signal-guided ones also depend on the signals earlier trials measured, so they repeat
-  when the outcomes repeat (always, with a deterministic trial function).
+  ``n`` alone, so the same seed and budget give the same schedules whenever the trials'
+  outcomes are the same (always, with a deterministic trial function). What kind a proposal
+  is, and a random proposal itself, depend on the seed and ``n`` only; a coverage-guided one
+  also on the proposals before it; a signal-guided one also on the signals trials measured.
 - Coverage: the (fault, target, maintenance phase) combinations the proposals so far
   touched. A coverage-guided proposal is the one of ``COVERAGE_DRAWS`` random draws that
   touches the most new combinations.

@@ -23,6 +23,7 @@ from explore_fakes import (
 from chaos.errors import EXIT_EXPECTATION_NOT_MET, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_OK
 from chaos.experiment.loader import load
 from chaos.explore.engine import Exploration, Settings
+from chaos.explore.signals import Signal
 from chaos.explore.trial import TrialOutcome, TrialRequest
 
 
@@ -117,6 +118,30 @@ def test_the_same_seed_and_budget_give_the_same_schedules(tmp_path: Path) -> Non
     assert other != first
     assert len(set(first)) == len(first)  # no schedule is tried twice
     assert _schedules(tmp_path, "d", seed=7, budget=5) == first[:5]
+
+
+def test_random_proposals_do_not_depend_on_what_trials_measured(tmp_path: Path) -> None:
+    plan = plan_for(write_experiment(tmp_path))
+
+    def proposals(pressure: float, name: str) -> list[tuple[str, str]]:
+        def trials(requests: Sequence[TrialRequest]) -> list[TrialOutcome]:
+            return [
+                TrialOutcome(
+                    "passed",
+                    {STALE: True, LIQ: True},
+                    {"oracle_age": Signal("oracle_age", pressure * r.number, pressure * r.number)},
+                )
+                for r in requests
+            ]
+
+        exploration, _ = explore(plan, tmp_path / name, trials, budget=15, seed=5)
+        return [(str(r.kind), r.candidate.key) for r in exploration.records]
+
+    low, high = proposals(0.01, "a"), proposals(0.05, "b")
+    assert [kind for kind, _ in low] == [kind for kind, _ in high]
+    assert "guided" in {kind for kind, _ in low}
+    randoms = [(a, b) for (kind, a), (_, b) in zip(low, high, strict=True) if kind == "random"]
+    assert len(randoms) >= 3 and all(a == b for a, b in randoms)
 
 
 def test_nothing_found_within_the_budget_exits_0(tmp_path: Path) -> None:

@@ -159,7 +159,8 @@ def _coverage(doc: Mapping[str, Any]) -> str:
         hits[(fault, target)].add(phase)
     head = "".join(f"<th>{_e(h)}</th>" for h in ["fault", "target", *phases])
     body = []
-    for fault, target in sorted(hits):
+    rows = [tuple(row) for row in cover.get("rows") or []] or sorted(hits)
+    for fault, target in rows:
         cells = "".join(
             '<td class="hit">x</td>'
             if phase in hits[(fault, target)]

@@ -168,6 +168,7 @@ def coverage(exploration: Exploration) -> dict[str, Any]:
         "covered": len(combos),
         "total": searcher.coverage_total(),
         "phases": list(exploration.plan.phases()),
+        "rows": [list(row) for row in searcher.rows()],
         "combinations": [list(c) for c in combos],
     }
 

@@ -17,6 +17,7 @@ Contract
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -76,10 +77,7 @@ class Searcher:
 
     def coverage_total(self) -> int:
         """How many (fault, target, phase) combinations the space has."""
-        per_phase = 0
-        for option in self.plan.space.faults:
-            per_phase += len(self._whats(option))
-        return per_phase * len(self.plan.phases())
+        return len(self.rows()) * len(self.plan.phases())
 
     # -- drawing -----------------------------------------------------------------------
 
@@ -183,23 +181,31 @@ class Searcher:
     # -- coverage keys -----------------------------------------------------------------
 
     def _what(self, step: FaultStep) -> str:
-        """The target of a step for coverage; a step without one is told apart by the
-        parameters its entry chooses among (e.g. which venue)."""
+        """The target of a step for coverage; a step without one is told apart by its
+        entry's parameters that are not ranges (e.g. which kind of data fault, which venue)."""
         if step.target is not None:
             return target_text(step.target)
         option = self.plan.space.faults[step.option]
-        chosen = [n for n, c in option.params if not isinstance(c, Span) and len(c.extremes()) > 1]
+        chosen = [n for n, c in option.params if not isinstance(c, Span)]
         values = dict(step.params)
         return " ".join(f"{n}={values.get(n)}" for n in chosen) or "-"
 
     def _whats(self, option: FaultOption) -> set[str]:
+        """Every ``_what`` a step of ``option`` can have."""
         if option.targets != (None,):
             return {target_text(t) for t in option.targets}
-        chosen = [c for _, c in option.params if not isinstance(c, Span) and len(c.extremes()) > 1]
-        count = 1
-        for choice in chosen:
-            count *= len(choice.extremes())
-        return {str(i) for i in range(count)}
+        chosen = [(n, c.extremes()) for n, c in option.params if not isinstance(c, Span)]
+        if not chosen:
+            return {"-"}
+        return {
+            " ".join(f"{name}={value}" for (name, _), value in zip(chosen, values, strict=True))
+            for values in itertools.product(*(choices for _, choices in chosen))
+        }
+
+    def rows(self) -> list[tuple[str, str]]:
+        """Every (fault, target) of the space, for the coverage table."""
+        found = {(o.action, what) for o in self.plan.space.faults for what in self._whats(o)}
+        return sorted(found)
 
 
 def _grain(seconds: float) -> float:

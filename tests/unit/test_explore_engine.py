@@ -92,7 +92,11 @@ def test_a_planted_two_step_cause_is_found_and_shrunk_to_exactly_it(tmp_path: Pa
     assert path[-1]["steps"] == 2 and any(p["reason"] == "removed a step" for p in path)
     assert doc["minimal"]["method_steps"] == 5
     assert doc["minimal"]["first_find_method_steps"] > doc["minimal"]["method_steps"]
-    assert 0 < doc["coverage"]["covered"] <= doc["coverage"]["total"]
+    cover = doc["coverage"]
+    assert 0 < cover["covered"] <= cover["total"] == len(cover["rows"]) * len(cover["phases"])
+    cells = {(f, t, p) for f, t in cover["rows"] for p in cover["phases"]}
+    assert {tuple(c) for c in cover["combinations"]} <= cells
+    assert ["feed_fault", "kind=drop venue=2"] in cover["rows"]
     assert doc["figures"]["trials"] == len(doc["trials"])
     assert doc["figures"]["median_overhead_s"] == 2.0
     html = (tmp_path / "x" / "explore.html").read_text()

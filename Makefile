@@ -38,7 +38,7 @@ test-integration: setup ## tests that start real processes
 test-docker: setup ## tests that need a Docker engine
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/docker
 
-bench: setup ## benchmarks: proxy, sequencer, checkers, schedule, incidents (ratios, same-run baselines)
+bench: setup ## benchmarks: proxy, sequencer, checkers, schedule, incidents, explore (ratios, same-run baselines)
 	$(BIN)/python -m bench
 
 lint: setup ## ruff, mypy --strict on chaos/ and examples/minidex, the import contracts

@@ -20,6 +20,7 @@ from chaos.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, ChaosError
 
 COMMANDS = (
     "run",
+    "explore",
     "validate",
     "list",
     "check",

@@ -40,6 +40,7 @@ from chaos.stackfile.model import StackFile
 TOP_LEVEL = (
     "name", "description", "incident", "seed", "duration", "stack", "load", "params",
     "steady_state", "safety", "variants", "method", "invariants",
+    "explore",  # the search space of `tradechaos explore`, read by chaos.explore.spaceload
 )  # fmt: skip
 REQUIRED = ("name", "duration", "method", "invariants")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")

@@ -136,6 +136,8 @@ def execute_variant(
     """Run one variant; never raises for a run that went wrong (see the RunResult)."""
     deps = deps or Deps()
     guard = guard or SignalGuard()
+    if not guard.interrupted:
+        guard.unshield()  # a run before this one (same guard) ended shielded
     variant = experiment.variant(variant_name)
     seed = experiment.seed if options.seed is None else options.seed
     label = f"{experiment.name}/{variant.name}{' (control)' if options.no_faults else ''}"

@@ -338,3 +338,23 @@ def test_signal_while_checking_is_interrupted(tmp_path: Path) -> None:
 def test_judge(verdicts: dict[str, Any], expected: list[str], met: bool) -> None:
     found = [{"invariant": k, "valid": v} for k, v in verdicts.items()]
     assert judge(found, ["a", "b"], expected) is met
+
+
+def test_a_second_run_with_the_same_guard_can_be_interrupted(tmp_path: Path) -> None:
+    """`tradechaos run a.yaml b.yaml`: the first run ends shielded (its cleanup); Ctrl-C in
+    the second must still stop it."""
+    events = Events()
+    seen: list[bool] = []
+    guard = SignalGuard()
+    guard.shield()  # as the previous run left it
+    deps = make_deps(events)
+
+    def definition(experiment: Any, variant: Any) -> StackDefinition:
+        seen.append(guard._shielded)
+        return FAKE_STACK
+
+    deps.definition = definition
+    options = RunOptions(tmp_path / "runs", "process", None, False, None, quiet=True)
+    with guard:
+        execute_variant(experiment(tmp_path), "calm", options, deps, guard)
+    assert seen == [False]

@@ -28,6 +28,9 @@ COMMANDS = (
     "fault",
     "proxy",
     "cleanup",
+    "export",
+    "k8s",
+    "step",
 )
 
 

@@ -6,10 +6,11 @@ Contract
 - ``check_allowed(objects, allow)`` raises ``BadInput`` unless the kube context and every
   object's namespace are on the allow-list (nothing is sent before that).
 - ``apply(objects)`` applies server-side (field manager ``tradechaos``), in ``ORDER`` of
-  kinds, and returns one ``Applied`` per object: created / configured / unchanged, judged
-  by the resourceVersion before and after; applying the same objects again changes
-  nothing. ``dry_run=True`` asks the server for a dry run and compares its answer with the
-  live object. The run ConfigMap's epoch is stamped with the time of the first apply and
+  kinds, and returns one ``Applied`` per object: created / configured / unchanged. An
+  existing object is first applied as a server-side dry run; when the server's answer
+  equals the live object (but for resourceVersion, managedFields and status) nothing is
+  sent, so applying the same objects again changes no resourceVersion. ``dry_run=True``
+  sends only dry runs ("would be created" / "would be configured"). The run ConfigMap's epoch is stamped with the time of the first apply and
   kept by later ones.
 - ``delete_chaos(namespace, run_id)`` deletes the run's Workflows and every Chaos Mesh
   object of it (ours, labelled with the run, and those the Workflow controller made,
@@ -153,6 +154,10 @@ class Cluster:
             except config.ConfigException:
                 raise BadInput(f"no kubeconfig and not in a pod: {err}") from None
             return cls(client.ApiClient(), "in-cluster")
+        if not api_client.configuration.verify_ssl:
+            import urllib3  # the kubeconfig says insecure-skip-tls-verify: said once, not per call
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         names = [c.get("name") for c in contexts or []]
         if context and context not in names:
             raise BadInput(f"no context {context!r} in the kubeconfig (known: {', '.join(map(str, names))})")
@@ -236,28 +241,33 @@ class Cluster:
                     f"{kind}/{name} in {namespace} belongs to run {owner!r}, not {mine!r}: "
                     "clean that run up first (tradechaos cleanup --kubernetes)"
                 )
-        answer = self._call(
-            f"applying {kind}/{name}",
-            resource.server_side_apply,
-            body=obj,
-            name=name,
-            namespace=namespace or None,
-            field_manager=MANAGER,
-            force_conflicts=True,
-            dry_run="All" if dry_run else None,
-        )
-        after = dict(answer.to_dict())
+        def server_side_apply(dry: bool) -> dict[str, Any]:
+            answer = self._call(
+                f"applying {kind}/{name}",
+                resource.server_side_apply,
+                body=obj,
+                name=name,
+                namespace=namespace or None,
+                field_manager=MANAGER,
+                force_conflicts=True,
+                dry_run="All" if dry else None,
+            )
+            return dict(answer.to_dict())
+
+        if live is not None:
+            # Ask first: a 1.20 server rewrites a StatefulSet on every apply (only the
+            # managedFields time differs), so an apply that changes nothing is not sent.
+            after = server_side_apply(True)
+            if _strip(after) == _strip(live):
+                version = str(live.get("metadata", {}).get("resourceVersion", ""))
+                return Applied(kind, name, namespace, "unchanged", version)
+            if dry_run:
+                return Applied(kind, name, namespace, "would be configured", "")
+        after = server_side_apply(dry_run)
         version = str(after.get("metadata", {}).get("resourceVersion", ""))
         if live is None:
-            outcome = "created"
-        elif dry_run:
-            outcome = "unchanged" if _strip(after) == _strip(live) else "configured"
-        else:
-            same = version == str(live.get("metadata", {}).get("resourceVersion", ""))
-            outcome = "unchanged" if same else "configured"
-        if dry_run:
-            outcome = f"would be {outcome}" if outcome != "unchanged" else outcome
-        return Applied(kind, name, namespace, outcome, version)
+            return Applied(kind, name, namespace, "would be created" if dry_run else "created", version)
+        return Applied(kind, name, namespace, "configured", version)
 
     # -- status --------------------------------------------------------------------------
     def chaos_kinds(self) -> list[Any]:

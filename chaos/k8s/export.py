@@ -142,6 +142,10 @@ def export_variant(
         "files": list(FILES),
         "workflow": run_id,
         "abort_outside_cluster": outside,
+        "abort_when": [
+            {"kind": c.kind, "for_s": c.for_s, "above": c.above, "mode": c.mode}
+            for c in experiment.abort_when
+        ],
         "steps": [row.__dict__ for row in rows],
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

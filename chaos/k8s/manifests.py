@@ -207,7 +207,7 @@ def _pod_spec(stack: K8sStack, target: Target, run: RunSettings, service: K8sSer
         "image": service.image,
         "command": fill.argv(service.command),
         "env": env,
-        "ports": [{"name": "serve", "containerPort": service.port}],
+        "ports": [{"name": "serve", "containerPort": service.port, "protocol": "TCP"}],
         "readinessProbe": _probe(service, stack.pg_bin),
         "volumeMounts": mounts,
     }
@@ -244,7 +244,7 @@ def service_objects(stack: K8sStack, target: Target, run: RunSettings, service: 
         "metadata": meta(target, stack, service.k8s_name, service.name),
         "spec": {
             "selector": selector(stack, target, service.name),
-            "ports": [{"name": "serve", "port": service.port, "targetPort": service.port}],
+            "ports": [{"name": "serve", "port": service.port, "targetPort": service.port, "protocol": "TCP"}],
         },
     }
     workload: Obj = {
@@ -291,7 +291,7 @@ def link_objects(stack: K8sStack, target: Target) -> list[Obj]:
                 "metadata": metadata,
                 "spec": {
                     "selector": selector(stack, target, link.server),
-                    "ports": [{"name": "serve", "port": server.port, "targetPort": server.port}],
+                    "ports": [{"name": "serve", "port": server.port, "targetPort": server.port, "protocol": "TCP"}],
                 },
             }
         )
@@ -405,7 +405,7 @@ def load_objects(stack: K8sStack, target: Target, load: LoadSettings, image: str
                 names.RUN_LABEL: target.run_id,
                 names.COMPONENT_LABEL: "locust-master",
             },
-            "ports": [{"name": "locust", "port": LOCUST_PORT, "targetPort": LOCUST_PORT}],
+            "ports": [{"name": "locust", "port": LOCUST_PORT, "targetPort": LOCUST_PORT, "protocol": "TCP"}],
         },
     }
     return [

@@ -79,7 +79,10 @@ def handle(args: argparse.Namespace) -> int:
         folder = args.out if len(pairs) == 1 else args.out / f"{experiment.name}-{variant.name}"
         results.append(export_variant(experiment, variant, options, folder, now))
     for result in results:
-        print(f"{result.experiment} / {result.variant} -> {result.out_dir} (run {result.run_id}, {result.objects} objects)")
+        print(
+            f"{result.experiment} / {result.variant} -> {result.out_dir} "
+            f"(run {result.run_id}, {result.objects} objects)"
+        )
         print(table(result))
         print()
     return EXIT_OK

@@ -55,7 +55,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except OSError:
-        raise BadInput(f"{folder}: not an export folder (no {MANIFEST}; run tradechaos export k8s)") from None
+        raise BadInput(
+            f"{folder}: not an export folder (no {MANIFEST}; run tradechaos export k8s)"
+        ) from None
     except ValueError as err:
         raise BadInput(f"{path}: unreadable: {err}") from None
     if not isinstance(manifest, dict) or "run_id" not in manifest:
@@ -81,7 +83,10 @@ def handle(args: argparse.Namespace) -> int:
             for result in results:
                 print(result.describe())
             what = "would change" if args.dry_run else "changed"
-            print(f"{len(results)} objects, {len(changed)} {what} (run {run_id}, context {cluster.context})")
+            print(
+                f"{len(results)} objects, {len(changed)} {what} "
+                f"(run {run_id}, context {cluster.context})"
+            )
         return EXIT_OK
     if args.verb == "cleanup":
         deleted = cluster.cleanup(namespace, run_id)
@@ -144,7 +149,11 @@ def workload_ready(item: dict[str, Any]) -> bool:
 def render_status(status: dict[str, Any]) -> str:
     lines = [f"run {status['run_id']} in {status['namespace']}"]
     workflow = status["workflow"]
-    lines.append(f"workflow: {workflow['name']} {workflow['conditions'] or 'no status yet'}" if workflow else "workflow: none")
+    lines.append(
+        f"workflow: {workflow['name']} {workflow['conditions'] or 'no status yet'}"
+        if workflow
+        else "workflow: none"
+    )
     for chaos in status["chaos"]:
         lines.append(f"  {chaos['kind']}/{chaos['name']}: {chaos['phase']}")
     for name, ready in sorted(status["workloads"].items()):

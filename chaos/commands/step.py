@@ -27,7 +27,7 @@ EXAMPLE = """examples:
   tradechaos step trading_mode --param mode='"cancel_only"' \\
       --service-url sequencer=http://sequencer.ns.svc.cluster.local:8080/health
   tradechaos step feed_fault --param kind='"zero"' --hold 5 --service-url feeds=http://feeds:8080/health
-  tradechaos step wait_healthy --timeout 300 --service-url db=pg://db:5432 -- CMD ARG...
+  tradechaos step wait_healthy --timeout 300 --service-url db=pg://db:5432 --then CMD ARG...
 
 exit codes: 0 done (and healed), 2 bad input, 3 the step failed or a service never became
 healthy."""
@@ -57,7 +57,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the step's random choices")
     parser.add_argument("--standby", action="store_true", help="the stack has a standby")
     parser.add_argument("--venues", type=int, default=3)
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="wait_healthy: -- COMMAND...")
+    parser.add_argument(
+        "--then",
+        nargs=argparse.REMAINDER,
+        default=[],
+        metavar="COMMAND",
+        help="wait_healthy: run COMMAND (the rest of the line) once healthy",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -83,7 +89,7 @@ def _wait_healthy(args: argparse.Namespace, backend: Any) -> int:
     for name in names:  # one deadline for them all
         backend.wait_healthy(name, args.timeout)
     print(f"healthy: {', '.join(names)}", file=sys.stderr)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = list(args.then)
     if command:
         sys.stdout.flush()
         os.execvp(command[0], command)
@@ -114,7 +120,10 @@ def _run_step(args: argparse.Namespace, backend: Any, definition: Any) -> int:
     from chaos.k8s.stepbackend import LinkTable
 
     if args.action not in registry.ACTIONS:
-        raise BadInput(f"unknown action {args.action!r} (allowed: wait_healthy, {', '.join(sorted(registry.ACTIONS))})")
+        raise BadInput(
+            f"unknown action {args.action!r} "
+            f"(allowed: wait_healthy, {', '.join(sorted(registry.ACTIONS))})"
+        )
     params = _params(args.param)
     targets = tuple(args.target)
     target = None if not targets else (targets[0] if len(targets) == 1 else targets)
@@ -123,7 +132,9 @@ def _run_step(args: argparse.Namespace, backend: Any, definition: Any) -> int:
     except registry.StepError as err:
         raise BadInput(f"step {args.action}: {err.field}: {err.problem}") from None
     step = Step(args.id or args.action, 0, args.action, target, params)
-    ctx = FaultContext(backend, LinkTable(backend), StdoutRecorder(), definition, rng=random.Random(args.seed))
+    ctx = FaultContext(
+        backend, LinkTable(backend), StdoutRecorder(), definition, rng=random.Random(args.seed)
+    )
     fault = registry.build(step, ctx)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

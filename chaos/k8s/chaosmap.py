@@ -31,7 +31,11 @@ from chaos.k8s.manifests import Target, selector
 from chaos.k8s.stack import K8sStack
 
 Obj = dict[str, Any]
-CHAOS_FIELDS = {"NetworkChaos": "networkChaos", "PodChaos": "podChaos", "StressChaos": "stressChaos"}
+CHAOS_FIELDS = {
+    "NetworkChaos": "networkChaos",
+    "PodChaos": "podChaos",
+    "StressChaos": "stressChaos",
+}
 TASK_ACTIONS = ("trading_mode", "db_upgrade", "feed_fault", "price_move", "aggressive_orders")
 HOLD_TO_END = ("feed_fault",)  # Task steps whose heal matters: the pod stays until then
 DOWN_ACTIONS = ("stop", "kill", "terminate")
@@ -45,7 +49,9 @@ class CannotExpress(BadInput):
     """A step with no Chaos Mesh equivalent: exit 2, naming the step (file:line)."""
 
     def __init__(self, step: Step, path: str, why: str) -> None:
-        super().__init__(f"{path}:{step.line}: method[{step.index}] ({step.id}, {step.action}): {why}")
+        super().__init__(
+            f"{path}:{step.line}: method[{step.index}] ({step.id}, {step.action}): {why}"
+        )
 
 
 @dataclass
@@ -171,7 +177,11 @@ def _seconds(value: object, default: float = 0.0) -> float:
 def link_spec(plan: Plan, step: Step, action: str, params: Mapping[str, object], link: str) -> Obj:
     """The NetworkChaos spec of one toxic on one link (client pods -> target server pods)."""
     if _seconds(params.get("toxicity"), 1.0) != 1.0:
-        raise CannotExpress(step, plan.path, "toxicity below 1 (a share of connections) has no Chaos Mesh equivalent")
+        raise CannotExpress(
+            step,
+            plan.path,
+            "toxicity below 1 (a share of connections) has no Chaos Mesh equivalent",
+        )
     spec_link = plan.stack.link(link)
     spec: Obj = {
         "selector": pods(plan, [spec_link.client]),
@@ -190,13 +200,31 @@ def link_spec(plan: Plan, step: Step, action: str, params: Mapping[str, object],
         return {"action": "bandwidth", "bandwidth": bandwidth, **spec}
     if action in ("timeout", "reset_peer", "down"):
         return {"action": "partition", **spec}
-    raise CannotExpress(step, plan.path, f"the {action} toxic has no Chaos Mesh equivalent (NetworkChaos has delay, loss, duplicate, corrupt, partition, bandwidth)")
+    raise CannotExpress(
+        step,
+        plan.path,
+        f"the {action} toxic has no Chaos Mesh equivalent "
+        "(NetworkChaos has delay, loss, duplicate, corrupt, partition, bandwidth)",
+    )
 
 
-def network(step: Step, plan: Plan, action: str, params: Mapping[str, object], targets: Sequence[str], deadline: float, name: str) -> Node:
+def network(
+    step: Step,
+    plan: Plan,
+    action: str,
+    params: Mapping[str, object],
+    targets: Sequence[str],
+    deadline: float,
+    name: str,
+) -> Node:
     links = resolve_links(plan.stack.definition, list(targets))
     leaves = [
-        chaos("NetworkChaos", f"{name}-{i}" if len(links) > 1 else name, link_spec(plan, step, action, params, link), deadline)
+        chaos(
+            "NetworkChaos",
+            f"{name}-{i}" if len(links) > 1 else name,
+            link_spec(plan, step, action, params, link),
+            deadline,
+        )
         for i, link in enumerate(links)
     ]
     return group("Parallel", f"{name}-links", leaves)
@@ -204,7 +232,9 @@ def network(step: Step, plan: Plan, action: str, params: Mapping[str, object], t
 
 def _network_step(step: Step, plan: Plan) -> Compiled:
     params = _parsed(step, plan)
-    node = network(step, plan, step.action, params, step.targets, span(step, plan), template_name(step))
+    node = network(
+        step, plan, step.action, params, step.targets, span(step, plan), template_name(step)
+    )
     kind = "partition" if step.action in ("timeout", "reset_peer", "down") else step.action
     kind = {"latency": "delay"}.get(kind, kind)
     return Compiled(node, (f"NetworkChaos {kind}",), lasting=step.for_s is not None)
@@ -232,7 +262,9 @@ def _flap(step: Step, plan: Plan) -> Compiled:
     inner = dict(params["fault"])  # type: ignore[call-overload]
     action = str(inner.pop("action"))
     inner_target = inner.pop("target", None)
-    targets = list(step.targets) or ([inner_target] if isinstance(inner_target, str) else list(inner_target or []))
+    targets = list(step.targets) or (
+        [inner_target] if isinstance(inner_target, str) else list(inner_target or [])
+    )
     inner_params = registry.parse_params(action, inner)
     period, bad_fraction = _seconds(params["period"]), _seconds(params["bad_fraction"], 0.5)
     total = span(step, plan)
@@ -245,22 +277,42 @@ def _flap(step: Step, plan: Plan) -> Compiled:
     for cycle in range(cycles):
         left = total - cycle * period
         if action == "partition":
-            sub = _partition(Step(step.id, step.index, action, None, inner, line=step.line), plan).node
+            sub = _partition(
+                Step(step.id, step.index, action, None, inner, line=step.line), plan
+            ).node
             assert sub is not None
             sub.name, sub.deadline = f"{name}-bad{cycle}", min(bad, left)
         else:
-            sub = network(step, plan, action, inner_params, targets, min(bad, left), f"{name}-bad{cycle}")
+            sub = network(
+                step, plan, action, inner_params, targets, min(bad, left), f"{name}-bad{cycle}"
+            )
         children.append(sub)
         if left - bad > 0.001 and good > 0.001:
             children.append(Node("Suspend", f"{name}-good{cycle}", deadline=min(good, left - bad)))
-    kind = "partition" if action in ("timeout", "reset_peer", "down", "partition") else {"latency": "delay"}.get(action, action)
-    return Compiled(Node("Serial", name, children=children), (f"NetworkChaos {kind} x{cycles} (Serial, Suspend between)",), lasting=True)
+    kind = (
+        "partition"
+        if action in ("timeout", "reset_peer", "down", "partition")
+        else {"latency": "delay"}.get(action, action)
+    )
+    return Compiled(
+        Node("Serial", name, children=children),
+        (f"NetworkChaos {kind} x{cycles} (Serial, Suspend between)",),
+        lasting=True,
+    )
 
 
 # --- processes ---------------------------------------------------------------------
 
 
-def pod_chaos(plan: Plan, action: str, services: Sequence[str], name: str, deadline: float, grace: int | None = None, containers: bool = False) -> Node:
+def pod_chaos(
+    plan: Plan,
+    action: str,
+    services: Sequence[str],
+    name: str,
+    deadline: float,
+    grace: int | None = None,
+    containers: bool = False,
+) -> Node:
     spec: Obj = {"action": action, "mode": "all", "selector": pods(plan, services)}
     if grace is not None:
         spec["gracePeriod"] = grace
@@ -277,7 +329,9 @@ def _down(step: Step, plan: Plan) -> Compiled:
     by_end: dict[float, list[str]] = {}
     for service in step.targets:
         end = ends.get(service)
-        length = default_end if end is None or step.for_s is not None else max(INSTANT_S, end - start)
+        length = (
+            default_end if end is None or step.for_s is not None else max(INSTANT_S, end - start)
+        )
         by_end.setdefault(round(length, 3), []).append(service)
     name = template_name(step)
     leaves = []
@@ -295,16 +349,24 @@ def _down(step: Step, plan: Plan) -> Compiled:
         else:
             leaves.append(pod_chaos(plan, "pod-failure", services, leaf_name, length))
     node = group("Parallel", name, leaves)
-    what = "NetworkChaos partition (isolated, not frozen)" if step.action == "pause" else "PodChaos pod-failure"
+    what = (
+        "NetworkChaos partition (isolated, not frozen)"
+        if step.action == "pause"
+        else "PodChaos pod-failure"
+    )
     lasting = step.for_s is not None
     return Compiled(node, (what,), lasting=lasting)
 
 
-def _restart_one(plan: Plan, params: Mapping[str, object], services: Sequence[str], name: str, downtime: float) -> tuple[Node, str]:
+def _restart_one(
+    plan: Plan, params: Mapping[str, object], services: Sequence[str], name: str, downtime: float
+) -> tuple[Node, str]:
     if downtime > 0:
         return pod_chaos(plan, "pod-failure", services, name, downtime), "PodChaos pod-failure"
     if params.get("signal") == "kill":
-        return pod_chaos(plan, "container-kill", services, name, INSTANT_S, containers=True), "PodChaos container-kill"
+        return pod_chaos(
+            plan, "container-kill", services, name, INSTANT_S, containers=True
+        ), "PodChaos container-kill"
     grace = max(math.ceil(plan.stack.service(s).stop_grace_s) for s in services)
     return pod_chaos(plan, "pod-kill", services, name, INSTANT_S, grace=grace), "PodChaos pod-kill"
 
@@ -335,7 +397,11 @@ def _rolling(step: Step, plan: Plan) -> Compiled:
             children.append(Node("Suspend", f"{name}-gap{i}", deadline=gap))
         leaf, what = _restart_one(plan, {"signal": "term"}, [service], f"{name}-{i}", downtime)
         children.append(leaf)
-    return Compiled(group("Serial", name, children), (f"{what} per service (Serial, Suspend between)",), lasting=True)
+    return Compiled(
+        group("Serial", name, children),
+        (f"{what} per service (Serial, Suspend between)",),
+        lasting=True,
+    )
 
 
 def _full_restart(step: Step, plan: Plan) -> Compiled:
@@ -347,10 +413,20 @@ def _full_restart(step: Step, plan: Plan) -> Compiled:
     downtime, gap = _seconds(params.get("downtime")), _seconds(params.get("gap"))
     name = template_name(step)
     leaves = [
-        pod_chaos(plan, "pod-failure", [s], f"{name}-{i}", max(INSTANT_S, downtime + max(_seconds(delays.get(s)), gap * i)))
+        pod_chaos(
+            plan,
+            "pod-failure",
+            [s],
+            f"{name}-{i}",
+            max(INSTANT_S, downtime + max(_seconds(delays.get(s)), gap * i)),
+        )
         for i, s in enumerate(order)
     ]
-    return Compiled(Node("Parallel", name, children=leaves), ("PodChaos pod-failure per service (Parallel)",), lasting=True)
+    return Compiled(
+        Node("Parallel", name, children=leaves),
+        ("PodChaos pod-failure per service (Parallel)",),
+        lasting=True,
+    )
 
 
 def _throttle(step: Step, plan: Plan) -> Compiled:
@@ -358,8 +434,16 @@ def _throttle(step: Step, plan: Plan) -> Compiled:
     load = round((1.0 - _seconds(params["cpu"])) * 100)
     name = template_name(step)
     if load <= 0:
-        return Compiled(Node("Suspend", name, deadline=span(step, plan)), ("nothing (cpu 1.0 is no throttle)",), lasting=step.for_s is not None)
-    return Compiled(stress(plan, pods(plan, step.targets), load, name, span(step, plan)), (f"StressChaos cpu load {load}%",), lasting=step.for_s is not None)
+        return Compiled(
+            Node("Suspend", name, deadline=span(step, plan)),
+            ("nothing (cpu 1.0 is no throttle)",),
+            lasting=step.for_s is not None,
+        )
+    return Compiled(
+        stress(plan, pods(plan, step.targets), load, name, span(step, plan)),
+        (f"StressChaos cpu load {load}%",),
+        lasting=step.for_s is not None,
+    )
 
 
 def stress(plan: Plan, select: Obj, load: int, name: str, deadline: float) -> Node:
@@ -379,7 +463,12 @@ def _node_loss(step: Step, plan: Plan) -> Compiled:
     children: list[Node] = []
 
     def degraded(level: float, label: str, deadline: float) -> Node:
-        delay = {"action": "delay", "mode": "all", "selector": site_pods(plan, site), "direction": "to"}
+        delay = {
+            "action": "delay",
+            "mode": "all",
+            "selector": site_pods(plan, site),
+            "direction": "to",
+        }
         delay["delay"] = {"latency": names.go_duration(max_latency * level)}
         parts = [chaos("NetworkChaos", f"{name}-{label}-net", delay, deadline)]
         load = round((1.0 - min_cpu) * level * 100)
@@ -392,11 +481,16 @@ def _node_loss(step: Step, plan: Plan) -> Compiled:
     if hold > 0:
         children.append(degraded(1.0, "hold", hold))
     loss_start = plan.times[step.id][0] + ramp + hold
-    down = _seconds(params.get("recover_after"), 0.0) or max(INSTANT_S, plan.duration_s - loss_start)
+    down = _seconds(params.get("recover_after"), 0.0) or max(
+        INSTANT_S, plan.duration_s - loss_start
+    )
     loss = pod_chaos(plan, "pod-failure", plan.stack.site_services(site), f"{name}-loss", down)
     loss.body["selector"] = site_pods(plan, site)
     children.append(loss)
-    what = ("NetworkChaos delay + StressChaos cpu per ramp step (Serial)", "PodChaos pod-failure of the site")
+    what = (
+        "NetworkChaos delay + StressChaos cpu per ramp step (Serial)",
+        "PodChaos pod-failure of the site",
+    )
     return Compiled(Node("Serial", name, children=children), what, lasting=True)
 
 
@@ -417,7 +511,11 @@ def task_argv(step: Step, hold: float) -> list[str]:
 
 
 def _task(step: Step, plan: Plan) -> Compiled:
-    hold = step.for_s if step.for_s is not None else (remaining(step, plan) if step.action in HOLD_TO_END else 0.0)
+    hold = (
+        step.for_s
+        if step.for_s is not None
+        else (remaining(step, plan) if step.action in HOLD_TO_END else 0.0)
+    )
     name = template_name(step)
     node = Node("Task", name, body=plan.task.body(name, task_argv(step, hold)))
     lasting = step.for_s is not None or step.action not in HOLD_TO_END
@@ -427,7 +525,12 @@ def _task(step: Step, plan: Plan) -> Compiled:
 def _ended_elsewhere(step: Step, plan: Plan) -> Compiled:
     if step.id not in plan.ended_by:
         what = "stopped" if step.action == "start" else "paused"
-        raise CannotExpress(step, plan.path, f"{step.action} of a service no earlier step {what}: on Kubernetes every service runs from the start")
+        raise CannotExpress(
+            step,
+            plan.path,
+            f"{step.action} of a service no earlier step {what}: "
+            "on Kubernetes every service runs from the start",
+        )
     leader = plan.ended_by[step.id]
     return Compiled(None, (f"ends {leader}'s chaos (its deadline)",), lasting=True)
 
@@ -470,7 +573,11 @@ def pair_downs(steps: Sequence[Step], plan: Plan) -> None:
         begin = plan.times[later.id][0]
         for i, service in enumerate(later.targets):
             leader = next(
-                (s for s in reversed(steps[: steps.index(later)]) if s.action in wanted and service in s.targets and s.for_s is None),
+                (
+                    s
+                    for s in reversed(steps[: steps.index(later)])
+                    if s.action in wanted and service in s.targets and s.for_s is None
+                ),
                 None,
             )
             if leader is None:

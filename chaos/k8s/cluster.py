@@ -10,8 +10,8 @@ Contract
   existing object is first applied as a server-side dry run; when the server's answer
   equals the live object (but for resourceVersion, managedFields and status) nothing is
   sent, so applying the same objects again changes no resourceVersion. ``dry_run=True``
-  sends only dry runs ("would be created" / "would be configured"). The run ConfigMap's epoch is stamped with the time of the first apply and
-  kept by later ones.
+  sends only dry runs ("would be created" / "would be configured"). The run ConfigMap's
+  epoch is stamped with the time of the first apply and kept by later ones.
 - ``delete_chaos(namespace, run_id)`` deletes the run's Workflows and every Chaos Mesh
   object of it (ours, labelled with the run, and those the Workflow controller made,
   labelled ``chaos-mesh.org/workflow=<run id>``): the abort path, and the first half of
@@ -132,7 +132,7 @@ class Cluster:
 
         self.api_client = api_client
         self.context = context
-        self.dynamic = DynamicClient(api_client)
+        self.dynamic = DynamicClient(api_client)  # type: ignore[no-untyped-call]
 
     @classmethod
     def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Cluster:
@@ -143,14 +143,18 @@ class Cluster:
                 "the kubernetes package is missing: pip install 'tradechaos[k8s]'"
             ) from None
         try:
-            contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+            contexts, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig
+            )
             chosen = context or (active or {}).get("name", "")
-            api_client = config.new_client_from_config(config_file=kubeconfig, context=chosen)
+            api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=chosen
+            )
         except config.ConfigException as err:
             if kubeconfig or context:
                 raise BadInput(f"cannot use the kubeconfig: {err}") from None
             try:
-                config.load_incluster_config()
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
             except config.ConfigException:
                 raise BadInput(f"no kubeconfig and not in a pod: {err}") from None
             return cls(client.ApiClient(), "in-cluster")
@@ -160,7 +164,9 @@ class Cluster:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         names = [c.get("name") for c in contexts or []]
         if context and context not in names:
-            raise BadInput(f"no context {context!r} in the kubeconfig (known: {', '.join(map(str, names))})")
+            raise BadInput(
+                f"no context {context!r} in the kubeconfig (known: {', '.join(map(str, names))})"
+            )
         return cls(api_client, str(chosen))
 
     # -- resources -------------------------------------------------------------------
@@ -199,7 +205,9 @@ class Cluster:
             raise InfrastructureError(f"reading {kind}/{name}: {_reason(err)}") from None
         return dict(found.to_dict())
 
-    def list(self, api_version: str, kind: str, namespace: str | None, selector: str) -> list[dict[str, Any]]:
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str | None, selector: str
+    ) -> list[dict[str, Any]]:
         resource = self.resource(api_version, kind)
         found = self._call(
             f"listing {kind}", resource.get, namespace=namespace, label_selector=selector
@@ -220,12 +228,17 @@ class Cluster:
         live = self.get("v1", "ConfigMap", RUN_CONFIGMAP, obj["metadata"]["namespace"])
         data = dict(obj.get("data") or {})
         if live is not None and live.get("data", {}).get("run_id") == data.get("run_id"):
-            data = {**data, **{k: live["data"][k] for k in ("epoch", "run.json") if k in live["data"]}}
+            data = {
+                **data,
+                **{k: live["data"][k] for k in ("epoch", "run.json") if k in live["data"]},
+            }
         else:
             epoch = round(time.time(), 3)
             record = json.loads(data.get("run.json", "{}"))
             record.update(epoch=epoch, started_at=epoch)
-            data.update({"epoch": repr(epoch), "run.json": json.dumps(record, indent=2, sort_keys=True)})
+            data.update(
+                {"epoch": repr(epoch), "run.json": json.dumps(record, indent=2, sort_keys=True)}
+            )
         return {**obj, "data": data}
 
     def _apply_one(self, obj: dict[str, Any], dry_run: bool) -> Applied:
@@ -241,6 +254,7 @@ class Cluster:
                     f"{kind}/{name} in {namespace} belongs to run {owner!r}, not {mine!r}: "
                     "clean that run up first (tradechaos cleanup --kubernetes)"
                 )
+
         def server_side_apply(dry: bool) -> dict[str, Any]:
             answer = self._call(
                 f"applying {kind}/{name}",
@@ -266,7 +280,9 @@ class Cluster:
         after = server_side_apply(dry_run)
         version = str(after.get("metadata", {}).get("resourceVersion", ""))
         if live is None:
-            return Applied(kind, name, namespace, "would be created" if dry_run else "created", version)
+            return Applied(
+                kind, name, namespace, "would be created" if dry_run else "created", version
+            )
         return Applied(kind, name, namespace, "configured", version)
 
     # -- status --------------------------------------------------------------------------
@@ -274,12 +290,16 @@ class Cluster:
         """Every chaos-mesh.org resource the server serves (empty without Chaos Mesh)."""
         found = []
         for resource in self.dynamic.resources.search(group=CHAOS_GROUP):
-            if getattr(resource, "kind", "").endswith("List") or "/" in getattr(resource, "name", ""):
+            if getattr(resource, "kind", "").endswith("List") or "/" in getattr(
+                resource, "name", ""
+            ):
                 continue
             found.append(resource)
         return found
 
-    def run_objects(self, namespace: str | None, run_id: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    def run_objects(
+        self, namespace: str | None, run_id: str | None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(kind, object) of every object labelled with the run (any run when None)."""
         selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
         for resource in self.chaos_kinds():

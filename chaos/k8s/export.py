@@ -69,7 +69,9 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
-def run_record(experiment: Experiment, variant: Variant, run_id: str, seed: int, load_seed: int) -> dict[str, Any]:
+def run_record(
+    experiment: Experiment, variant: Variant, run_id: str, seed: int, load_seed: int
+) -> dict[str, Any]:
     """run.json as the local runner writes it (docs/contracts.md section 2); the epoch is
     added when the run's ConfigMap is made."""
     from chaos.runner import wiring
@@ -98,26 +100,40 @@ def _dump(objects: Sequence[dict[str, Any]]) -> str:
 
 
 def export_variant(
-    experiment: Experiment, variant: Variant, options: ExportOptions, out_dir: Path, now: float | None = None
+    experiment: Experiment,
+    variant: Variant,
+    options: ExportOptions,
+    out_dir: Path,
+    now: float | None = None,
 ) -> Exported:
     now = time.time() if now is None else now
     namespace = check_name(options.namespace, "namespace")
-    run_id = check_name(options.run_id or default_run_id(experiment.name, variant.name, now), "run id")
+    run_id = check_name(
+        options.run_id or default_run_id(experiment.name, variant.name, now), "run id"
+    )
     stack = k8s_stack(experiment.stack.standby, experiment.stack.venues, options.image)
     target = Target(namespace, run_id, options.cluster_domain)
     master = random.Random(experiment.seed)
     load_seed, fault_seed = master.getrandbits(31), master.getrandbits(63)
     run = RunSettings(
-        experiment.seed, variant.mitigations_flag, run_record(experiment, variant, run_id, experiment.seed, load_seed)
+        experiment.seed,
+        variant.mitigations_flag,
+        run_record(experiment, variant, run_id, experiment.seed, load_seed),
     )
     services, links = manifests.endpoints(stack, target)
-    health_urls = {s.name: manifests.health_url(s, services[s.name]) for s in stack.services if not s.optional}
+    health_urls = {
+        s.name: manifests.health_url(s, services[s.name]) for s in stack.services if not s.optional
+    }
     link_urls = {name: f"http://{endpoint}" for name, endpoint in links.items()}
     step_labels = names.labels(stack.name, run_id, "tradechaos-step", "step")
-    factory = task_factory(stack, namespace, run_id, fault_seed, health_urls, link_urls, step_labels)
+    factory = task_factory(
+        stack, namespace, run_id, fault_seed, health_urls, link_urls, step_labels
+    )
     plan = Plan(stack, target, experiment.path, experiment.duration_s, {}, factory)
     workflow_meta = manifests.meta(target, stack, run_id, "tradechaos", "workflow")
-    workflow, rows, outside = build_workflow(experiment, variant, stack, plan, run_id, workflow_meta, health_urls)
+    workflow, rows, outside = build_workflow(
+        experiment, variant, stack, plan, run_id, workflow_meta, health_urls
+    )
     steps = experiment.steps_for(variant.name)
     rbac = any(step.action in KUBE_ACTIONS for step in steps)
     load = LoadSettings(experiment.load.users, experiment.load.spawn_rate, options.load_workers)
@@ -128,7 +144,9 @@ def export_variant(
         [workflow],
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = Exported(experiment.name, variant.name, run_id, out_dir, rows, outside, sum(map(len, groups)))
+    result = Exported(
+        experiment.name, variant.name, run_id, out_dir, rows, outside, sum(map(len, groups))
+    )
     for file_name, objects in zip(FILES, groups, strict=True):
         path = out_dir / file_name
         path.write_text(_dump(objects), encoding="utf-8")
@@ -149,7 +167,9 @@ def export_variant(
         "steps": [row.__dict__ for row in rows],
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "README.md").write_text(render_readme(result, stack, namespace, rbac), encoding="utf-8")
+    (out_dir / "README.md").write_text(
+        render_readme(result, stack, namespace, rbac), encoding="utf-8"
+    )
     return result
 
 
@@ -158,7 +178,10 @@ def table(result: Exported) -> str:
     width = max([4, *(len(r.step) for r in result.rows)])
     lines = [f"{'step':<{width}}  {'line':>4}  {'action':<17}  became"]
     for row in result.rows:
-        lines.append(f"{row.step:<{width}}  {row.line:>4}  {row.action:<17}  {row.resources} [{row.template}]")
+        lines.append(
+            f"{row.step:<{width}}  {row.line:>4}  {row.action:<17}  "
+            f"{row.resources} [{row.template}]"
+        )
     return "\n".join(lines)
 
 

@@ -28,7 +28,9 @@ REQUEST_TIMEOUT_S = 20.0
 
 
 class KubeOps:
-    def __init__(self, api_client: Any, namespace: str, run_id: str, domain: str = "cluster.local") -> None:
+    def __init__(
+        self, api_client: Any, namespace: str, run_id: str, domain: str = "cluster.local"
+    ) -> None:
         from kubernetes import client
 
         self.apps = client.AppsV1Api(api_client)
@@ -49,7 +51,9 @@ class KubeOps:
     def _workload(self, service: str) -> tuple[str, Any]:
         for kind in ("deployment", "stateful_set"):
             found = getattr(self.apps, f"list_namespaced_{kind}")(
-                self.namespace, label_selector=self._selector(service), _request_timeout=REQUEST_TIMEOUT_S
+                self.namespace,
+                label_selector=self._selector(service),
+                _request_timeout=REQUEST_TIMEOUT_S,
             ).items
             if found:
                 return kind, found[0]
@@ -72,7 +76,9 @@ class KubeOps:
         while True:
             if replicas == 0:
                 pods = self.core.list_namespaced_pod(
-                    self.namespace, label_selector=self._selector(service), _request_timeout=REQUEST_TIMEOUT_S
+                    self.namespace,
+                    label_selector=self._selector(service),
+                    _request_timeout=REQUEST_TIMEOUT_S,
                 ).items
                 done = not pods
             else:
@@ -81,7 +87,9 @@ class KubeOps:
             if done:
                 return
             if time.monotonic() >= deadline:
-                raise StackError(f"{service}: not at {replicas} ready replicas after {timeout_s:g}s")
+                raise StackError(
+                    f"{service}: not at {replicas} ready replicas after {timeout_s:g}s"
+                )
             time.sleep(POLL_S)  # polling a condition until its deadline
 
     def copy_service(self, source: str, new_name: str, timeout_s: float) -> Endpoint:
@@ -96,39 +104,70 @@ class KubeOps:
             body["metadata"].pop(key, None)
         body.pop("status", None)
         body["metadata"]["name"] = k8s_name
-        for labels in (body["metadata"]["labels"], body["spec"]["selector"]["matchLabels"], body["spec"]["template"]["metadata"]["labels"]):
+        for labels in (
+            body["metadata"]["labels"],
+            body["spec"]["selector"]["matchLabels"],
+            body["spec"]["template"]["metadata"]["labels"],
+        ):
             labels[names.NAME_LABEL] = names.label_value(new_name)
         for container in body["spec"]["template"]["spec"]["containers"]:
             container.pop("lifecycle", None)
         if kind == "stateful_set":
             body["spec"]["serviceName"] = k8s_name
             body["spec"]["replicas"] = 1
-        svc = self.core.api_client.sanitize_for_serialization(service)
-        svc = {
+        live: Any = self.core.api_client.sanitize_for_serialization(service)
+        svc: Any = {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": k8s_name, "namespace": self.namespace, "labels": {**svc["metadata"]["labels"], names.NAME_LABEL: names.label_value(new_name)}},
-            "spec": {"selector": {**svc["spec"]["selector"], names.NAME_LABEL: names.label_value(new_name)}, "ports": svc["spec"]["ports"]},
+            "metadata": {
+                "name": k8s_name,
+                "namespace": self.namespace,
+                "labels": {
+                    **live["metadata"]["labels"],
+                    names.NAME_LABEL: names.label_value(new_name),
+                },
+            },
+            "spec": {
+                "selector": {
+                    **live["spec"]["selector"],
+                    names.NAME_LABEL: names.label_value(new_name),
+                },
+                "ports": live["spec"]["ports"],
+            },
         }
         self.core.create_namespaced_service(self.namespace, svc, _request_timeout=REQUEST_TIMEOUT_S)
-        getattr(self.apps, f"create_namespaced_{kind}")(self.namespace, body, _request_timeout=REQUEST_TIMEOUT_S)
+        getattr(self.apps, f"create_namespaced_{kind}")(
+            self.namespace, body, _request_timeout=REQUEST_TIMEOUT_S
+        )
         self._wait(new_name, 1, timeout_s)
         port = int(svc["spec"]["ports"][0]["port"])
         return Endpoint(f"{k8s_name}.{self.namespace}.svc.{self.domain}", port)
 
     def _link_service(self, link: str) -> Any:
         found = self.core.list_namespaced_service(
-            self.namespace, label_selector=f"{names.RUN_LABEL}={self.run_id},{names.COMPONENT_LABEL}=link", _request_timeout=REQUEST_TIMEOUT_S
+            self.namespace,
+            label_selector=f"{names.RUN_LABEL}={self.run_id},{names.COMPONENT_LABEL}=link",
+            _request_timeout=REQUEST_TIMEOUT_S,
         ).items
         for service in found:
-            if (service.metadata.annotations or {}).get("tradechaos.io/link") == link:
+            annotations = (service.metadata.annotations if service.metadata else None) or {}
+            if annotations.get("tradechaos.io/link") == link:
                 return service
         raise StackError(f"no Service for link {link!r} in run {self.run_id}")
 
     def point_link(self, link: str, server: str) -> None:
         service = self._link_service(link)
-        body = {"spec": {"selector": {names.NAME_LABEL: names.label_value(server), names.RUN_LABEL: self.run_id}}}
-        self.core.patch_namespaced_service(service.metadata.name, self.namespace, body, _request_timeout=REQUEST_TIMEOUT_S)
+        body = {
+            "spec": {
+                "selector": {
+                    names.NAME_LABEL: names.label_value(server),
+                    names.RUN_LABEL: self.run_id,
+                }
+            }
+        }
+        self.core.patch_namespaced_service(
+            service.metadata.name, self.namespace, body, _request_timeout=REQUEST_TIMEOUT_S
+        )
 
     def link_server(self, link: str) -> str | None:
         try:

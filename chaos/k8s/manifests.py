@@ -212,7 +212,9 @@ def _pod_spec(stack: K8sStack, target: Target, run: RunSettings, service: K8sSer
         "volumeMounts": mounts,
     }
     if service.after_healthy:
-        container["lifecycle"] = {"postStart": {"exec": {"command": _after_healthy(stack, target, run, service)}}}
+        container["lifecycle"] = {
+            "postStart": {"exec": {"command": _after_healthy(stack, target, run, service)}}
+        }
     spec: Obj = {
         "terminationGracePeriodSeconds": max(1, math.ceil(service.stop_grace_s)),
         "containers": [container],
@@ -223,19 +225,25 @@ def _pod_spec(stack: K8sStack, target: Target, run: RunSettings, service: K8sSer
     return spec
 
 
-def _after_healthy(stack: K8sStack, target: Target, run: RunSettings, service: K8sService) -> list[str]:
+def _after_healthy(
+    stack: K8sStack, target: Target, run: RunSettings, service: K8sService
+) -> list[str]:
     """Wait until the service answers inside its pod, then run its after_healthy commands
     (they connect to the service on 127.0.0.1 here, so ``{host}`` is 127.0.0.1)."""
     fill = placeholders(stack, target, run, service, host="127.0.0.1")
     own = health_url(service, Endpoint("127.0.0.1", service.port))
     commands = [fill.argv(c) for c in service.after_healthy]
-    then = commands[0] if len(commands) == 1 else [
-        "sh", "-c", " && ".join(shlex.join(c) for c in commands)
-    ]
-    return [*wait_command(stack, {service.name: own}), "--", *then]
+    then = (
+        commands[0]
+        if len(commands) == 1
+        else ["sh", "-c", " && ".join(shlex.join(c) for c in commands)]
+    )
+    return [*wait_command(stack, {service.name: own}), "--then", *then]
 
 
-def service_objects(stack: K8sStack, target: Target, run: RunSettings, service: K8sService) -> list[Obj]:
+def service_objects(
+    stack: K8sStack, target: Target, run: RunSettings, service: K8sService
+) -> list[Obj]:
     """The Service and the workload of one service."""
     labels = pod_labels(stack, target, service)
     svc: Obj = {
@@ -244,7 +252,14 @@ def service_objects(stack: K8sStack, target: Target, run: RunSettings, service: 
         "metadata": meta(target, stack, service.k8s_name, service.name),
         "spec": {
             "selector": selector(stack, target, service.name),
-            "ports": [{"name": "serve", "port": service.port, "targetPort": service.port, "protocol": "TCP"}],
+            "ports": [
+                {
+                    "name": "serve",
+                    "port": service.port,
+                    "targetPort": service.port,
+                    "protocol": "TCP",
+                }
+            ],
         },
     }
     workload: Obj = {
@@ -291,14 +306,23 @@ def link_objects(stack: K8sStack, target: Target) -> list[Obj]:
                 "metadata": metadata,
                 "spec": {
                     "selector": selector(stack, target, link.server),
-                    "ports": [{"name": "serve", "port": server.port, "targetPort": server.port, "protocol": "TCP"}],
+                    "ports": [
+                        {
+                            "name": "serve",
+                            "port": server.port,
+                            "targetPort": server.port,
+                            "protocol": "TCP",
+                        }
+                    ],
                 },
             }
         )
     return out
 
 
-def run_objects(stack: K8sStack, target: Target, run: RunSettings, epoch: float, rbac: bool) -> list[Obj]:
+def run_objects(
+    stack: K8sStack, target: Target, run: RunSettings, epoch: float, rbac: bool
+) -> list[Obj]:
     """The run ConfigMap (epoch and run.json) and, when ``rbac``, the Role that lets
     ``tradechaos step`` pods scale and re-point this run's workloads and Services."""
     record = {**run.run_record, "epoch": epoch}
@@ -316,11 +340,20 @@ def run_objects(stack: K8sStack, target: Target, run: RunSettings, epoch: float,
     ]
     if rbac:
         rules = [
-            {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "patch", "create"]},
+            {
+                "apiGroups": [""],
+                "resources": ["services"],
+                "verbs": ["get", "list", "patch", "create"],
+            },
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
             {
                 "apiGroups": ["apps"],
-                "resources": ["deployments", "statefulsets", "deployments/scale", "statefulsets/scale"],
+                "resources": [
+                    "deployments",
+                    "statefulsets",
+                    "deployments/scale",
+                    "statefulsets/scale",
+                ],
                 "verbs": ["get", "list", "patch", "create"],
             },
         ]
@@ -337,9 +370,15 @@ def run_objects(stack: K8sStack, target: Target, run: RunSettings, epoch: float,
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "RoleBinding",
                 "metadata": meta(target, stack, STEP_ROLE, "tradechaos", "step"),
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": STEP_ROLE},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": STEP_ROLE,
+                },
                 # Chaos Mesh runs Task pods with the namespace's default ServiceAccount
-                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": target.namespace}],
+                "subjects": [
+                    {"kind": "ServiceAccount", "name": "default", "namespace": target.namespace}
+                ],
             }
         )
     return out
@@ -405,7 +444,14 @@ def load_objects(stack: K8sStack, target: Target, load: LoadSettings, image: str
                 names.RUN_LABEL: target.run_id,
                 names.COMPONENT_LABEL: "locust-master",
             },
-            "ports": [{"name": "locust", "port": LOCUST_PORT, "targetPort": LOCUST_PORT, "protocol": "TCP"}],
+            "ports": [
+                {
+                    "name": "locust",
+                    "port": LOCUST_PORT,
+                    "targetPort": LOCUST_PORT,
+                    "protocol": "TCP",
+                }
+            ],
         },
     }
     return [

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 def _table(result: Exported) -> str:
     lines = ["| step | line | action | became | Workflow template |", "|---|---|---|---|---|"]
     for row in result.rows:
-        lines.append(f"| {row.step} | {row.line} | {row.action} | {row.resources} | `{row.template}` |")
+        lines.append(
+            f"| {row.step} | {row.line} | {row.action} | {row.resources} | `{row.template}` |"
+        )
     return "\n".join(lines)
 
 
@@ -31,6 +33,7 @@ def render_readme(result: Exported, stack: K8sStack, namespace: str, rbac: bool)
     run = result.run_id
     sel = f"{RUN_LABEL}={run}"
     db_link, chain = _db_link(stack)
+    roles = "; Role/RoleBinding for the steps" if rbac else ""
     outside = (
         "\n".join(f"- {text}" for text in result.outside)
         if result.outside
@@ -44,8 +47,8 @@ label `{sel}`. Needs Chaos Mesh 2.x installed in the cluster and the image
 
 | file | what |
 |---|---|
-| `00-run.yaml` | ConfigMap `tradechaos-run` (epoch, run.json){"; Role/RoleBinding for the steps" if rbac else ""} |
-| `10-stack.yaml` | a Service and a Deployment (StatefulSet for the database) per service; a Service per link |
+| `00-run.yaml` | ConfigMap `tradechaos-run` (epoch, run.json){roles} |
+| `10-stack.yaml` | a Service and a Deployment (database: StatefulSet) per service; links: Services |
 | `20-load.yaml` | Locust master (Deployment + Service) and workers (Deployment) |
 | `30-workflow.yaml` | the Chaos Mesh Workflow `{run}`: steady state, then the method |
 
@@ -59,7 +62,8 @@ Abort conditions evaluated outside the cluster (by `tradechaos k8s watch`):
 ## Apply
 
     tradechaos k8s apply {result.out_dir} --allow-namespace {namespace} --allow-context CONTEXT
-    tradechaos k8s apply {result.out_dir} --allow-namespace {namespace} --allow-context CONTEXT --dry-run
+    tradechaos k8s apply {result.out_dir} --allow-namespace {namespace} \\
+        --allow-context CONTEXT --dry-run
 
 `tradechaos k8s apply` applies server-side, in dependency order, refuses any namespace and
 kube context not allowed, and stamps the run's epoch (the price origin) when the run's
@@ -71,7 +75,8 @@ within minutes of exporting.
 
     tradechaos k8s status {result.out_dir}
     kubectl -n {namespace} get workflow {run} -o yaml
-    kubectl -n {namespace} get workflownode,networkchaos,podchaos,stresschaos -l chaos-mesh.org/workflow={run}
+    kubectl -n {namespace} get workflownode,networkchaos,podchaos,stresschaos \\
+        -l chaos-mesh.org/workflow={run}
     kubectl -n {namespace} get pods -l {sel}
 
 ## Collect the history and check it
@@ -80,7 +85,8 @@ The Workflow is done when `kubectl -n {namespace} get workflow {run}` shows ever
 finished (about the method's duration after the steady state holds). Then:
 
     RUN=runs/{run}; mkdir -p $RUN/history
-    kubectl -n {namespace} get configmap tradechaos-run -o jsonpath='{{.data.run\\.json}}' > $RUN/history/run.json
+    kubectl -n {namespace} get configmap tradechaos-run \\
+        -o jsonpath='{{.data.run\\.json}}' > $RUN/history/run.json
     kubectl -n {namespace} logs -l {STEP_LABEL},{sel} --tail=-1 > $RUN/steps.jsonl
     python -m chaos.k8s.records $RUN/steps.jsonl $RUN/history
     kubectl -n {namespace} port-forward svc/{db_link} 15432:5432 &
@@ -102,6 +108,7 @@ By hand: the Workflow first (Chaos Mesh recovers its chaos), then what its contr
 (labelled `chaos-mesh.org/workflow={run}`), then the rest of the run:
 
     kubectl -n {namespace} delete workflow -l {sel}
-    kubectl -n {namespace} delete workflownode,networkchaos,podchaos,stresschaos,pods -l chaos-mesh.org/workflow={run}
+    kubectl -n {namespace} delete workflownode,networkchaos,podchaos,stresschaos,pods \\
+        -l chaos-mesh.org/workflow={run}
     kubectl -n {namespace} delete deploy,sts,job,svc,configmap,role,rolebinding,pvc -l {sel}
 """

@@ -74,7 +74,11 @@ class UrlBackend:
 
     @classmethod
     def from_args(
-        cls, definition: StackDefinition, services: Sequence[str], links: Sequence[str], kube: KubeControl | None = None
+        cls,
+        definition: StackDefinition,
+        services: Sequence[str],
+        links: Sequence[str],
+        kube: KubeControl | None = None,
     ) -> UrlBackend:
         return cls(definition, {s: s for s in services}, {lk: lk for lk in links}, kube)
 
@@ -186,16 +190,28 @@ class LinkTable:
         kube = self.backend.kube
         server = kube.link_server(proxy) if kube is not None else None
         if server is None:
-            server = next((lk.server for lk in self.backend.definition.links if lk.name == proxy), None)
+            server = next(
+                (lk.server for lk in self.backend.definition.links if lk.name == proxy), None
+            )
         return {"name": proxy, "upstream": server, "enabled": True}
 
     def _none(self, what: str) -> FaultError:
-        return FaultError(f"{what}: on Kubernetes links have no proxy (network faults are NetworkChaos)")
+        return FaultError(
+            f"{what}: on Kubernetes links have no proxy (network faults are NetworkChaos)"
+        )
 
     def update(self, proxy: str, /, *, enabled: bool = True, upstream: str = "") -> Any:
         raise self._none("updating a link")
 
-    def add_toxic(self, proxy: str, name: str, type: str, stream: str = "downstream", toxicity: float = 1.0, attributes: Mapping[str, int] | None = None) -> Any:
+    def add_toxic(
+        self,
+        proxy: str,
+        name: str,
+        type: str,
+        stream: str = "downstream",
+        toxicity: float = 1.0,
+        attributes: Mapping[str, int] | None = None,
+    ) -> Any:
         raise self._none("adding a toxic")
 
     def remove_toxic(self, proxy: str, name: str, /) -> Any:

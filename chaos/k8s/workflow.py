@@ -23,7 +23,16 @@ from dataclasses import dataclass
 from chaos.experiment.model import AbortCondition, Experiment, Step, Variant
 from chaos.experiment.steps import planned_times
 from chaos.k8s import names
-from chaos.k8s.chaosmap import CHAOS_FIELDS, Compiled, Node, Plan, TaskFactory, compile_step, pair_downs, template_name
+from chaos.k8s.chaosmap import (
+    CHAOS_FIELDS,
+    Compiled,
+    Node,
+    Plan,
+    TaskFactory,
+    compile_step,
+    pair_downs,
+    template_name,
+)
 from chaos.k8s.stack import K8sStack
 
 Obj = dict[str, object]
@@ -41,7 +50,9 @@ class Row:
     template: str
 
 
-def branch(step: Step, compiled: dict[str, Compiled], followers: dict[str, list[Step]]) -> Node | None:
+def branch(
+    step: Step, compiled: dict[str, Compiled], followers: dict[str, list[Step]]
+) -> Node | None:
     name = template_name(step, "branch")
     kids = [n for n in (branch(f, compiled, followers) for f in followers.get(step.id, [])) if n]
     own = compiled[step.id]
@@ -50,7 +61,11 @@ def branch(step: Step, compiled: dict[str, Compiled], followers: dict[str, list[
     parts: list[Node] = []
     if step.at_s > 0:
         parts.append(Node("Suspend", template_name(step, "at"), deadline=step.at_s))
-    after = Node("Parallel", template_name(step, "then"), children=kids) if len(kids) > 1 else (kids[0] if kids else None)
+    after = (
+        Node("Parallel", template_name(step, "then"), children=kids)
+        if len(kids) > 1
+        else (kids[0] if kids else None)
+    )
     if own.node is None:
         parts += [after] if after else []
     elif own.lasting or after is None:
@@ -62,7 +77,9 @@ def branch(step: Step, compiled: dict[str, Compiled], followers: dict[str, list[
     return parts[0] if len(parts) == 1 else Node("Serial", name, children=parts)
 
 
-def abort_checks(conditions: Sequence[AbortCondition], stack: K8sStack, urls: dict[str, str], deadline: float) -> tuple[list[Node], list[str]]:
+def abort_checks(
+    conditions: Sequence[AbortCondition], stack: K8sStack, urls: dict[str, str], deadline: float
+) -> tuple[list[Node], list[str]]:
     """Continuous StatusChecks for ``health`` abort conditions; the others are listed back
     (they are evaluated by ``tradechaos k8s watch``, not in the cluster)."""
     nodes: list[Node] = []
@@ -80,7 +97,11 @@ def abort_checks(conditions: Sequence[AbortCondition], stack: K8sStack, urls: di
                 "intervalSeconds": 1,
                 "timeoutSeconds": 1,
                 "failureThreshold": max(1, math.ceil(condition.for_s)),
-                "http": {"url": urls[service.name], "method": "GET", "criteria": {"statusCode": "200"}},
+                "http": {
+                    "url": urls[service.name],
+                    "method": "GET",
+                    "criteria": {"statusCode": "200"},
+                },
             }
             name = names.dns_label(f"abort{index}-{service.k8s_name}", 50)
             nodes.append(Node("StatusCheck", name, deadline=deadline, body=check))
@@ -140,26 +161,54 @@ def build_workflow(
     for step in steps:
         if step.after is not None:
             followers.setdefault(step.after, []).append(step)
-    method: list[Node] = [n for n in (branch(s, compiled, followers) for s in steps if s.after is None) if n]
+    method: list[Node] = [
+        n for n in (branch(s, compiled, followers) for s in steps if s.after is None) if n
+    ]
     method.append(Node("Suspend", "method-duration", deadline=experiment.duration_s))
     checks, outside = abort_checks(experiment.abort_when, stack, health_urls, experiment.duration_s)
-    steady = Node("Task", "steady-state", body=plan.task.body("steady-state", ["wait_healthy", "--timeout", f"{STEADY_TIMEOUT_S:g}"]))
-    entry = Node("Serial", "run", children=[steady, Node("Parallel", "method", children=method + checks)])
-    rows = [
-        Row(step.id, step.action, step.line, "; ".join(compiled[step.id].resources), compiled[step.id].node.name if compiled[step.id].node else "-")
-        for step in steps
-    ]
+    steady = Node(
+        "Task",
+        "steady-state",
+        body=plan.task.body("steady-state", ["wait_healthy", "--timeout", f"{STEADY_TIMEOUT_S:g}"]),
+    )
+    entry = Node(
+        "Serial", "run", children=[steady, Node("Parallel", "method", children=method + checks)]
+    )
+    templates = flatten(entry)  # names made unique first: the rows show the final ones
+    rows = []
+    for step in steps:
+        node = compiled[step.id].node
+        resources = "; ".join(compiled[step.id].resources)
+        rows.append(Row(step.id, step.action, step.line, resources, node.name if node else "-"))
     workflow: Obj = {
         "apiVersion": "chaos-mesh.org/v1alpha1",
         "kind": "Workflow",
         "metadata": {**metadata, "name": name},
-        "spec": {"entry": "run", "templates": flatten(entry)},
+        "spec": {"entry": "run", "templates": templates},
     }
     return workflow, rows, outside
 
 
-def task_factory(stack: K8sStack, namespace: str, run_id: str, seed: int, service_urls: dict[str, str], link_urls: dict[str, str], labels: dict[str, str]) -> TaskFactory:
-    prefix = [stack.tradechaos, "step", "--namespace", namespace, "--run-id", run_id, "--seed", str(seed), *stack.stack_flags]
+def task_factory(
+    stack: K8sStack,
+    namespace: str,
+    run_id: str,
+    seed: int,
+    service_urls: dict[str, str],
+    link_urls: dict[str, str],
+    labels: dict[str, str],
+) -> TaskFactory:
+    prefix = [
+        stack.tradechaos,
+        "step",
+        "--namespace",
+        namespace,
+        "--run-id",
+        run_id,
+        "--seed",
+        str(seed),
+        *stack.stack_flags,
+    ]
     for service, url in service_urls.items():
         prefix += ["--service-url", f"{service}={url}"]
     for link, url in link_urls.items():

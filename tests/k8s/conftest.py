@@ -18,8 +18,8 @@ HERE = Path(__file__).parent
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if HERE in Path(str(item.fspath)).parents and "apiserver" in getattr(item, "fixturenames", ()):
+        if HERE in Path(str(item.fspath)).parents and "apiserver" in getattr(
+            item, "fixturenames", ()
+        ):
             item.add_marker(pytest.mark.k8s)
             item.add_marker(pytest.mark.integration)
-
-

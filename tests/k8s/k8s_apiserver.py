@@ -40,7 +40,9 @@ def _unavailable(reason: str) -> None:
 
 def tools_dir() -> Path | None:
     candidates = [os.environ.get("TRADECHAOS_K8S_TOOLS")]
-    candidates += [str(up / "shared" / "tools" / "k8s-apiserver") for up in (REPO.parent, REPO.parent.parent)]
+    candidates += [
+        str(up / "shared" / "tools" / "k8s-apiserver") for up in (REPO.parent, REPO.parent.parent)
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "up.sh").is_file():
             return Path(candidate)
@@ -105,12 +107,16 @@ def _install_crds(server: ApiServer) -> None:
         established = {
             item.metadata.name
             for item in api.list_custom_resource_definition(_request_timeout=30).items
-            if any(c.type == "Established" and c.status == "True" for c in item.status.conditions or [])
+            if any(
+                c.type == "Established" and c.status == "True" for c in item.status.conditions or []
+            )
         }
         if wanted <= established:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"CRDs not Established after {CRD_TIMEOUT_S:g}s: {sorted(wanted - established)}")
+            raise RuntimeError(
+                f"CRDs not Established after {CRD_TIMEOUT_S:g}s: {sorted(wanted - established)}"
+            )
         time.sleep(0.2)  # polling a condition with a deadline
 
 
@@ -121,7 +127,9 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         _unavailable("no shared/tools/k8s-apiserver (set TRADECHAOS_K8S_TOOLS)")
     assert tools is not None
     pytest.importorskip("kubernetes")
-    built = subprocess.run(["bash", str(tools / "build.sh")], capture_output=True, text=True, timeout=1800)
+    built = subprocess.run(
+        ["bash", str(tools / "build.sh")], capture_output=True, text=True, timeout=1800
+    )
     if built.returncode != 0:
         _unavailable(f"kube-apiserver could not be built: {built.stderr.strip()[-300:]}")
     bin_dir = Path(built.stdout.strip().splitlines()[-1])
@@ -130,14 +138,22 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     base = _free_base()
     env = {**os.environ, "ETCD_PORT": str(base), "APISERVER_PORT": str(_free_port(base))}
     try:
-        up = subprocess.run(["bash", str(tools / "up.sh"), str(folder)], capture_output=True, text=True, timeout=START_TIMEOUT_S, env=env)
+        up = subprocess.run(
+            ["bash", str(tools / "up.sh"), str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+            env=env,
+        )
         line = next((x for x in up.stdout.splitlines() if x.startswith("KUBECONFIG=")), None)
         if up.returncode != 0 or line is None:
-            log = (folder / "runtime" / "apiserver.log")
+            log = folder / "runtime" / "apiserver.log"
             tail = log.read_text()[-500:] if log.is_file() else ""
             pytest.fail(f"up.sh failed: {up.stderr.strip()[-300:]} {tail}")
         server = ApiServer(Path(line.partition("=")[2]), folder)
         _install_crds(server)
         yield server
     finally:
-        subprocess.run(["bash", str(tools / "down.sh"), str(folder)], capture_output=True, timeout=60)
+        subprocess.run(
+            ["bash", str(tools / "down.sh"), str(folder)], capture_output=True, timeout=60
+        )

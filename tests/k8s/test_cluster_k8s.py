@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from k8s_apiserver import ApiServer
 
 from chaos.k8s.names import RUN_LABEL
-from k8s_apiserver import ApiServer
 
 REPO = Path(__file__).resolve().parents[2]
 INCIDENTS = sorted((REPO / "experiments" / "incidents").glob("*.yaml"))
@@ -26,10 +26,17 @@ PARADEX = REPO / "experiments" / "incidents" / "paradex-2026-db-upgrade.yaml"
 WAIT_S = 60.0
 
 
-def tradechaos(server: ApiServer, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def tradechaos(
+    server: ApiServer, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(server.kubeconfig)}
     return subprocess.run(
-        [sys.executable, "-m", "chaos", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
+        [sys.executable, "-m", "chaos", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
     )
 
 
@@ -48,7 +55,9 @@ def make_namespace(server: ApiServer, name: str) -> None:
     from kubernetes.client.rest import ApiException
 
     try:
-        client.CoreV1Api(server.client()).create_namespace({"metadata": {"name": name}}, _request_timeout=20)
+        client.CoreV1Api(server.client()).create_namespace(
+            {"metadata": {"name": name}}, _request_timeout=20
+        )
     except ApiException as err:
         if err.status != 409:
             raise
@@ -59,7 +68,10 @@ def labelled(server: ApiServer, namespace: str, run_id: str) -> list[str]:
     from chaos.k8s.cluster import Cluster
 
     cluster = Cluster(server.client(), "local")
-    found = [f"{kind}/{item['metadata']['name']}" for kind, item in cluster.run_objects(namespace, run_id)]
+    found = [
+        f"{kind}/{item['metadata']['name']}"
+        for kind, item in cluster.run_objects(namespace, run_id)
+    ]
     for resource in cluster.chaos_kinds():
         for item in cluster._items(resource, namespace, f"chaos-mesh.org/workflow={run_id}"):
             found.append(f"{resource.kind}/{item['metadata']['name']}")
@@ -92,7 +104,9 @@ def cleanup_after(apiserver: ApiServer) -> Iterator[list[str]]:
         tradechaos(apiserver, "cleanup", "--kubernetes", "--namespace", namespace)
 
 
-def test_apply_succeeds_and_a_second_apply_changes_nothing(apiserver: ApiServer, tmp_path: Path, cleanup_after: list[str]) -> None:
+def test_apply_succeeds_and_a_second_apply_changes_nothing(
+    apiserver: ApiServer, tmp_path: Path, cleanup_after: list[str]
+) -> None:
     namespace = "tc-apply"
     make_namespace(apiserver, namespace)
     cleanup_after.append(namespace)
@@ -116,27 +130,61 @@ def test_apply_succeeds_and_a_second_apply_changes_nothing(apiserver: ApiServer,
     assert json.loads(status.stdout)["workflow"]["name"] == run_id
 
 
-def test_every_exported_resource_is_accepted_by_the_api_server(apiserver: ApiServer, tmp_path: Path) -> None:
+def test_every_exported_resource_is_accepted_by_the_api_server(
+    apiserver: ApiServer, tmp_path: Path
+) -> None:
     namespace = "tc-dry-run"
     make_namespace(apiserver, namespace)
     out = export(tmp_path, namespace, *INCIDENTS)
     folders = sorted(p.parent for p in out.glob("*/tradechaos-k8s.json"))
     assert len(folders) >= len(INCIDENTS) * 2
     for folder in folders:
-        result = tradechaos(apiserver, "k8s", "apply", str(folder), "--dry-run", "--allow-namespace", namespace, "--allow-context", "local")
+        result = tradechaos(
+            apiserver,
+            "k8s",
+            "apply",
+            str(folder),
+            "--dry-run",
+            "--allow-namespace",
+            namespace,
+            "--allow-context",
+            "local",
+        )
         assert result.returncode == 0, f"{folder.name}: {result.stderr}"
         assert "would be created" in result.stdout
-        assert labelled(apiserver, namespace, manifest(folder)["run_id"]) == []  # a dry run stores nothing
+        assert (
+            labelled(apiserver, namespace, manifest(folder)["run_id"]) == []
+        )  # a dry run stores nothing
 
 
-def test_apply_refuses_a_namespace_or_context_not_allowed(apiserver: ApiServer, tmp_path: Path) -> None:
+def test_apply_refuses_a_namespace_or_context_not_allowed(
+    apiserver: ApiServer, tmp_path: Path
+) -> None:
     namespace = "tc-refused"
     make_namespace(apiserver, namespace)
     folder = export(tmp_path, namespace, PARADEX, variant="mitigated")
     run_id = manifest(folder)["run_id"]
-    wrong_ns = tradechaos(apiserver, "k8s", "apply", str(folder), "--allow-namespace", "other", "--allow-context", "local")
+    wrong_ns = tradechaos(
+        apiserver,
+        "k8s",
+        "apply",
+        str(folder),
+        "--allow-namespace",
+        "other",
+        "--allow-context",
+        "local",
+    )
     assert wrong_ns.returncode == 2 and "namespace 'tc-refused' is not allowed" in wrong_ns.stderr
-    wrong_ctx = tradechaos(apiserver, "k8s", "apply", str(folder), "--allow-namespace", namespace, "--allow-context", "prod")
+    wrong_ctx = tradechaos(
+        apiserver,
+        "k8s",
+        "apply",
+        str(folder),
+        "--allow-namespace",
+        namespace,
+        "--allow-context",
+        "prod",
+    )
     assert wrong_ctx.returncode == 2 and "kube context 'local' is not allowed" in wrong_ctx.stderr
     no_list = tradechaos(apiserver, "k8s", "apply", str(folder), "--allow-namespace", namespace)
     assert no_list.returncode == 2 and "--allow-context local" in no_list.stderr
@@ -154,15 +202,20 @@ def _wait_for(condition: Any, what: str, timeout: float = WAIT_S) -> Any:
         time.sleep(0.01)
 
 
-def test_cleanup_after_sigkill_during_apply_leaves_no_labelled_object(apiserver: ApiServer, tmp_path: Path) -> None:
+def test_cleanup_after_sigkill_during_apply_leaves_no_labelled_object(
+    apiserver: ApiServer, tmp_path: Path
+) -> None:
     namespace = "tc-sigkill"
     make_namespace(apiserver, namespace)
     out = export(tmp_path, namespace, *INCIDENTS, variant="vulnerable")
-    folder = next(p.parent for p in sorted(out.glob("*/tradechaos-k8s.json")) if "paradex" in str(p))
+    folder = next(
+        p.parent for p in sorted(out.glob("*/tradechaos-k8s.json")) if "paradex" in str(p)
+    )
     run_id = manifest(folder)["run_id"]
     env = {**os.environ, "KUBECONFIG": str(apiserver.kubeconfig)}
     apply = subprocess.Popen(
-        [sys.executable, "-m", "chaos", "k8s", "apply", str(folder), "--allow-namespace", namespace, "--allow-context", "local"],
+        [sys.executable, "-m", "chaos", "k8s", "apply", str(folder),
+         "--allow-namespace", namespace, "--allow-context", "local"],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     from kubernetes import client
@@ -170,7 +223,9 @@ def test_cleanup_after_sigkill_during_apply_leaves_no_labelled_object(apiserver:
     core = client.CoreV1Api(apiserver.client())
 
     def first_object() -> bool:  # the run ConfigMap is applied first; one cheap list
-        found = core.list_namespaced_config_map(namespace, label_selector=f"{RUN_LABEL}={run_id}", _request_timeout=10)
+        found = core.list_namespaced_config_map(
+            namespace, label_selector=f"{RUN_LABEL}={run_id}", _request_timeout=10
+        )
         return bool(found.items)
 
     try:
@@ -187,7 +242,16 @@ def test_cleanup_after_sigkill_during_apply_leaves_no_labelled_object(apiserver:
     # of every namespace has a Workflow to delete first
     make_namespace(apiserver, "tc-sigkill-other")
     other = export(tmp_path, "tc-sigkill-other", INCIDENTS[1], variant="vulnerable")
-    done = tradechaos(apiserver, "k8s", "apply", str(other), "--allow-namespace", "tc-sigkill-other", "--allow-context", "local")
+    done = tradechaos(
+        apiserver,
+        "k8s",
+        "apply",
+        str(other),
+        "--allow-namespace",
+        "tc-sigkill-other",
+        "--allow-context",
+        "local",
+    )
     assert done.returncode == 0, done.stderr
     cleaned = tradechaos(apiserver, "cleanup", "--kubernetes")
     assert cleaned.returncode == 0, cleaned.stderr
@@ -215,21 +279,29 @@ invariants: [sequence_integrity]
 """
 
 
-def _set_ready(server: ApiServer, namespace: str, run_id: str, ready: bool, only: str | None = None) -> None:
+def _set_ready(
+    server: ApiServer, namespace: str, run_id: str, ready: bool, only: str | None = None
+) -> None:
     from kubernetes import client
 
     apps = client.AppsV1Api(server.client())
     for kind in ("deployment", "stateful_set"):
-        items = getattr(apps, f"list_namespaced_{kind}")(namespace, label_selector=f"{RUN_LABEL}={run_id}", _request_timeout=20).items
+        items = getattr(apps, f"list_namespaced_{kind}")(
+            namespace, label_selector=f"{RUN_LABEL}={run_id}", _request_timeout=20
+        ).items
         for item in items:
             if only and item.metadata.name != only:
                 continue
             wanted = item.spec.replicas or 0
             body = {"status": {"replicas": wanted, "readyReplicas": wanted if ready else 0}}
-            getattr(apps, f"patch_namespaced_{kind}_status")(item.metadata.name, namespace, body, _request_timeout=20)
+            getattr(apps, f"patch_namespaced_{kind}_status")(
+                item.metadata.name, namespace, body, _request_timeout=20
+            )
 
 
-def test_watch_deletes_the_chaos_objects_when_an_abort_condition_holds(apiserver: ApiServer, tmp_path: Path, cleanup_after: list[str]) -> None:
+def test_watch_deletes_the_chaos_objects_when_an_abort_condition_holds(
+    apiserver: ApiServer, tmp_path: Path, cleanup_after: list[str]
+) -> None:
     namespace = "tc-abort"
     make_namespace(apiserver, namespace)
     cleanup_after.append(namespace)
@@ -237,14 +309,24 @@ def test_watch_deletes_the_chaos_objects_when_an_abort_condition_holds(apiserver
     experiment.write_text(HEALTH_ABORT)
     folder = export(tmp_path, namespace, experiment)
     run_id = manifest(folder)["run_id"]
-    applied = tradechaos(apiserver, "k8s", "apply", str(folder), "--allow-namespace", namespace, "--allow-context", "local")
+    applied = tradechaos(
+        apiserver,
+        "k8s",
+        "apply",
+        str(folder),
+        "--allow-namespace",
+        namespace,
+        "--allow-context",
+        "local",
+    )
     assert applied.returncode == 0, applied.stderr
     _set_ready(apiserver, namespace, run_id, True)  # no kubelet here: readiness is written by hand
     status = json.loads(tradechaos(apiserver, "k8s", "status", str(folder), "--json").stdout)
     assert status["workloads"] and all(status["workloads"].values()), status
     env = {**os.environ, "KUBECONFIG": str(apiserver.kubeconfig)}
     watch = subprocess.Popen(
-        [sys.executable, "-m", "chaos", "k8s", "watch", str(folder), "--interval", "0.2", "--timeout", "60"],
+        [sys.executable, "-m", "chaos", "k8s", "watch", str(folder),
+         "--interval", "0.2", "--timeout", "60"],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -48,7 +48,8 @@ label `{sel}`. Needs Chaos Mesh 2.x installed in the cluster and the image
 | file | what |
 |---|---|
 | `00-run.yaml` | ConfigMap `tradechaos-run` (epoch, run.json){roles} |
-| `10-stack.yaml` | a Service and a Deployment (database: StatefulSet) per service; links: Services |
+| `10-stack.yaml` | per service: a Service, a Deployment (StatefulSet if a database) |
+| | per link: a Service selecting the server's pods |
 | `20-load.yaml` | Locust master (Deployment + Service) and workers (Deployment) |
 | `30-workflow.yaml` | the Chaos Mesh Workflow `{run}`: steady state, then the method |
 

@@ -25,7 +25,7 @@ import pytest
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
-DATA = REPO / "tests" / "data" / "chaos-mesh"
+DATA = REPO / "tests" / "k8s" / "data" / "chaos-mesh"
 CRD_FILE = DATA / "crd-v2.8.3.yaml"
 VALIDATOR = DATA / "validate-chaos-mesh.py"
 START_TIMEOUT_S = 120

@@ -18,7 +18,7 @@ import yaml
 from chaos.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / "tests" / "data" / "chaos-mesh"
+DATA = REPO / "tests" / "k8s" / "data" / "chaos-mesh"
 INCIDENTS = sorted((REPO / "experiments" / "incidents").glob("*.yaml"))
 
 
@@ -363,7 +363,7 @@ def test_the_vendored_crds_and_validator_are_the_documented_ones() -> None:
     for name in ("crd-v2.8.3.yaml", "LICENSE", "validate-chaos-mesh.py"):
         digest = hashlib.sha256((DATA / name).read_bytes()).hexdigest()
         assert digest in readme, (
-            f"{name}: sha256 {digest} is not the one tests/data/chaos-mesh/README.md names"
+            f"{name}: sha256 {digest} is not the one tests/k8s/data/chaos-mesh/README.md names"
         )
     shared = REPO.parent / "shared"
     if not shared.is_dir():

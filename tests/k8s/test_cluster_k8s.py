@@ -343,3 +343,40 @@ def test_watch_deletes_the_chaos_objects_when_an_abort_condition_holds(
     left = labelled(apiserver, namespace, run_id)
     assert not any(x.startswith("Workflow/") for x in left)
     assert any(x.startswith("Deployment/") for x in left)  # the stack stays; only the chaos goes
+
+
+def test_kubeops_moves_links_scales_and_copies_a_database(
+    apiserver: ApiServer, tmp_path: Path, cleanup_after: list[str]
+) -> None:
+    """What `tradechaos step db_upgrade` does through the API (no pods run here, so a
+    copy never becomes ready: the wait must time out with a clear error)."""
+    from kubernetes import client
+
+    from chaos.errors import StackError
+    from chaos.k8s.kubeops import KubeOps
+
+    namespace = "tc-kubeops"
+    make_namespace(apiserver, namespace)
+    cleanup_after.append(namespace)
+    folder = export(tmp_path, namespace, PARADEX, variant="vulnerable")
+    run_id = manifest(folder)["run_id"]
+    applied = tradechaos(
+        apiserver, "k8s", "apply", str(folder), "--allow-namespace", namespace,
+        "--allow-context", "local",
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    ops = KubeOps(apiserver.client(), namespace, run_id)
+    assert ops.link_server("oracle-db") == "db"
+    with pytest.raises(StackError, match="db2: not at 1 ready replicas after 0.5s"):
+        ops.copy_service("db", "db2", timeout_s=0.5)
+    apps = client.AppsV1Api(apiserver.client())
+    copy = apps.read_namespaced_stateful_set("db2", namespace, _request_timeout=20)
+    assert copy.metadata.labels["app.kubernetes.io/name"] == "db2"
+    assert copy.metadata.labels[RUN_LABEL] == run_id
+    assert copy.spec.template.spec.containers[0].lifecycle is None  # no genesis in the copy
+    ops.point_link("oracle-db", "db2")
+    assert ops.link_server("oracle-db") == "db2"
+    assert ops.link_server("writer-db") == "db"  # one client's link moved, not the others
+    assert ops.replicas("oracle") == 1
+    ops.scale("oracle", 0, timeout_s=5)  # no pod is left: returns at once
+    assert ops.replicas("oracle") == 0

@@ -27,7 +27,8 @@ from chaos.errors import BadInput
 from chaos.experiment.model import Experiment, Variant
 from chaos.k8s import manifests, names
 from chaos.k8s.chaosmap import Plan
-from chaos.k8s.manifests import LoadSettings, RunSettings, Target
+from chaos.k8s.loadgen import LoadSettings, load_objects
+from chaos.k8s.manifests import RunSettings, Target
 from chaos.k8s.readme import render_readme
 from chaos.k8s.stack import K8sStack, k8s_stack
 from chaos.k8s.workflow import Row, build_workflow, task_factory
@@ -140,7 +141,7 @@ def export_variant(
     groups = [
         manifests.run_objects(stack, target, run, round(now, 3), rbac),
         manifests.stack_objects(stack, target, run),
-        manifests.load_objects(stack, target, load, stack.image),
+        load_objects(stack, target, load, stack.image),
         [workflow],
     ]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -367,7 +367,7 @@ def test_kubeops_moves_links_scales_and_copies_a_database(
     assert applied.returncode == 0, applied.stderr
     ops = KubeOps(apiserver.client(), namespace, run_id)
     assert ops.link_server("oracle-db") == "db"
-    with pytest.raises(StackError, match="db2: not at 1 ready replicas after 0.5s"):
+    with pytest.raises(StackError, match=r"db2: not at 1 ready replicas after 0\.5s"):
         ops.copy_service("db", "db2", timeout_s=0.5)
     apps = client.AppsV1Api(apiserver.client())
     copy = apps.read_namespaced_stateful_set("db2", namespace, _request_timeout=20)

@@ -377,3 +377,37 @@ def test_the_vendored_crds_and_validator_are_the_documented_ones() -> None:
             assert (shared / upstream).read_bytes() == (DATA / here).read_bytes(), (
                 f"{here} differs from shared/{upstream}"
             )
+
+
+def test_every_tradechaos_command_in_an_export_parses_as_the_cli_expects(tmp_path: Path) -> None:
+    """The Tasks, init containers and postStart hooks call `tradechaos step`: their argv
+    must be what the command accepts (and name a known action)."""
+    from chaos.cli import build_parser
+    from chaos.faults.registry import ACTIONS
+
+    out = export(tmp_path, *INCIDENTS)
+    commands: list[list[str]] = []
+    for path in out.glob("*/*.yaml"):
+        text = path.read_text()
+        for doc in yaml.safe_load_all(text):
+            stack = [doc]
+            while stack:
+                node = stack.pop()
+                if isinstance(node, dict):
+                    command = node.get("command")
+                    if isinstance(command, list) and command[:1] == [
+                        "/opt/tradechaos/bin/tradechaos"
+                    ]:
+                        commands.append(command)
+                    stack.extend(node.values())
+                elif isinstance(node, list):
+                    stack.extend(node)
+    actions = {c[2] for c in commands}
+    assert {"wait_healthy", "trading_mode", "db_upgrade", "price_move"} <= actions
+    parser = build_parser()
+    for command in commands:
+        args = parser.parse_args(command[1:])
+        assert args.action == "wait_healthy" or args.action in ACTIONS
+        assert args.service_url, command
+    hooks = [c for c in commands if "--then" in c]
+    assert hooks and all(c[c.index("--then") + 1].endswith("python") for c in hooks)

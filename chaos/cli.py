@@ -29,6 +29,9 @@ COMMANDS = (
     "fault",
     "proxy",
     "cleanup",
+    "export",
+    "k8s",
+    "step",
 )
 
 

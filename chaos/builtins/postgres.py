@@ -227,10 +227,10 @@ def _build_template(
         shutil.rmtree(building, ignore_errors=True)
 
 
-def postgres_argv(data_dir: Path, port: int, pg_bin: Path) -> list[str]:
+def postgres_argv(data_dir: Path, port: int, pg_bin: Path, host: str = "127.0.0.1") -> list[str]:
     socket_dir = str(data_dir) if len(str(data_dir)) < 90 else ""
     settings = {
-        "listen_addresses": "127.0.0.1",
+        "listen_addresses": host,
         "port": str(port),
         "unix_socket_directories": socket_dir,
         "fsync": "on",
@@ -264,11 +264,12 @@ def _death_signal_setter() -> Callable[[], None] | None:
     return set_pdeathsig
 
 
-def serve(data_dir: Path, port: int, pg_bin: Path) -> int:
-    """Run postgres in the foreground; SIGTERM/SIGINT become a fast shutdown."""
+def serve(data_dir: Path, port: int, pg_bin: Path, host: str = "127.0.0.1") -> int:
+    """Run postgres in the foreground on ``host:port`` (127.0.0.1 unless a pod asks for
+    every interface); SIGTERM/SIGINT become a fast shutdown."""
     user = _run_as_user()
     proc = subprocess.Popen(
-        postgres_argv(cluster_dir(data_dir), port, pg_bin),
+        postgres_argv(cluster_dir(data_dir), port, pg_bin, host),
         **_drop_privileges(user),
         preexec_fn=_death_signal_setter(),
     )
@@ -415,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--pg-bin", default="")
         if name == "serve":
             p.add_argument("--port", type=int, required=True)
+            p.add_argument("--host", default="127.0.0.1")
         else:
             p.add_argument("--database", default="postgres")
             p.add_argument("--schema", type=Path, default=None)
@@ -423,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "setup":
         setup(args.data_dir.resolve(), pg_bin, args.database, args.schema)
         return 0
-    return serve(args.data_dir.resolve(), args.port, pg_bin)
+    return serve(args.data_dir.resolve(), args.port, pg_bin, args.host)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,22 @@ def register(subparsers: Any) -> None:
         "--out", type=Path, default=None, help="runs folder (default: $TRADECHAOS_OUT or ./runs)"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON object instead")
+    k8s = parser.add_argument_group("Kubernetes (exported runs; needs tradechaos[k8s])")
+    k8s.add_argument(
+        "--kubernetes",
+        action="store_true",
+        help="instead: delete every object labelled tradechaos.io/run, chaos objects first",
+    )
+    k8s.add_argument("--namespace", default=None, help="only this namespace (default: all)")
+    k8s.add_argument("--run-id", default=None, help="only this run (default: every run)")
+    k8s.add_argument("--kubeconfig", default=None)
+    k8s.add_argument("--context", default=None)
     parser.set_defaults(handler=run_cleanup)
 
 
 def run_cleanup(args: argparse.Namespace) -> int:
+    if args.kubernetes:
+        return _cleanup_kubernetes(args)
     from chaos.runner.cleanup import sweep_dead_runs, sweep_stale_stack_file
 
     out = Path(args.out if args.out is not None else default_out_dir())
@@ -41,4 +53,16 @@ def run_cleanup(args: argparse.Namespace) -> int:
         print("\n".join(removed))
     else:
         print("nothing to clean")
+    return 0
+
+
+def _cleanup_kubernetes(args: argparse.Namespace) -> int:
+    from chaos.k8s.cluster import Cluster
+
+    cluster = Cluster.connect(args.kubeconfig, args.context)
+    removed = cluster.cleanup(args.namespace, args.run_id)
+    if args.json:
+        print(json.dumps({"context": cluster.context, "removed": removed}, indent=2))
+    else:
+        print("\n".join(removed) if removed else "nothing to clean")
     return 0

@@ -15,12 +15,11 @@ from chaos.files.durations import parse_duration
 from chaos.files.fields import Reader
 from chaos.files.yamlsource import LineDict, LineList
 from chaos.stackfile import bindings as B
-from chaos.stackfile.definition import BuildSpec, HealthCheck
+from chaos.stackfile.definition import BuildSpec, HealthCheck, KubernetesAllow
 from chaos.stackfile.model import (
     Arg,
     ArgGroup,
     Command,
-    KubernetesAllow,
     LinkDecl,
     MitigationDecl,
     OptionDecl,

@@ -95,6 +95,15 @@ class LinkSpec:
 
 
 @dataclass(frozen=True)
+class KubernetesAllow:
+    """Where ``tradechaos k8s apply`` may act (the stack file's ``kubernetes:``; empty:
+    the file allows nothing by itself, ``--allow-namespace/--allow-context`` must)."""
+
+    contexts: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StackDefinition:
     """Services (in file order), links, the world's markets and the bindings."""
 
@@ -106,6 +115,7 @@ class StackDefinition:
     mitigations: tuple[str, ...] = ()  # every switch the stack declares
     source: Path | None = None  # the stack file
     options: Mapping[str, object] = field(default_factory=dict)  # the values in force
+    kubernetes: KubernetesAllow = field(default_factory=KubernetesAllow)
 
     def service(self, name: str) -> ServiceSpec:
         for spec in self.services:

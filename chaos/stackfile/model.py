@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from chaos.stackfile.bindings import Bindings
-from chaos.stackfile.definition import BuildSpec, BuiltinKind, HealthCheck
+from chaos.stackfile.definition import BuildSpec, BuiltinKind, HealthCheck, KubernetesAllow
 from chaos.truth import MarketSpec
 
 OptionType = Literal["bool", "int", "number", "string", "choice"]
@@ -132,14 +132,6 @@ class MitigationDecl:
 
 
 @dataclass(frozen=True)
-class KubernetesAllow:
-    """Where ``tradechaos k8s apply`` may act (empty: nowhere is refused by the file)."""
-
-    contexts: tuple[str, ...] = ()
-    namespaces: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class StackFile:
     name: str
     path: Path
@@ -149,7 +141,7 @@ class StackFile:
     markets: tuple[MarketSpec, ...] = ()
     mitigations: tuple[MitigationDecl, ...] = ()
     bindings: Bindings = field(default_factory=Bindings)
-    kubernetes: KubernetesAllow = KubernetesAllow()
+    kubernetes: KubernetesAllow = field(default_factory=KubernetesAllow)
     description: str = ""
 
     @property

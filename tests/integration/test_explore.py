@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_cli_helpers import REPO, processes_mentioning, skip_reason, tradechaos
+from run_cli_helpers import REPO, processes_mentioning, tradechaos
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
-    pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready"),
 ]
 DYDX = str(REPO / "experiments" / "incidents" / "dydx-2025-oracle-restart.yaml")
 SPACE = str(Path(__file__).with_name("explore-dydx-space.yaml"))

@@ -13,7 +13,9 @@ visits every target, in a rotating order) and reported as the median over rounds
 - latency toxic: the round trip added by a ``latency`` toxic of ``TOXIC_MS`` (downstream)
   over the same proxy without it;
 - concurrency: ``CONNECTIONS`` connections at once, each making ``CONCURRENT_TRIPS`` round
-  trips; round trips per second and their p99.
+  trips; round trips per second, their p99, and the proxy's CPU microseconds per round trip
+  (the bench client, the echo server and the proxy share the machine's cores, so a proxy
+  that burns less CPU leaves more to the others).
 
 The table ends with ours/real and the issue-19 goals: added latency at most the real
 one's (p50, p99), bulk at least 1.5x, CPU per GB at most half, the latency toxic within
@@ -212,7 +214,11 @@ def _round(targets: list[Target], order: list[Target]) -> None:
         target.add("bulk_mb_s", _bulk_mb_s(target.count))
         if target.pid:
             target.add("cpu_s_per_gb", (_cpu_s(target.pid) - before) / (BULK_BYTES / 1e9))
+        before = _cpu_s(target.pid) if target.pid else 0.0
         rate, p99, failed = _run_concurrent(target.echo)
+        if target.pid:
+            trips = CONNECTIONS * CONCURRENT_TRIPS
+            target.add("conc_cpu_us", (_cpu_s(target.pid) - before) / trips * 1e6)
         target.add("conc_trips_s", rate)
         target.add("conc_p99_ms", p99)
         target.add("conc_failed", failed)
@@ -231,6 +237,7 @@ ROWS: list[tuple[str, str, str, Goal | None]] = [
     ("toxic_added_ms", f"latency toxic {TOXIC_MS} ms: added (ms)", "{:.2f}", None),
     ("conc_trips_s", f"{CONNECTIONS} connections: round trips/s", "{:.0f}", None),
     ("conc_p99_ms", f"{CONNECTIONS} connections: p99 (ms)", "{:.1f}", None),
+    ("conc_cpu_us", f"{CONNECTIONS} connections: proxy CPU/trip (us)", "{:.1f}", None),
     ("conc_failed", f"{CONNECTIONS} connections: failed", "{:.0f}", None),
 ]
 GOALS = {

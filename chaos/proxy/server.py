@@ -114,7 +114,10 @@ class Proxy:
         sock = _listen_socket(address)
         loop = asyncio.get_running_loop()
         try:
-            server = await loop.create_server(lambda: Link(self).client, sock=sock)
+            # the loop listens again on the socket: with its default backlog unless told
+            server = await loop.create_server(
+                lambda: Link(self).client, sock=sock, backlog=LISTEN_BACKLOG
+            )
         except BaseException:
             sock.close()
             raise

@@ -114,7 +114,8 @@ class ToxiproxyClient:
         return result
 
     def populate(self, proxies: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._json("POST", "/populate", list(proxies))["proxies"]
+        answer = self._json("POST", "/populate", list(proxies))
+        result: list[dict[str, Any]] = answer.get("proxies") or []  # Toxiproxy: none is null
         return result
 
     def get(self, name: str) -> dict[str, Any]:

@@ -19,8 +19,9 @@ from pathlib import Path
 from aiohttp import web
 
 from chaos.errors import UsageError
+from chaos.proxy.addresses import is_loopback
 from chaos.proxy.api import build_app
-from chaos.proxy.server import ProxyCollection, is_loopback
+from chaos.proxy.server import ProxyCollection
 
 
 def write_port_file(path: Path, port: int) -> None:

@@ -168,7 +168,7 @@ class _Pipe:
         if self.worker is not None or self.queue:
             return False
         chain = self.link.owner.chains[self.index]
-        return not chain or not any(self.link.applies(t) for t in chain)
+        return not chain or not any(not t.passive and self.link.applies(t) for t in chain)
 
     def feed_view(self, view: memoryview) -> None:
         """Forward a view of the shared read buffer (copied only when it must be kept)."""
@@ -375,7 +375,7 @@ class Link:
         return decided
 
     def applying(self, index: int) -> list[Toxic]:
-        return [t for t in self.owner.chains[index] if self.applies(t)]
+        return [t for t in self.owner.chains[index] if not t.passive and self.applies(t)]
 
     def toxic_added(self, toxic: Toxic) -> None:
         """A toxic now exists on the proxy: roll for it and start its timer if it has one."""

@@ -2,29 +2,37 @@
 
 Every method runs on the event loop thread. Mutating collection methods are serialised by
 ``ProxyCollection.lock`` (the API awaits while binding sockets). Errors a client can cause
-are raised as ``ApiError`` with Toxiproxy's status code and message.
+are raised as ``ApiError`` with Toxiproxy 2.12.0's status code and, where Toxiproxy has a
+fixed text, that text (``proxy not found``, ``missing required field: name``, ...).
+
+Request semantics follow the real server (docs/proxy.md lists the deliberate
+differences): create checks the name, the upstream, then uniqueness (409), then binds
+(500 with Go's text, e.g. ``listen tcp 127.0.0.1:80: bind: address already in use``);
+``/populate`` checks every entry's name and upstream first (400, nothing created), then
+creates or replaces entries in order and stops at the first failure, keeping those before
+it; an update with a different ``listen`` or ``upstream`` drops open connections.
+tradechaos adds its policy: ``upstream`` must be a ``host:port`` and, without
+``--allow-remote``, ``upstream`` and ``listen`` must be loopback; an empty ``listen`` is
+``127.0.0.1:0`` (Toxiproxy: every interface).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import os
 import socket
 from collections.abc import Sequence
 from typing import Any
 
+from chaos.proxy import addresses
+from chaos.proxy.addresses import AddressError
+from chaos.proxy.body import BodyError, JsonObject, as_object, bool_field, string_field
 from chaos.proxy.link import DOWNSTREAM, UPSTREAM, Link
-from chaos.proxy.toxics import (
-    STREAMS,
-    InvalidStream,
-    Toxic,
-    ToxicInputError,
-    parse_attributes,
-    parse_toxic,
-    parse_toxicity,
-)
+from chaos.proxy.toxic_input import ToxicInputError, parse_toxic, parse_update
+from chaos.proxy.toxics import Toxic
 
 LISTEN_BACKLOG = 4096
+DEFAULT_LISTEN = "127.0.0.1:0"
 
 
 class ApiError(Exception):
@@ -36,33 +44,42 @@ class ApiError(Exception):
         self.message = message
 
 
-def parse_address(text: object, what: str, *, port_zero: bool) -> tuple[str, int]:
-    """``"host:port"`` (``[v6]:port`` too) as ``(host, port)``; ApiError 400 when malformed."""
-    if not isinstance(text, str) or not text:
-        raise ApiError(400, f"missing required field: {what}")
-    host, sep, port_text = text.rpartition(":")
-    host = host.strip("[]") if host.startswith("[") else host
-    if not sep or not host or not port_text.isdigit():
-        raise ApiError(400, f"{what} {text!r} must have the form host:port")
-    port = int(port_text)
-    if port > 65535 or (port == 0 and not port_zero):
-        raise ApiError(400, f"{what} {text!r} has an invalid port")
-    if host == "localhost":
-        host = "127.0.0.1"
-    return host, port
+def bad_body(err: BodyError) -> ApiError:
+    return ApiError(400, f"bad request body: {err}")
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def upstream_address(text: str) -> tuple[str, int]:
+    """Where to connect for ``upstream``; ApiError 400 unless it is a usable host:port."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        address = addresses.parse(text)
+    except AddressError as err:
+        raise ApiError(400, f"upstream {text!r} is not a host:port address ({err})") from None
+    if address.port == 0:
+        raise ApiError(400, f"upstream {text!r} has no port")
+    host = address.host or "127.0.0.1"  # as Go dials ":port": this machine
+    return ("127.0.0.1" if host.lower() == "localhost" else host), address.port
 
 
-def _format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def _listen_socket(address: addresses.Address) -> socket.socket:
+    """A bound, listening socket for ``address`` (host ``""``: every interface, both IPs)."""
+    host = address.host or "::"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
+        try:
+            sock.bind((host, address.port))
+        except OSError as err:
+            why = os.strerror(err.errno) if err.errno else str(err)
+            raise ApiError(500, f"listen tcp {address}: bind: {why[:1].lower()}{why[1:]}") from err
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class Proxy:
@@ -72,7 +89,7 @@ class Proxy:
         self.name = name
         self.listen = listen
         self.upstream = upstream
-        self.upstream_addr = parse_address(upstream, "upstream", port_zero=False)
+        self.upstream_addr = upstream_address(upstream)
         self.enabled = False
         self.chains: list[Sequence[Toxic]] = [(), ()]
         self.byte_counts = [0, 0]
@@ -90,21 +107,22 @@ class Proxy:
         if self._server is not None:
             self.enabled = True
             return
-        host, port = parse_address(self.listen, "listen", port_zero=True)
+        try:
+            address = addresses.resolve(self.listen)
+        except AddressError as err:
+            raise ApiError(500, f"listen tcp: {err}") from None
+        sock = _listen_socket(address)
         loop = asyncio.get_running_loop()
         try:
+            # the loop listens again on the socket: with its default backlog unless told
             server = await loop.create_server(
-                lambda: Link(self).client,
-                host,
-                port,
-                family=socket.AF_INET6 if ":" in host else socket.AF_INET,
-                reuse_address=True,
-                backlog=LISTEN_BACKLOG,
+                lambda: Link(self).client, sock=sock, backlog=LISTEN_BACKLOG
             )
-        except OSError as err:
-            raise ApiError(500, f"cannot listen on {self.listen}: {err.strerror or err}") from err
-        bound = server.sockets[0].getsockname()
-        self.listen = _format_address(host, int(bound[1]))
+        except BaseException:
+            sock.close()
+            raise
+        bound = int(server.sockets[0].getsockname()[1])
+        self.listen = str(addresses.Address(address.host or "::", bound))
         self._server = server
         self.enabled = True
 
@@ -119,6 +137,19 @@ class Proxy:
     def drop_links(self) -> None:
         for link in list(self.links):
             link.close(graceful=False)
+
+    def differs(self, listen: str, upstream: str) -> bool:
+        """Whether ``listen``/``upstream`` name another proxy than this one (as Toxiproxy:
+        the listen address resolved, so port 0 always differs); ApiError 500 if unresolvable."""
+        try:
+            wanted = str(addresses.resolve(listen))
+        except AddressError as err:
+            raise ApiError(500, str(err)) from None
+        return wanted != self.listen or upstream != self.upstream
+
+    def set_upstream(self, upstream: str) -> None:
+        self.upstream_addr = upstream_address(upstream)
+        self.upstream = upstream
 
     # -- links (LinkOwner) -----------------------------------------------------------------
 
@@ -146,14 +177,13 @@ class Proxy:
 
     def add_toxic(self, body: object) -> Toxic:
         try:
-            toxic = parse_toxic(body)
+            toxic = parse_toxic(body, {t.name for t in self.toxics()})
+        except BodyError as err:
+            raise bad_body(err) from None
         except ToxicInputError as err:
-            raise ApiError(400, str(err)) from err
-        if any(t.name == toxic.name for t in self.toxics()):
-            raise ApiError(409, "toxic already exists")
+            raise ApiError(err.status, str(err)) from None
         toxic.removed = asyncio.get_running_loop().create_future()
-        index = STREAMS.index(toxic.stream)
-        self.chains[index] = (*self.chains[index], toxic)
+        self.chains[toxic.direction] = (*self.chains[toxic.direction], toxic)
         for link in list(self.links):
             link.toxic_added(toxic)
         return toxic
@@ -161,20 +191,17 @@ class Proxy:
     def update_toxic(self, name: str, body: object) -> Toxic:
         """Replace a toxic's attributes and toxicity; open connections re-roll toxicity."""
         old = self.find_toxic(name)
-        if not isinstance(body, dict):
-            raise ApiError(400, "bad request body: a toxic must be a JSON object")
         try:
-            if "stream" in body and body["stream"] != old.stream:
-                raise InvalidStream("the stream of an existing toxic cannot be changed")
-            attributes = parse_attributes(old.type, body.get("attributes"), old.attributes)
-            toxicity = parse_toxicity(body.get("toxicity", old.toxicity))
+            toxicity, attributes = parse_update(old, body)
+        except BodyError as err:
+            raise bad_body(err) from None
         except ToxicInputError as err:
-            raise ApiError(400, str(err)) from err
-        new = Toxic(old.name, old.type, old.stream, toxicity, attributes)
+            raise ApiError(err.status, str(err)) from None
+        new = Toxic(old.name, old.type, old.stream, old.direction, toxicity, attributes)
         new.times_applied = old.times_applied
         new.removed = asyncio.get_running_loop().create_future()
-        index = STREAMS.index(old.stream)
-        self.chains[index] = tuple(new if t is old else t for t in self.chains[index])
+        chain = self.chains[old.direction]
+        self.chains[old.direction] = tuple(new if t is old else t for t in chain)
         old.mark_removed()
         for link in list(self.links):
             link.toxic_removed(old)
@@ -183,8 +210,8 @@ class Proxy:
 
     def remove_toxic(self, name: str) -> None:
         toxic = self.find_toxic(name)
-        index = STREAMS.index(toxic.stream)
-        self.chains[index] = tuple(t for t in self.chains[index] if t is not toxic)
+        chain = self.chains[toxic.direction]
+        self.chains[toxic.direction] = tuple(t for t in chain if t is not toxic)
         toxic.mark_removed()
         self.retired_counts[name] = self.retired_counts.get(name, 0) + toxic.times_applied
         for link in list(self.links):
@@ -220,24 +247,25 @@ class Proxy:
         }
 
 
-def _proxy_fields(body: object) -> tuple[str, str, str, bool]:
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad request body: a proxy must be a JSON object")
-    name = body.get("name")
-    if not isinstance(name, str) or not name:
-        raise ApiError(400, "missing required field: name")
-    upstream = body.get("upstream")
-    if not isinstance(upstream, str) or not upstream:
-        raise ApiError(400, "missing required field: upstream")
-    listen = body.get("listen") or "127.0.0.1:0"
-    if not isinstance(listen, str):
-        raise ApiError(400, "listen must be a string host:port")
-    enabled = body.get("enabled", True)
-    if enabled is None:
-        enabled = True
-    if not isinstance(enabled, bool):
-        raise ApiError(400, "enabled must be true or false")
-    return name, listen, upstream, enabled
+class ProxyFields:
+    """The fields of a proxy in a create, populate or update body."""
+
+    def __init__(self, obj: JsonObject, *, listen: str, upstream: str, enabled: bool) -> None:
+        self.name = string_field(obj, "name", "")
+        self.listen = string_field(obj, "listen", listen) or DEFAULT_LISTEN
+        self.upstream = string_field(obj, "upstream", upstream)
+        self.enabled = bool_field(obj, "enabled", enabled)
+
+    def missing(self) -> str | None:
+        """The first required field that is empty (Toxiproxy's order), if any."""
+        return "name" if not self.name else "upstream" if not self.upstream else None
+
+
+def _fields(body: object, what: str) -> ProxyFields:
+    try:
+        return ProxyFields(as_object(body, what), listen="", upstream="", enabled=True)
+    except BodyError as err:
+        raise bad_body(err) from None
 
 
 class ProxyCollection:
@@ -254,18 +282,22 @@ class ProxyCollection:
             raise ApiError(404, "proxy not found")
         return proxy
 
-    def _check_addresses(self, listen: str, upstream: str) -> None:
-        up_host, _ = parse_address(upstream, "upstream", port_zero=False)
-        listen_host, _ = parse_address(listen, "listen", port_zero=True)
+    def check_policy(self, listen: str, upstream: str) -> None:
+        """tradechaos's own checks: a usable upstream; loopback unless ``allow_remote``."""
+        up_host = upstream_address(upstream)[0]
+        try:
+            listen_host: str | None = addresses.parse(listen).host
+        except AddressError:
+            listen_host = None  # malformed: refused with Toxiproxy's text when it binds
         if self.allow_remote:
             return
-        if not is_loopback(up_host):
+        if not addresses.is_loopback(up_host):
             raise ApiError(
                 400,
                 f"upstream {upstream!r} is not a loopback address; "
                 "start the proxy with --allow-remote to proxy to other hosts",
             )
-        if not is_loopback(listen_host):
+        if listen_host is not None and not addresses.is_loopback(listen_host):
             raise ApiError(
                 400,
                 f"listen {listen!r} is not a loopback address; "
@@ -273,69 +305,77 @@ class ProxyCollection:
             )
 
     async def create(self, body: object) -> Proxy:
-        name, listen, upstream, enabled = _proxy_fields(body)
-        self._check_addresses(listen, upstream)
-        if name in self.proxies:
+        fields = _fields(body, "a proxy")
+        missing = fields.missing()
+        if missing:
+            raise ApiError(400, f"missing required field: {missing}")
+        if fields.name in self.proxies:
             raise ApiError(409, "proxy already exists")
-        proxy = Proxy(name, listen, upstream)
-        if enabled:
+        self.check_policy(fields.listen, fields.upstream)
+        proxy = Proxy(fields.name, fields.listen, fields.upstream)
+        if fields.enabled:
             await proxy.start()
-        self.proxies[name] = proxy
+        self.proxies[fields.name] = proxy
         return proxy
 
-    async def populate(self, body: object) -> list[Proxy]:
-        """Create or replace each listed proxy (replaced only when listen/upstream differ)."""
-        if not isinstance(body, list):
-            raise ApiError(400, "bad request body: populate takes a JSON array of proxies")
-        wanted = []
-        for i, item in enumerate(body, start=1):
+    async def populate(self, body: object) -> tuple[list[Proxy], ApiError | None]:
+        """Create or replace each listed proxy in order (kept when listen/upstream are the
+        same); the proxies done and the error that stopped it, if one did."""
+        if body is not None and not isinstance(body, list):
+            raise bad_body(BodyError("populate takes a JSON array of proxies"))
+        wanted = [_fields(item, f"proxy {i}") for i, item in enumerate(body or (), start=1)]
+        for i, fields in enumerate(wanted, start=1):
+            missing = fields.missing()
+            if missing:
+                raise ApiError(400, f"missing required field: {missing} at proxy {i}")
+        for i, fields in enumerate(wanted, start=1):
             try:
-                fields = _proxy_fields(item)
-                self._check_addresses(fields[1], fields[2])
+                self.check_policy(fields.listen, fields.upstream)
             except ApiError as err:
-                raise ApiError(err.status, f"{err.message} (at proxy {i})") from err
-            wanted.append(fields)
-        result = []
-        for name, listen, upstream, enabled in wanted:
-            existing = self.proxies.get(name)
-            if existing is not None:
-                if existing.upstream == upstream and _same_listen(existing.listen, listen):
-                    result.append(existing)
-                    continue
-                existing.stop()
-                del self.proxies[name]
-            proxy = Proxy(name, listen, upstream)
-            if enabled:
-                await proxy.start()
-            self.proxies[name] = proxy
-            result.append(proxy)
-        return result
+                raise ApiError(err.status, f"{err.message} at proxy {i}") from None
+        done: list[Proxy] = []
+        for fields in wanted:
+            try:
+                done.append(await self._add_or_replace(fields))
+            except ApiError as err:
+                return done, err
+        return done, None
+
+    async def _add_or_replace(self, fields: ProxyFields) -> Proxy:
+        existing = self.proxies.get(fields.name)
+        if existing is not None:
+            if not existing.differs(fields.listen, fields.upstream):
+                return existing
+            existing.stop()
+        proxy = Proxy(fields.name, fields.listen, fields.upstream)
+        if fields.enabled:
+            await proxy.start()
+        self.proxies[fields.name] = proxy
+        return proxy
 
     async def update(self, name: str, body: object) -> Proxy:
         proxy = self.get(name)
-        if not isinstance(body, dict):
-            raise ApiError(400, "bad request body: a proxy update must be a JSON object")
-        merged = {
-            "name": name,
-            "listen": body.get("listen") or proxy.listen,
-            "upstream": body.get("upstream") or proxy.upstream,
-            "enabled": body.get("enabled", proxy.enabled),
-        }
-        _, listen, upstream, enabled = _proxy_fields(merged)
-        self._check_addresses(listen, upstream)
-        if upstream != proxy.upstream:
-            proxy.upstream = upstream
-            proxy.upstream_addr = parse_address(upstream, "upstream", port_zero=False)
-            proxy.drop_links()
-        if not _same_listen(proxy.listen, listen):
-            was_enabled = proxy.enabled
-            proxy.stop()
-            proxy.listen = listen
-            if was_enabled and enabled:
-                await proxy.start()
-        if enabled and not proxy.enabled:
+        try:
+            obj = as_object(body, "a proxy update")
+            fields = ProxyFields(
+                obj, listen=proxy.listen, upstream=proxy.upstream, enabled=proxy.enabled
+            )
+        except BodyError as err:
+            raise bad_body(err) from None
+        if not fields.upstream:
+            raise ApiError(400, "missing required field: upstream")
+        self.check_policy(fields.listen, fields.upstream)
+        if proxy.differs(fields.listen, fields.upstream):
+            same_listen = str(addresses.resolve(fields.listen)) == proxy.listen
+            if same_listen:  # only the upstream changes: keep listening, drop connections
+                proxy.drop_links()
+            else:
+                proxy.stop()
+                proxy.listen = fields.listen
+            proxy.set_upstream(fields.upstream)
+        if fields.enabled and not proxy.enabled:
             await proxy.start()
-        elif not enabled and proxy.enabled:
+        elif not fields.enabled and proxy.enabled:
             proxy.stop()
         return proxy
 
@@ -347,20 +387,10 @@ class ProxyCollection:
     async def reset(self) -> None:
         """Enable every proxy and remove every toxic (Toxiproxy's ``POST /reset``)."""
         for proxy in self.proxies.values():
-            proxy.remove_all_toxics()
             if not proxy.enabled:
                 await proxy.start()
+            proxy.remove_all_toxics()
 
     def close(self) -> None:
         for proxy in self.proxies.values():
             proxy.stop()
-
-
-def _same_listen(current: str, wanted: str) -> bool:
-    """Whether ``wanted`` names the listener ``current`` already is (port 0 never does)."""
-    try:
-        return parse_address(current, "listen", port_zero=True) == parse_address(
-            wanted, "listen", port_zero=True
-        )
-    except ApiError:
-        return False

@@ -1,13 +1,18 @@
 """Small TCP servers for testing and benchmarking the proxy with real traffic.
 
 - ``echo``: every byte received is sent back; the end of the client's stream closes.
+- ``hello``: sends ``hello\n`` when a client connects, then echoes.
 - ``sink``: counts the bytes received; at the end of the client's stream it replies with the
   count as a decimal line and closes.
+- ``count``: reads a decimal line announcing N bytes, then N bytes, then replies with N as a
+  decimal line, and again; a one-way transfer that needs no half-close (Toxiproxy closes
+  both directions when a client half-closes).
 
 ``BackgroundServer`` runs one on its own event loop in a thread (a context manager that stops
-and joins the thread on exit); ``python -m chaos.proxy.testing echo|sink --port-file PATH``
-runs one as its own process until SIGTERM. ``ProxyProcess`` runs the proxy server itself as
-a real process (``python -m chaos.proxy``) and stops it with SIGTERM, a grace period, SIGKILL.
+and joins the thread on exit; ``received`` counts the bytes it got, over all connections);
+``python -m chaos.proxy.testing KIND --port-file PATH`` runs one as its own process until
+SIGTERM. ``ProxyProcess`` runs the proxy server itself as a real process
+(``python -m chaos.proxy``) and stops it with SIGTERM, a grace period, SIGKILL.
 """
 
 from __future__ import annotations
@@ -29,31 +34,50 @@ from typing import cast
 from chaos.proxy.daemon import write_port_file
 
 
-class _Echo(asyncio.Protocol):
+class Tally:
+    """Bytes received by every connection of one server (read from any thread)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+
+class _Base(asyncio.Protocol):
     transport: asyncio.Transport
 
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def data_received(self, data: bytes) -> None:
-        self.transport.write(data)
+        self.tally.received += len(data)
+        self.on_data(data)
+
+    def on_data(self, data: bytes) -> None:
+        """What the server does with the bytes it received."""
 
     def eof_received(self) -> bool:
         return False  # close
 
 
-class _Sink(asyncio.Protocol):
-    transport: asyncio.Transport
+class _Echo(_Base):
+    def on_data(self, data: bytes) -> None:
+        self.transport.write(data)
 
-    def __init__(self) -> None:
+
+class _Hello(_Echo):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.transport.write(b"hello\n")
+
+
+class _Sink(_Base):
+    def __init__(self, tally: Tally) -> None:
+        super().__init__(tally)
         self.count = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
+    def on_data(self, data: bytes) -> None:
         self.count += len(data)
 
     def eof_received(self) -> bool:
@@ -61,21 +85,62 @@ class _Sink(asyncio.Protocol):
         return False
 
 
-PROTOCOLS: dict[str, type[asyncio.Protocol]] = {"echo": _Echo, "sink": _Sink}
+class _Count(_Base):
+    def __init__(self, tally: Tally) -> None:
+        super().__init__(tally)
+        self.header = b""
+        self.expected = -1
+        self.count = 0
+
+    def on_data(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self.expected < 0:
+                line, newline, _ = bytes(view[:32]).partition(b"\n")
+                if not newline:
+                    self.header += bytes(view)
+                    return
+                self.expected = int(self.header + line)
+                self.header = b""
+                view = view[len(line) + 1 :]
+                continue
+            taken = min(len(view), self.expected - self.count)
+            self.count += taken
+            view = view[taken:]
+            if self.count == self.expected:
+                self.transport.write(f"{self.count}\n".encode())
+                self.expected, self.count = -1, 0
 
 
-async def start(kind: str, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
+PROTOCOLS: dict[str, type[_Base]] = {
+    "echo": _Echo,
+    "hello": _Hello,
+    "sink": _Sink,
+    "count": _Count,
+}
+
+
+async def start(
+    kind: str, host: str = "127.0.0.1", port: int = 0, tally: Tally | None = None
+) -> asyncio.Server:
+    protocol = PROTOCOLS[kind]
+    counts = tally if tally is not None else Tally()
+
+    def factory() -> asyncio.Protocol:
+        return protocol(counts)
+
     return await asyncio.get_running_loop().create_server(
-        PROTOCOLS[kind], host, port, backlog=4096, reuse_address=True
+        factory, host, port, backlog=4096, reuse_address=True
     )
 
 
 class BackgroundServer:
-    """An echo or sink server on 127.0.0.1 in a daemon thread; ``port`` once entered."""
+    """A server of ``kind`` on 127.0.0.1 in a daemon thread; ``port`` once entered."""
 
     def __init__(self, kind: str = "echo") -> None:
         self.kind = kind
         self.port = 0
+        self.tally = Tally()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -92,11 +157,16 @@ class BackgroundServer:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        server = await start(self.kind)
+        server = await start(self.kind, tally=self.tally)
         self.port = int(server.sockets[0].getsockname()[1])
         self._ready.set()
         async with server:
             await self._stop.wait()
+
+    @property
+    def received(self) -> int:
+        """Bytes received so far, over every connection."""
+        return self.tally.received
 
     def __enter__(self) -> BackgroundServer:
         self._thread.start()
@@ -121,6 +191,8 @@ class ProxyProcess:
     Entering waits (polling, with a timeout) for the port file; exiting sends SIGTERM, waits
     ``grace_s``, then SIGKILL, and always reaps the child. ``stop()`` returns the exit code.
     """
+
+    kind = "ours"
 
     def __init__(
         self, *extra_args: str, start_timeout_s: float = 15.0, grace_s: float = 5.0

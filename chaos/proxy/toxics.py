@@ -1,4 +1,4 @@
-"""Toxic definitions: validation of API input, JSON shape, and what each toxic does to data.
+"""Toxic definitions: their JSON shape and what each toxic does to data.
 
 A ``Toxic`` is one named fault attached to one stream of one proxy. Its effect on a
 connection is decided per connection with ``random() < toxicity`` and then applied live, chunk
@@ -8,16 +8,15 @@ how much of the chunk to pass on. Every wait is cut short when the toxic is remo
 removed toxic releases held data at once.
 
 JSON shape (Toxiproxy 2.x): ``{"name", "type", "stream", "toxicity", "attributes": {...}}``;
-attributes are non-negative integers, each defaulting to 0.
+attributes are integers, each defaulting to 0. API input is read by ``chaos.proxy.toxic_input``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,11 +31,8 @@ TOXIC_TYPES: dict[str, tuple[str, ...]] = {
     "reset_peer": ("timeout",),
     "slicer": ("average_size", "size_variation", "delay"),
     "limit_data": ("bytes",),
+    "noop": (),
 }
-
-
-class ToxicInputError(ValueError):
-    """API input for a toxic is invalid; ``str(err)`` is the sentence for the error body."""
 
 
 Emit = Callable[[bytes, float], Awaitable[None]]
@@ -65,11 +61,16 @@ class Pipe(Protocol):
 
 @dataclass(eq=False)
 class Toxic:
-    """One toxic on one proxy. ``removed`` completes when it is removed or replaced."""
+    """One toxic on one proxy. ``removed`` completes when it is removed or replaced.
+
+    ``stream`` is reported as the client wrote it (Toxiproxy reads it ignoring case);
+    ``direction`` is its index in ``STREAMS``.
+    """
 
     name: str
     type: str
     stream: str
+    direction: int
     toxicity: float
     attributes: dict[str, int]
     added_at: float = field(default_factory=time.monotonic)
@@ -82,8 +83,18 @@ class Toxic:
             "name": self.name,
             "type": self.type,
             "stream": self.stream,
-            "toxicity": self.toxicity,
+            "toxicity": self._toxicity_json(),
         }
+
+    def _toxicity_json(self) -> float | int:
+        # Go writes a float32 without a fraction as an integer: 1, not 1.0
+        whole = self.toxicity.is_integer() and abs(self.toxicity) < 1e21
+        return int(self.toxicity) if whole else self.toxicity
+
+    @property
+    def passive(self) -> bool:
+        """True for ``noop``: it never touches data, so the fast path stays open."""
+        return self.type == "noop"
 
     def mark_removed(self) -> None:
         if self.removed is not None and not self.removed.done():
@@ -140,10 +151,11 @@ async def _latency(toxic: Toxic, pipe: Pipe, chunk: bytes, ts: float, emit: Emit
 
 async def _bandwidth(toxic: Toxic, pipe: Pipe, chunk: bytes, ts: float, emit: Emit) -> None:
     rate = toxic.attributes["rate"] * 1000  # bytes per second (Toxiproxy's KB is 1000 bytes)
-    if rate <= 0:
+    toxic.times_applied += 1
+    if rate <= 0:  # as Toxiproxy: nothing passes at rate 0 (until the toxic is removed)
+        await toxic.wait_removed(None)
         await emit(chunk, ts)
         return
-    toxic.times_applied += 1
     clock = pipe.state(toxic)
     step = max(rate // 10, 1)  # at most 100 ms worth of data per write
     view = memoryview(chunk)
@@ -217,68 +229,3 @@ _DATA_HANDLERS: dict[str, Callable[[Toxic, Pipe, bytes, float, Emit], Awaitable[
     "slicer": _slicer,
     "limit_data": _limit_data,
 }
-
-
-# -- API input ---------------------------------------------------------------------------------
-
-
-def _attribute(type_name: str, key: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ToxicInputError(f"{type_name} attribute {key!r} must be a number, not {value!r}")
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise ToxicInputError(f"{type_name} attribute {key!r} must be a whole number")
-    if value < 0:
-        raise ToxicInputError(f"{type_name} attribute {key!r} must not be negative")
-    return int(value)
-
-
-def parse_attributes(
-    type_name: str, given: object, base: Mapping[str, int] | None = None
-) -> dict[str, int]:
-    """Validated attributes of ``type_name``: ``base`` (or zeros) updated with ``given``."""
-    if given is None:
-        given = {}
-    if not isinstance(given, dict):
-        raise ToxicInputError("attributes must be a JSON object")
-    names = TOXIC_TYPES[type_name]
-    result = {name: 0 for name in names} if base is None else dict(base)
-    for key, value in given.items():
-        if key in names:
-            result[key] = _attribute(type_name, key, value)
-    return result
-
-
-def parse_toxicity(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ToxicInputError(f"toxicity must be a number between 0 and 1, not {value!r}")
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ToxicInputError(f"toxicity must be between 0 and 1, not {value}")
-    return float(value)
-
-
-class UnknownToxicType(ToxicInputError):
-    pass
-
-
-class InvalidStream(ToxicInputError):
-    pass
-
-
-def parse_toxic(body: object) -> Toxic:
-    """A new ``Toxic`` from a ``POST /proxies/{name}/toxics`` body, with Toxiproxy's defaults."""
-    if not isinstance(body, dict):
-        raise ToxicInputError("bad request body: a toxic must be a JSON object")
-    type_name = body.get("type")
-    stream = body.get("stream", "downstream")
-    if stream not in STREAMS:
-        raise InvalidStream("stream was invalid, can be either upstream or downstream")
-    assert isinstance(stream, str)
-    if not isinstance(type_name, str) or type_name not in TOXIC_TYPES:
-        known = ", ".join(TOXIC_TYPES)
-        raise UnknownToxicType(f"invalid toxic type {type_name!r} (known: {known})")
-    name = body.get("name") or f"{type_name}_{stream}"
-    if not isinstance(name, str):
-        raise ToxicInputError("toxic name must be a string")
-    toxicity = parse_toxicity(body.get("toxicity", 1.0))
-    attributes = parse_attributes(type_name, body.get("attributes"))
-    return Toxic(name, type_name, stream, toxicity, attributes)

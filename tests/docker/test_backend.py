@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import urllib.request
 from collections.abc import Iterator
@@ -142,23 +143,43 @@ def test_sweep_removes_the_containers_of_a_run_that_was_never_stopped(
     assert run_containers(docker_client, run.run_id) == []
 
 
+@pytest.mark.parametrize("kind", ["ours", "real"])
 def test_an_external_toxiproxy_gets_the_links_and_keeps_running_after_the_stack(
-    run: RunFolder, stack_image: str, docker_client: Any
+    run: RunFolder, stack_image: str, docker_client: Any, kind: str
 ) -> None:
+    """``kind``: our proxy as an outside server, or the real Toxiproxy 2.12.0 (skipped
+    without one, except in CI). Containers reach it on 127.0.0.1 (host networking)."""
+    from chaos.proxy.client import ToxiproxyClient
+    from chaos.proxy.real import RealToxiproxy, find_server, missing_reason
     from chaos.proxy.testing import ProxyProcess
 
-    with ProxyProcess() as external:
+    external: ProxyProcess | RealToxiproxy = ProxyProcess()
+    if kind == "real":
+        path = find_server()
+        if path is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI=true but {missing_reason()} (.ci/run should have built it)")
+            pytest.skip(missing_reason())
+        external = RealToxiproxy(path)
+    with external, ToxiproxyClient(external.url) as api:
+        api.wait_ready(15)
         backend = DockerBackend(
             tiny_stack(), run, toxiproxy_url=external.url, image=stack_image, client=docker_client
         )
         backend.start_stack()
         try:
             assert backend.toxiproxy_url == external.url
+            assert set(api.proxies()) == {"clients-alpha", "beta-alpha"}
             assert get(backend.link_endpoint("clients-alpha"))["service"] == "alpha"
             services = sorted(
                 c.labels[SERVICE_LABEL] for c in run_containers(docker_client, run.run_id)
             )
             assert services == ["alpha", "beta"]  # no proxy container of our own
+            api.update("clients-alpha", enabled=False)  # a fault, through that server
+            with pytest.raises(OSError):
+                get(backend.link_endpoint("clients-alpha"), timeout_s=2)
+            api.update("clients-alpha", enabled=True)
+            assert get(backend.link_endpoint("clients-alpha"))["service"] == "alpha"
         finally:
             backend.stop_stack()
         with urllib.request.urlopen(f"{external.url}/proxies", timeout=5) as response:

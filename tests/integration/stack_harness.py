@@ -63,12 +63,18 @@ class Step:
 
 @contextlib.contextmanager
 def process_backend(
-    root: Path, name: str, definition: StackDefinition, params: Mapping[str, str]
+    root: Path,
+    name: str,
+    definition: StackDefinition,
+    params: Mapping[str, str],
+    toxiproxy_url: str | None = None,
 ) -> Iterator[ProcessBackend]:
     """A started process backend in a new run folder under ``root``, stopped afterwards;
-    ``TRADECHAOS_TOXIPROXY_URL`` puts it behind an external (e.g. a real) Toxiproxy."""
+    ``toxiproxy_url`` (else ``TRADECHAOS_TOXIPROXY_URL``) puts it behind an external (e.g.
+    a real) Toxiproxy."""
     run = RunFolder.create(root, name, "test")
-    be = ProcessBackend(definition, run, params, os.environ.get("TRADECHAOS_TOXIPROXY_URL"))
+    url = toxiproxy_url or os.environ.get("TRADECHAOS_TOXIPROXY_URL")
+    be = ProcessBackend(definition, run, params, url)
     be.start_stack()
     try:
         yield be

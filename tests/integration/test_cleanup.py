@@ -144,12 +144,17 @@ def test_reused_pid_and_live_runs_are_left_alone(tmp_path: Path) -> None:
     assert os.path.isdir(out)
 
 
-def test_proxies_of_a_dead_run_are_deleted_from_an_external_toxiproxy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["ours", "real"])
+def test_proxies_of_a_dead_run_are_deleted_from_an_external_toxiproxy(
+    tmp_path: Path, kind: str
+) -> None:
+    """``kind``: our proxy as an outside server, or the real Toxiproxy 2.12.0."""
+    from proxy_servers import started
+
     from chaos.proxy.client import ToxiproxyClient
-    from chaos.proxy.testing import ProxyProcess
 
     out = tmp_path / "runs"
-    with ProxyProcess() as toxiproxy, ToxiproxyClient(toxiproxy.url) as client:
+    with started(kind) as toxiproxy, ToxiproxyClient(toxiproxy.url) as client:
         client.create("someone-else", "127.0.0.1:0", "127.0.0.1:9")
         started = _crash_a_runner(out, toxiproxy.url)
         assert "api-db" in client.proxies()  # the runner died; its proxy stayed

@@ -1,8 +1,10 @@
 """``tradechaos fault`` by hand against a stack started by ``tradechaos stack up --detach``:
-the fault takes effect, is recorded in the stack's history, and is healed."""
+the fault takes effect, is recorded in the stack's history, and is healed; behind our proxy
+(``[ours]``) and behind the real Toxiproxy 2.12.0 (``[real]``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+from proxy_servers import HEADERS, KINDS, started
 
 pytestmark = pytest.mark.integration
 
@@ -28,21 +31,29 @@ def tradechaos(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess
     )
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=KINDS)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """A detached stack behind our proxy (or ``TRADECHAOS_TOXIPROXY_URL``), or (``[real]``)
+    behind the real Toxiproxy 2.12.0, which must hold none of its proxies afterwards."""
     out = tmp_path_factory.mktemp("gameday")
-    extra = []
-    if os.environ.get("TRADECHAOS_TOXIPROXY_URL"):
-        extra = ["--toxiproxy-url", os.environ["TRADECHAOS_TOXIPROXY_URL"]]
-    up = tradechaos("stack", "up", "--detach", "--out", str(out), *extra, timeout=150)
-    assert up.returncode == 0, up.stderr
-    try:
-        data = json.loads((out / "current-stack.json").read_text())
-        data["out"] = str(out)
-        yield data
-    finally:
-        down = tradechaos("stack", "down", "--out", str(out))
-        assert down.returncode == 0, down.stderr
+    with contextlib.ExitStack() as servers:
+        url = os.environ.get("TRADECHAOS_TOXIPROXY_URL")
+        if request.param == "real":
+            url = servers.enter_context(started("real")).url
+        extra = ["--toxiproxy-url", url] if url else []
+        up = tradechaos("stack", "up", "--detach", "--out", str(out), *extra, timeout=150)
+        assert up.returncode == 0, up.stderr
+        try:
+            data = json.loads((out / "current-stack.json").read_text())
+            data["out"] = str(out)
+            yield data
+        finally:
+            down = tradechaos("stack", "down", "--out", str(out))
+            assert down.returncode == 0, down.stderr
+        if request.param == "real":
+            assert requests.get(f"{url}/proxies", headers=HEADERS, timeout=5).json() == {}
 
 
 def faults(stack: dict[str, Any]) -> list[dict[str, Any]]:

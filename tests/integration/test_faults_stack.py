@@ -2,11 +2,14 @@
 each proves its effect through what the services themselves report, then heals clean.
 
 The stack runs with every mitigation off, so that injected bad data is not filtered out.
-``TRADECHAOS_TOXIPROXY_URL`` points the stack at an external Toxiproxy instead of ours.
+Every test runs twice: ``[ours]`` with the embedded proxy (or the external Toxiproxy that
+``TRADECHAOS_TOXIPROXY_URL`` names) and ``[real]`` behind the real Toxiproxy 2.12.0, which
+the test starts (skipped without one, except in CI; see proxy_servers.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 import requests
+from proxy_servers import KINDS, started
 from stack_harness import Step, fault_context, process_backend, reference_stack
 
 from chaos.backends.process import ProcessBackend
@@ -27,10 +31,19 @@ pytestmark = pytest.mark.integration
 DEFINITION = reference_stack()
 
 
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessBackend]:
+@pytest.fixture(scope="module", params=KINDS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProcessBackend]:
     params = {"seed": "3", "epoch": repr(time.time()), "mitigations": "none"}
-    with process_backend(tmp_path_factory.mktemp("runs"), "faults-stack", DEFINITION, params) as be:
+    root = tmp_path_factory.mktemp("runs")
+    with contextlib.ExitStack() as stack:
+        url = None
+        if request.param == "real":
+            url = stack.enter_context(started("real")).url
+        be = stack.enter_context(process_backend(root, "faults-stack", DEFINITION, params, url))
+        if url is not None:
+            assert be.toxiproxy_url == url
         yield be
 
 

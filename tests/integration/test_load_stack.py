@@ -1,9 +1,11 @@
 """The trading load against the reference stack: the configured users and a real rate, every
 request accounted for in the client history, and replies cut by a flapping link turned
-into unknown outcomes that are retried with the same client_order_id."""
+into unknown outcomes that are retried with the same client_order_id. Both tests run behind
+our proxy (``[ours]``) and behind the real Toxiproxy 2.12.0 (``[real]``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from proxy_servers import KINDS, started
 from stack_harness import process_backend, reference_stack
 
 from chaos.backends.process import ProcessBackend
@@ -39,11 +42,16 @@ class Step:
         )
 
 
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessBackend]:
+@pytest.fixture(scope="module", params=KINDS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProcessBackend]:
+    """The stack behind our proxy, or (``[real]``) behind the real Toxiproxy 2.12.0."""
     params = {"seed": "5", "epoch": repr(time.time()), "mitigations": "all"}
-    with process_backend(tmp_path_factory.mktemp("runs"), "load-stack", DEFINITION, params) as be:
-        yield be
+    root = tmp_path_factory.mktemp("runs")
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(started("real")).url if request.param == "real" else None
+        yield stack.enter_context(process_backend(root, "load-stack", DEFINITION, params, url))
 
 
 def wait_for(driver: LoadDriver, predicate: Any, timeout_s: float) -> LoadSample:

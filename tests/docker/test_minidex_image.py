@@ -7,8 +7,6 @@ Run under ``flock /tmp/tradechaos-heavy.lock flock /tmp/tradechaos-docker.lock``
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -21,26 +19,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from minidex_harness import EXAMPLE, Client, Minidex
 
 from chaos.backends import images
+from chaos.errors import InfrastructureError
 
 IMAGE = "minidex:dev"
 REQUIREMENTS = ["psycopg[binary]>=3.1", "aiohttp>=3.9"]  # the stack file's build.wheelhouse
 
 
 @pytest.fixture(scope="module")
-def minidex_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Built as tradechaos's docker backend would: a context with wheelhouse/, BASE."""
-    context = tmp_path_factory.mktemp("minidex-context")
-    for name in ("Dockerfile", ".dockerignore"):
-        shutil.copy2(EXAMPLE / name, context / name)
-    shutil.copytree(EXAMPLE / "src", context / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    pip = [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(context / "wheelhouse")]
-    done = subprocess.run([*pip, *REQUIREMENTS], capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        pytest.skip(f"no wheelhouse (pip wheel needs the package index): {done.stderr[-300:]}")
-    base, _ = images.ensure_base(docker_client, lambda line: None)
-    docker_client.images.build(
-        path=str(context), tag=IMAGE, buildargs={"BASE": base}, rm=True, forcerm=True
-    )
+def minidex_image(docker_client: Any) -> str:
+    """Built by the docker backend's own builder from the stack file's ``build:`` (its
+    context, BASE from {base_image}, the wheelhouse made on the host)."""
+    from chaos.stackfile import load, resolve
+
+    spec = resolve(load(EXAMPLE / "stack.yaml")).service("engine")
+    assert spec.image == IMAGE and spec.build is not None
+    assert set(spec.build.wheelhouse) == set(REQUIREMENTS)
+    try:
+        images.build_service_image(IMAGE, spec.build, docker_client, lambda line: None)
+    except InfrastructureError as err:
+        pytest.skip(f"no wheelhouse (pip wheel needs the package index): {err}")
     return IMAGE
 
 

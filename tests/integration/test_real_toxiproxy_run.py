@@ -19,11 +19,10 @@ from typing import Any
 import pytest
 import requests
 from proxy_servers import HEADERS, started
-from run_cli_helpers import REPO, processes_mentioning, skip_reason, tradechaos
+from run_cli_helpers import REPO, processes_mentioning, tradechaos
 from stack_harness import reference_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-needs_stack = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready")
 CLOUDFLARE = REPO / "experiments" / "incidents" / "cloudflare-2025-edge.yaml"
 FLAPPED = "clients-sequencer"
 
@@ -66,7 +65,6 @@ def faults(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
-@needs_stack
 def test_the_cloudflare_incident_both_ways_through_the_real_toxiproxy(tmp_path: Path) -> None:
     links = {link.name for link in reference_stack().links}
     with started("real") as real, Watcher(real.url) as watcher:

@@ -1,8 +1,8 @@
 """Start the example stack minidex by hand, as real processes, without tradechaos's engine.
 
-PostgreSQL comes from the reference stack's db tooling (``python -m chaos.stack.db
+PostgreSQL comes from tradechaos's builtin (``python -m chaos.builtins.postgres
 setup/serve``) with a ``minidex`` database and examples/minidex/schema.sql; the venues are
-the reference feeds (``python -m chaos.stack.feeds``: market BTC-PERP); the minidex
+the builtin venues (``python -m chaos.builtins.venues``: the default market BTC-PERP); the minidex
 services are ``python -m minidex.<service>`` configured by MINIDEX_* variables only.
 ``export_history`` runs the stack file's history queries the way docs/stack-file.md says a
 ``sql`` source is read, and writes a History folder the checkers can judge.
@@ -99,13 +99,13 @@ class Minidex:
     def _start_world(self) -> None:
         py = sys.executable
         data = self.root / "pg"
-        subprocess.run(
-            [py, "-m", "chaos.stack.db", "setup", "--data-dir", str(data)], check=True, timeout=120
-        )
+        setup = [py, "-m", "chaos.builtins.postgres", "setup", "--data-dir", str(data)]
+        setup += ["--database", "minidex", "--schema", str(EXAMPLE / "schema.sql")]
+        subprocess.run(setup, check=True, timeout=120)
         pg_port = str(self.ports["pg"])
         self.procs["pg"] = Proc(
             "pg",
-            [py, "-m", "chaos.stack.db", "serve", "--data-dir", str(data), "--port", pg_port],
+            [py, "-m", "chaos.builtins.postgres", "serve", "--data-dir", str(data), "--port", pg_port],
             os.environ,
             self.root,
         )
@@ -113,14 +113,10 @@ class Minidex:
         wait_until(
             lambda: psycopg.connect(admin, connect_timeout=1).close() or True, 30, "postgres"
         )
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute("CREATE DATABASE minidex")
-        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-            conn.execute((EXAMPLE / "schema.sql").read_text())
         feeds = [
             py,
             "-m",
-            "chaos.stack.feeds",
+            "chaos.builtins.venues",
             "--port",
             str(self.ports["feeds"]),
             "--seed",

@@ -27,6 +27,7 @@ from chaos.stackfile.model import (
     ServiceDecl,
     ServiceEffect,
     StackFile,
+    VenueDecl,
 )
 from chaos.stackfile.schema import METHODS
 from chaos.truth import MARKETS, MarketSpec
@@ -241,8 +242,22 @@ def _service(r: Reader, name: str, body: LineDict, line: int, path: Path) -> Ser
         after_healthy=tuple(_command(c) for c in body.get("after_healthy") or ()),
         database=body.get("database"),
         schema=(stack_dir / str(schema)).resolve() if schema else None,
-        count=body.get("count", 3),
+        count=len(body["venues"]) if "venues" in body else body.get("count", 3),
+        venues=_venues(body.get("venues")),
         line=line,
+    )
+
+
+def _venues(items: LineList | None) -> tuple[VenueDecl, ...]:
+    if items is None:
+        return ()
+    return tuple(
+        VenueDecl(
+            str(item["shape"]),
+            {str(k): str(v) for k, v in (item.get("symbols") or {}).items()},
+            items.line_of(index),
+        )
+        for index, item in enumerate(items)
     )
 
 

@@ -210,6 +210,8 @@ class RunInfo:
     # what the runner recorded of the stack (its file, the services that take orders, the
     # History sources its bindings export, accounts): ``chaos.runner.wiring.stack_record``
     stack: Mapping[str, Any] = field(default_factory=dict)
+    # the SQL checks the run declared (their results: history/checks.jsonl)
+    checks: tuple[str, ...] = ()
 
     @property
     def order_services(self) -> tuple[str, ...]:
@@ -241,6 +243,7 @@ class RunInfo:
                 dict(m) for m in obj.get("market_specs") or () if isinstance(m, dict)
             ),
             stack=dict(obj.get("stack") or {}),
+            checks=tuple(str(c) for c in obj.get("checks") or ()),
         )
 
 

@@ -54,6 +54,7 @@ SOURCES: dict[str, str] = {
     "modes": "modes.jsonl",
     "faults": "faults.jsonl",
     "load": "load.jsonl",
+    "checks": "checks.jsonl",  # results of the run's SQL checks (chaos.bindings.checks)
 }
 _READ_BUFFER = 1 << 20
 

@@ -49,6 +49,21 @@ def build(r: Reader, doc: LineDict, path: Path) -> StackFile | None:
         mitigations=_mitigations(doc.get("mitigations") or LineDict()),
         bindings=_bindings(r, doc.get("bindings") or LineDict(), links),
         kubernetes=_kubernetes(doc.get("kubernetes") or {}),
+        checks=sql_checks(doc.get("checks") or LineDict(), links),
+    )
+
+
+def sql_checks(section: LineDict, links: tuple[LinkDecl, ...]) -> tuple[B.SqlCheck, ...]:
+    """The ``checks:`` section (already shaped by the schema, or the experiment loader)."""
+    return tuple(
+        B.SqlCheck(
+            name=str(name),
+            database=link_name(str(body["sql"]["database"]), links),
+            query=str(body["sql"]["query"]),
+            help=str(body.get("help") or ""),
+            line=section.line_of(name),
+        )
+        for name, body in section.items()
     )
 
 

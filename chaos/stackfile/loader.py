@@ -31,6 +31,7 @@ _PATTERN_WORDS = {
     S.REF: "a link (a name or client->server) or a service",
     S.MARKET_NAME: "a market name like BTC-PERP",
     S.SYMBOL: "an exchange symbol like BTCUSDT, BTC-USD or XXBTZUSD",
+    S.CHECK_NAME: "a check name (lowercase letters, digits, '_')",
     S.DURATION: "a duration like 250ms, 5s, 2m",
 }
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from chaos.stackfile.bindings import Bindings
+from chaos.stackfile.bindings import Bindings, SqlCheck
 from chaos.stackfile.definition import BuildSpec, BuiltinKind, HealthCheck
 from chaos.truth import MarketSpec
 
@@ -162,6 +162,7 @@ class StackFile:
     bindings: Bindings = field(default_factory=Bindings)
     kubernetes: KubernetesAllow = KubernetesAllow()
     description: str = ""
+    checks: tuple[SqlCheck, ...] = ()  # the stack's own invariants (SQL)
 
     @property
     def mitigation_names(self) -> tuple[str, ...]:

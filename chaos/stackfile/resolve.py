@@ -71,6 +71,7 @@ def resolve(
         mitigations=stack.mitigation_names,
         source=stack.path,
         options=dict(values),
+        checks=stack.checks,
     )
 
 

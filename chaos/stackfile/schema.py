@@ -350,6 +350,16 @@ BINDINGS: Schema = obj(
     }
 )  # fmt: skip
 
+CHECK_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+CHECK: Schema = obj(
+    {
+        "help": text(),
+        "sql": obj({"database": text(pattern=REF), "query": text(minLength=1)},
+                   ("database", "query")),
+    },
+    ("sql",),
+)  # fmt: skip
+
 STACK_SCHEMA: Schema = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://tradechaos.dev/schemas/stack-file.json",
@@ -372,6 +382,7 @@ STACK_SCHEMA: Schema = {
             "links": {"type": "array", "items": LINK},
             "mitigations": mapping({"anyOf": [MITIGATION, {"type": "null"}]}),
             "bindings": BINDINGS,
+            "checks": {**mapping(CHECK), "propertyNames": {"pattern": CHECK_NAME}},
             "kubernetes": obj({"contexts": strings(), "namespaces": strings()}),
         },
         ("name", "services"),

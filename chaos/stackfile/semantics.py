@@ -9,7 +9,7 @@ with the line of the offending key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from chaos.files.fields import Reader, known
@@ -157,6 +157,29 @@ def check(r: Reader, doc: LineDict, stack: StackFile) -> None:
         for service in mitigation.effects:
             c.service(["mitigations", mitigation.name, "services", service], service)
     _check_bindings(c)
+    check_names(c.fail, stack.checks, ())
+    for check_decl in stack.checks:
+        c.database(["checks", check_decl.name, "sql", "database"], check_decl.database)
+
+
+def check_names(
+    fail: Callable[[list[Any], str], None], checks: Sequence[B.SqlCheck], taken: Sequence[str]
+) -> None:
+    """A user check may not take the name of a built-in invariant, of a checker an entry
+    point registers, or of a check in ``taken`` (the stack file's, for an experiment's)."""
+    from chaos.checkers import REGISTRY
+    from chaos.checkers.user import entry_point_names
+
+    plugins = entry_point_names()
+    for check_decl in checks:
+        where = ["checks", check_decl.name]
+        if check_decl.name in REGISTRY:
+            fail(where, f"{check_decl.name!r} is a built-in invariant's name")
+        elif check_decl.name in plugins:
+            fail(where, f"{check_decl.name!r} is the name of the checker the entry point "
+                 f"{plugins[check_decl.name]} registers")  # fmt: skip
+        elif check_decl.name in taken:
+            fail(where, f"the stack file declares a check {check_decl.name!r} already")
 
 
 def _check_links(c: _Check) -> None:

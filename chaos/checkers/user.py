@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
@@ -39,7 +41,15 @@ class PluginError(ValueError):
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=GROUP)}
+    return dict(_scan(tuple(sys.path)))
+
+
+@lru_cache(maxsize=8)
+def _scan(path: tuple[str, ...]) -> tuple[tuple[str, metadata.EntryPoint], ...]:
+    """The group's entry points for this ``sys.path`` (a scan of every dist-info: ~2 ms,
+    done once per path)."""
+    del path  # the cache key: a changed sys.path is scanned again
+    return tuple((ep.name, ep) for ep in metadata.entry_points(group=GROUP))
 
 
 def entry_point_names() -> dict[str, str]:

@@ -167,6 +167,8 @@ def check_names(
 ) -> None:
     """A user check may not take the name of a built-in invariant, of a checker an entry
     point registers, or of a check in ``taken`` (the stack file's, for an experiment's)."""
+    if not checks:
+        return
     from chaos.checkers import REGISTRY
     from chaos.checkers.user import entry_point_names
 

@@ -151,7 +151,7 @@ def _reference_price(
             status, text = send(places.url(orders.via), rendered, data.request.timeout_s)
         except BindingError as err:
             status, text = 0, str(err)
-        view = market_view(orders, text, None) if status == 200 else None
+        view = market_view(orders, text, _modes(definition)) if status == 200 else None
         missing = [m.name for m in definition.markets if view is None or m.name not in view.prices]
         if status != 200:
             results.append(
@@ -198,3 +198,9 @@ def _reference_price(
         except (BindingError, ValueError, KeyError):
             pass
     return market.initial_price, "under the market's initial price"
+
+
+def _modes(definition: StackDefinition) -> dict[str, str] | None:
+    """tradechaos's mode names for the stack's words (None: no trading_mode binding)."""
+    binding = definition.bindings.trading_mode
+    return dict(binding.modes) if binding is not None else None

@@ -59,8 +59,15 @@ def handle(args: argparse.Namespace) -> int:
         draft = import_compose(args.compose_file, tuple(args.venues), output)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
     where = (output.parent if output is not None else Path.cwd()).resolve()
-    found = check_draft(draft.text, where)
+    try:
+        found = check_draft(draft.text, where)
+    except OSError as err:  # the folder is not writable: the draft is still written
+        found = []
+        print(f"tradechaos: could not check the draft in {where}: {err.strerror}",
+              file=sys.stderr)  # fmt: skip
     if found:  # a bug of the importer, or a build context the Compose file names but lacks
         raise BadInput(f"{args.compose_file}: the draft does not validate: {found[0]}")
     if output is None:

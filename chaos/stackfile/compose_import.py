@@ -144,6 +144,9 @@ class _Importer:
             body.add("when", option, f"compose profile {svc.profiles[0]}")
         self._stop(svc, body)
         self._commands(unit, rewriter, body)
+        if svc.unsupported:
+            body.add(None, None, "", f"TODO: compose's {', '.join(svc.unsupported)} of this "
+                     "service are not imported: carry over what it needs by hand")  # fmt: skip
         for note in dict.fromkeys(rewriter.notes):
             body.add(None, None, "", f"TODO: {note}")
         return body

@@ -84,6 +84,7 @@ class ComposeService:
     stop_signal: str | None = None
     stop_grace_s: float | None = None
     working_dir: str | None = None
+    unsupported: tuple[str, ...] = ()  # keys the draft cannot carry (extends, secrets...)
 
     @property
     def argv(self) -> tuple[str, ...]:

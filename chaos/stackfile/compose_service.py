@@ -23,6 +23,7 @@ from chaos.stackfile.compose_model import (
     dotenv,
 )
 
+UNSUPPORTED = ("extends", "secrets", "configs", "user", "tmpfs", "devices", "cap_add")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
 
 
@@ -331,4 +332,5 @@ def read_service(r: ComposeReader, name: str, body: Any, line: int) -> ComposeSe
         stop_signal=str(body["stop_signal"]) if body.get("stop_signal") else None,
         stop_grace_s=grace_s,
         working_dir=str(body["working_dir"]) if body.get("working_dir") else None,
+        unsupported=tuple(k for k in UNSUPPORTED if k in body),
     )

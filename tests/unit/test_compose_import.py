@@ -157,6 +157,16 @@ links: [quoter->db, quoter->feeds, clients->quoter]
         ("binance", {"BTC-USD": "BTCUSDT"}), ("kraken", {})]  # fmt: skip
 
 
+def test_what_cannot_be_carried_over_is_a_todo(tmp_path: Path) -> None:
+    compose = tmp_path / "compose.yml"
+    service = "    extends: {file: base.yml, service: app}\n    user: '1000'\n"
+    compose.write_text("services:\n  api:\n    image: x\n    command: [run]\n" + service)
+    _, text = imported(tmp_path, compose)
+    assert "TODO: compose's extends, user of this service are not imported" in text
+    nested = tmp_path / "new" / "folder" / "stack.yaml"  # -o makes its folder
+    assert main(["stack", "import", str(compose), "-o", str(nested)]) == 0 and nested.is_file()
+
+
 def test_draft_is_written_to_stdout_without_o(tmp_path: Path, capsys: Any) -> None:
     assert main(["stack", "import", str(DATA / "hostnet" / "docker-compose.yml")]) == 0
     out = capsys.readouterr()

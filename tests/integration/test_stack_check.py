@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 
 REFERENCE = REPO / "chaos" / "stack"
 LEDGER = REPO / "tests" / "data" / "ledger"
+MINIDEX = REPO / "examples" / "minidex" / "stack.yaml"
 
 
 def results(stdout: str) -> dict[str, dict[str, Any]]:
@@ -75,4 +76,16 @@ def test_a_stack_of_its_own_is_started_and_a_broken_sql_check_named(tmp_path: Pa
     assert found["checks.broken_query"]["fix"] == "checks.broken_query.sql"
     assert "UndefinedTable" in found["checks.broken_query"]["got"]
     assert json.loads(done.stdout)["attached"] is False
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.skipif(not MINIDEX.is_file(), reason="no examples/minidex yet")
+def test_the_example_stack_passes(tmp_path: Path) -> None:
+    done = tradechaos("stack", "check", "--stack", str(MINIDEX), "--out", str(tmp_path / "runs"),
+                      "--json", timeout=240)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = results(done.stdout)
+    for binding in ("accounts.fund", "orders.submit", "orders.cancel", "trading_mode.set",
+                    "history.events"):  # fmt: skip
+        assert found[binding]["status"] == "OK", found[binding]
     assert processes_mentioning(str(tmp_path)) == []

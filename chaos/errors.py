@@ -49,6 +49,10 @@ class InvalidStack(InvalidFile):
     """A stack file failed to load or validate (docs/stack-file.md)."""
 
 
+class InvalidCompose(InvalidFile):
+    """A Compose file (``tradechaos stack import``) could not be read or understood."""
+
+
 class UsageError(BadInput):
     """A command-line argument is wrong."""
 

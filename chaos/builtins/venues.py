@@ -2,12 +2,19 @@
 path of the world's markets with per-venue noise. tradechaos owns them: the true price is
 what the checkers judge against, and the data faults happen here.
 
-``python -m chaos.builtins.venues --port P --seed N --epoch T --venues 3 --markets JSON``
-(``--markets``: a JSON list of ``chaos.truth.MarketSpec`` fields; default the reference
-markets).
+``python -m chaos.builtins.venues --port P --seed N --epoch T --venues 3 --markets JSON
+[--venue-shape SHAPE[:MARKET=SYMBOL,...]]...`` (``--markets``: a JSON list of
+``chaos.truth.MarketSpec`` fields, default the reference markets; ``--venue-shape``: venue
+0's, then venue 1's...; a venue without one speaks tradechaos's own shape).
+
+Endpoints: ``GET /prices`` and ``GET /venues/{i}/price/{market}`` (every venue, tradechaos's
+shape, market names: for the engine and the reference stack), and each venue under
+``/v/{i}`` in its own shape (``chaos.builtins.shapes``: Binance, Coinbase, Kraken or
+tradechaos's; ``chaos.builtins.stream``: Binance's WebSocket book ticker).
 
 Data faults (per venue and market, ``*`` for all): ``freeze`` (serve the price at the time
-the fault began), ``zero``, ``scale`` (x value), ``offset`` (+ value), ``drop`` (503).
+the fault began), ``zero``, ``scale`` (x value), ``offset`` (+ value), ``drop`` (503, in the
+shape's own error form).
 """
 
 from __future__ import annotations
@@ -19,11 +26,14 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from chaos.builtins import stream
+from chaos.builtins.shapes import VenueShape, shape_routes, venue_shapes
 from chaos.builtins.web import json_response, read_json, serve
 from chaos.truth import MARKETS, STEP_S, MarketSpec, PriceMove, PricePath, venue_noise
 
@@ -45,14 +55,21 @@ class DataFault:
 
 class Venues:
     def __init__(
-        self, seed: int, epoch: float, venues: int, markets: tuple[MarketSpec, ...] = MARKETS
+        self,
+        seed: int,
+        epoch: float,
+        venues: int,
+        markets: tuple[MarketSpec, ...] = MARKETS,
+        shapes: tuple[VenueShape, ...] | None = None,
     ) -> None:
         self.seed = seed
         self.path = PricePath(seed, epoch, markets=markets)
         self.markets = tuple(m.name for m in markets)
         self.venues = venues
+        self.shapes = shapes or venue_shapes(None, venues, self.markets)
         self.faults: dict[int, DataFault] = {}
         self._ids = itertools.count(1)
+        self.clock: Callable[[], float] = time.time  # wall-clock s; tests may replace it
 
     def clean_price(self, venue: int, market: str, t: float) -> float:
         step = max(0, int((t - self.path.epoch) / STEP_S))
@@ -76,6 +93,12 @@ class Venues:
                 price += fault.value
         return price
 
+    def frozen_since(self, venue: int, market: str) -> float | None:
+        """When the ``freeze`` fault holding this venue's market began (None: not frozen)."""
+        began = [f.began for f in self.faults.values()
+                 if f.kind == "freeze" and f.applies(venue, market)]  # fmt: skip
+        return min(began) if began else None
+
     def add_fault(self, body: dict[str, Any]) -> DataFault:
         kind = body.get("kind")
         if kind not in FAULT_KINDS:
@@ -89,7 +112,7 @@ class Venues:
         value = body.get("value", 1.0 if kind == "scale" else 0.0)
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise web.HTTPBadRequest(text="value must be a finite number")
-        fault = DataFault(next(self._ids), venue, market, kind, float(value), time.time())
+        fault = DataFault(next(self._ids), venue, market, kind, float(value), self.clock())
         self.faults[fault.id] = fault
         return fault
 
@@ -108,14 +131,14 @@ def build_app(venues: Venues) -> web.Application:
         market = request.match_info["market"]
         if not 0 <= venue < venues.venues or market not in venues.markets:
             raise web.HTTPNotFound(text="unknown venue or market")
-        now = time.time()
+        now = venues.clock()
         price = venues.quote(venue, market, now)
         if price is None:
             return json_response({"error": "venue unavailable"}, 503)
         return json_response({"venue": venue, "market": market, "price": price, "ts": now})
 
     async def all_prices(_request: web.Request) -> web.Response:
-        now = time.time()
+        now = venues.clock()
         quotes = []
         for venue in range(venues.venues):
             for market in venues.markets:
@@ -179,6 +202,8 @@ def build_app(venues: Venues) -> web.Application:
         )
 
     app = web.Application()
+    stream.attach(app)
+    app.add_routes(shape_routes(venues))
     app.add_routes(
         [
             web.get("/health", health),
@@ -208,12 +233,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epoch", type=float, default=None, help="price origin, wall-clock s")
     parser.add_argument("--venues", type=int, default=3)
     parser.add_argument("--markets", default=None, help="JSON list of market parameters")
+    parser.add_argument(
+        "--venue-shape",
+        action="append",
+        default=[],
+        help="SHAPE[:MARKET=SYMBOL,...] of the next venue (repeat per venue)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", stream=sys.stderr,
                         format="%(asctime)s venues %(levelname)s %(message)s")  # fmt: skip
     epoch = time.time() if args.epoch is None else args.epoch
     markets = parse_markets(args.markets)
-    serve(build_app(Venues(args.seed, epoch, args.venues, markets)), args.host, args.port)
+    try:
+        shapes = venue_shapes(args.venue_shape, args.venues, tuple(m.name for m in markets))
+    except ValueError as err:
+        parser.error(f"--venue-shape: {err}")
+    venues = Venues(args.seed, epoch, args.venues, markets, shapes)
+    serve(build_app(venues), args.host, args.port)
 
 
 if __name__ == "__main__":

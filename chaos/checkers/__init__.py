@@ -85,22 +85,46 @@ __all__ = [
 ]
 
 
+def _broken(name: str, reason: str) -> Checker:
+    """A checker whose every verdict is unknown (an entry point that cannot be used)."""
+    return FunctionChecker(name, lambda _history, _params: unknown(name, reason))
+
+
 def run_all(
     history: History, names: Iterable[str] | None = None, params: CheckParams | None = None
 ) -> list[Verdict]:
     """Run the named checkers (all when ``names`` is None) in the order given.
 
-    Raises ValueError for an unknown name. A checker that fails on a malformed history
-    gives an "unknown" verdict naming the problem, so one bad source cannot hide the rest.
+    A name that is no built-in is a user checker (``chaos.checkers.user``: a SQL check the
+    run declared, or a ``tradechaos.checkers`` entry point). Raises ValueError for an
+    unknown name. A checker that fails on a malformed history (or a user checker that
+    raises or cannot be loaded) gives an "unknown" verdict naming the problem, so one bad
+    source cannot hide the rest.
     """
+    from chaos.checkers import user
+
     chosen = list(REGISTRY) if names is None else list(names)
-    for name in chosen:
-        if name not in REGISTRY:
-            raise ValueError(f"unknown invariant {name!r} (known: {', '.join(REGISTRY)})")
+    own: dict[str, Checker] = {}
     params = params or CheckParams()
+    for name in chosen:
+        if name in REGISTRY:
+            continue
+        try:
+            found = user.find(name, history)
+        except user.PluginError as err:
+            own[name] = _broken(name, str(err))
+            continue
+        if found is None:
+            builtins = ", ".join(REGISTRY)
+            raise ValueError(f"unknown invariant {name!r} (known: {builtins}, the run's SQL "
+                             "checks and tradechaos.checkers entry points)")  # fmt: skip
+        own[name] = found
     exported = history.run.history_sources
     verdicts = []
     for name in chosen:
+        if name in own:
+            verdicts.append(user.run_one(own[name], name, history, params))
+            continue
         lacking = [s for s in NEEDS.get(name, ()) if exported is not None and s not in exported]
         if lacking:
             reason = ", ".join(f"bindings.history.{s}" for s in lacking)

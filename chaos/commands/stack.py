@@ -1,5 +1,7 @@
-"""``tradechaos stack up|status|down|schema``: run a stack by hand (game days, demos), and
-print the stack file's JSON Schema.
+"""``tradechaos stack up|status|down|schema|compose|import|check``: run a stack by hand (game
+days, demos), print the stack file's JSON Schema, write a Compose file for it, draft a
+stack file from a Compose file (``chaos.commands.stack_import``), or exercise its bindings
+(``chaos.commands.stack_check``).
 
 Thin: parses, validates, and calls ``chaos.runner.manual`` (which documents the behaviour).
 ``--stack FILE`` names the stack file (default: the reference stack).
@@ -137,6 +139,11 @@ def register(subparsers: Any) -> None:
     compose.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
     compose.add_argument("--mitigations", default="all", help=argparse.SUPPRESS)
     compose.set_defaults(handler=run_compose)
+
+    from chaos.commands import stack_check, stack_import
+
+    stack_import.register(sub)
+    stack_check.register(sub)
 
 
 def _add_out(parser: argparse.ArgumentParser) -> None:

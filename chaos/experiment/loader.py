@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from chaos.checkers import REGISTRY
 from chaos.checkers.params import CheckParams
 from chaos.errors import InvalidExperiment, InvalidFile
+from chaos.experiment.checks import check_plugins, invariant_names, read_checks
 from chaos.experiment.model import (
     PROBE_KINDS,
     AbortCondition,
@@ -39,7 +39,7 @@ from chaos.stackfile.model import StackFile
 
 TOP_LEVEL = (
     "name", "description", "incident", "seed", "duration", "stack", "load", "params",
-    "steady_state", "safety", "variants", "method", "invariants",
+    "steady_state", "safety", "variants", "method", "invariants", "checks",
     "explore",  # the search space of `tradechaos explore`, read by chaos.explore.spaceload
 )  # fmt: skip
 REQUIRED = ("name", "duration", "method", "invariants")
@@ -99,11 +99,14 @@ def _read(r: Reader, document: Any, stack_override: str | Path | None) -> Experi
     stack_file, stack = _stack(r, top, stack_override)
     if stack_file is None:
         return None
+    own_checks = read_checks(r, top, stack_file)
     invariants = (
-        r.names(top, "invariants", "invariants", tuple(sorted(REGISTRY)), "invariant")
+        r.names(top, "invariants", "invariants", invariant_names(stack_file, own_checks),
+                "invariant")
         if "invariants" in top
         else None
-    )
+    )  # fmt: skip
+    check_plugins(r, top, invariants or ())
     variants = _variants(r, top, stack_file, stack, invariants or ())
     definitions = _definitions(r, top, stack_file, variants or ())
     method = (
@@ -126,6 +129,7 @@ def _read(r: Reader, document: Any, stack_override: str | Path | None) -> Experi
         params=_params(r, top),
         steady_state=_probes(r, top),
         abort_when=_aborts(r, top),
+        checks=own_checks,
     )
     if definitions is not None:
         _check_probes(r, top, experiment, definitions)

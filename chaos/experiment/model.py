@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from chaos.stackfile.bindings import SqlCheck
 from chaos.stackfile.loader import reference_stack_path
 
 ProbeKind = Literal["health", "error_rate", "p99_latency", "trading_mode"]
@@ -163,6 +164,13 @@ class Experiment:
     params: Mapping[str, Any] = field(default_factory=dict)
     steady_state: tuple[Probe, ...] = ()
     abort_when: tuple[AbortCondition, ...] = ()
+    checks: tuple[SqlCheck, ...] = ()  # its own SQL checks (the stack file may add more)
+
+    def sql_checks(self, stack_checks: tuple[SqlCheck, ...]) -> tuple[SqlCheck, ...]:
+        """The SQL checks this experiment runs: those of ``invariants``, its own or the
+        stack file's (``stack_checks``), in the order of ``invariants``."""
+        by_name = {c.name: c for c in (*stack_checks, *self.checks)}
+        return tuple(by_name[name] for name in self.invariants if name in by_name)
 
     @property
     def variant_names(self) -> tuple[str, ...]:

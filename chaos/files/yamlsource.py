@@ -4,7 +4,8 @@
 sequence a ``LineList``; both carry the 1-based ``line`` where they start and the line of
 each key or item, so the loader can name ``file:line`` in every error. Only the safe YAML
 tags are accepted; booleans are YAML 1.2's (``true``/``false`` only: ``on``, ``off``,
-``yes``, ``no`` are text). Duplicate keys are an error (PyYAML would silently keep the last one).
+``yes``, ``no`` are text). Duplicate keys are an error (PyYAML would silently keep the last one);
+a key given next to a merge key (``<<: *defaults``) overrides the merged one, as YAML says.
 """
 
 from __future__ import annotations
@@ -76,13 +77,23 @@ def _construct_map(loader: _LineLoader, node: MappingNode) -> Iterator[LineDict]
     mapping = LineDict()
     mapping.line = node.start_mark.line + 1
     yield mapping
+    explicit = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
     loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
+    merged = len(node.value) - explicit  # the pairs a merge key (<<) brought come first
+    from_merge: set[Any] = set()
+    for index, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, Hashable):
             raise ConstructorError(
                 None, None, "a mapping key must be a plain value", key_node.start_mark
             )
+        if index < merged:
+            from_merge.add(key)
+        elif key in from_merge:  # an explicit key overrides a merged one (YAML merge keys)
+            from_merge.discard(key)
+            mapping.key_lines.pop(key, None)
+        if key in mapping.key_lines and key in from_merge and index < merged:
+            mapping.key_lines.pop(key)  # of two merged sources, the later pair wins
         if key in mapping.key_lines:
             raise ConstructorError(
                 None,

@@ -232,6 +232,8 @@ class RunInfo:
     # what the runner recorded of the stack (its file, the services that take orders, the
     # History sources its bindings export, accounts): ``chaos.runner.wiring.stack_record``
     stack: Mapping[str, Any] = field(default_factory=dict)
+    # the SQL checks the run declared (their results: history/checks.jsonl)
+    checks: tuple[str, ...] = ()
 
     # the stack's insurance-fund account, when it has one (the harm ledger shows its side)
     insurance_fund: int | None = None
@@ -269,6 +271,7 @@ class RunInfo:
             insurance_fund=_account_or_none(
                 obj.get("insurance_fund", (obj.get("stack") or {}).get("insurance_fund"))
             ),
+            checks=tuple(str(c) for c in obj.get("checks") or ()),
         )
 
 

@@ -55,6 +55,7 @@ SOURCES: dict[str, str] = {
     "faults": "faults.jsonl",
     "load": "load.jsonl",
     "rolled_back": "rolled_back.jsonl",
+    "checks": "checks.jsonl",  # results of the run's SQL checks (chaos.bindings.checks)
 }
 _READ_BUFFER = 1 << 20
 

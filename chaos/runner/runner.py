@@ -3,8 +3,8 @@
 Order (each undone in reverse on success, failure, exception, SIGINT, SIGTERM):
 run folder -> backend.start_stack -> recorder (run.json) -> load -> steady state before ->
 method (faults on the schedule; abort watcher) -> heal all -> steady state after ->
-stop load -> export history -> [stack stopped] -> checkers -> harm ledger -> journal.json ->
-reports.
+stop load -> export history (and run the SQL checks) -> [stack stopped] -> checkers ->
+harm ledger -> journal.json -> reports.
 
 ``run_variant`` never raises for a run that went wrong: it returns a ``RunResult`` whose
 journal (docs/contracts.md section 3) is also written to the run folder in every case
@@ -69,6 +69,7 @@ class Deps:
     fault_context: Callable[..., Any] = wiring.fault_context
     fault: Callable[..., Any] = wiring.fault
     export_history: Callable[..., None] = wiring.export_history
+    export_checks: Callable[..., int] = wiring.export_checks
     check: Callable[..., list[dict[str, Any]]] = wiring.check
     reports: Callable[..., Any] = wiring.reports
     harm: Callable[..., dict[str, Any]] = field(
@@ -247,6 +248,8 @@ def _lifecycle(
         load.stop()
     progress.set_phase("exporting history")
     deps.export_history(definition, folder.path, backend)
+    if deps.export_checks(experiment, definition, folder.path, backend):
+        progress.event("ran the SQL checks (history/checks.jsonl)")
     state.exported = True
 
 
@@ -352,6 +355,7 @@ def _run_record(
         "no_faults": options.no_faults,
         "params": wiring.tolerances(experiment.params),
         "invariants": list(experiment.invariants),
+        "checks": [c.name for c in experiment.sql_checks(definition.checks)],
         "expected_violations": [] if options.no_faults else list(variant.expect_violated),
     }
 

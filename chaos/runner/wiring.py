@@ -114,6 +114,17 @@ def export_history(stack: StackDefinition, run_dir: Path, backend: Backend) -> N
     export(stack, Path(run_dir), Places(stack, backend))
 
 
+def export_checks(
+    experiment: Experiment, stack: StackDefinition, run_dir: Path, backend: Backend
+) -> int:
+    """Run the experiment's SQL checks (its own and the stack file's that its invariants
+    name) into the History (``history/checks.jsonl``); the number run."""
+    from chaos.bindings.checks import export_checks as export
+    from chaos.bindings.places import Places
+
+    return export(experiment.sql_checks(stack.checks), Path(run_dir), Places(stack, backend))
+
+
 def check(
     run_dir: Path, invariants: tuple[str, ...], params: Mapping[str, Any]
 ) -> list[dict[str, Any]]:

@@ -202,6 +202,19 @@ class HistoryBinding:
 
 
 @dataclass(frozen=True)
+class SqlCheck:
+    """A user-defined invariant (``checks:`` of a stack or experiment file): after the run
+    ``query`` runs against ``database`` (a link to a built-in postgres, or the service);
+    every row it returns is a counterexample, no row means it held."""
+
+    name: str
+    database: str
+    query: str
+    help: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Bindings:
     orders: OrdersBinding | None = None
     accounts: AccountsBinding | None = None

@@ -26,6 +26,7 @@ from chaos.stackfile.model import (
     ServiceDecl,
     ServiceEffect,
     StackFile,
+    VenueDecl,
 )
 from chaos.stackfile.schema import METHODS
 from chaos.truth import MARKETS, MarketSpec
@@ -47,6 +48,21 @@ def build(r: Reader, doc: LineDict, path: Path) -> StackFile | None:
         mitigations=_mitigations(doc.get("mitigations") or LineDict()),
         bindings=_bindings(r, doc.get("bindings") or LineDict(), links),
         kubernetes=_kubernetes(doc.get("kubernetes") or {}),
+        checks=sql_checks(doc.get("checks") or LineDict(), links),
+    )
+
+
+def sql_checks(section: LineDict, links: tuple[LinkDecl, ...]) -> tuple[B.SqlCheck, ...]:
+    """The ``checks:`` section (already shaped by the schema, or the experiment loader)."""
+    return tuple(
+        B.SqlCheck(
+            name=str(name),
+            database=link_name(str(body["sql"]["database"]), links),
+            query=str(body["sql"]["query"]),
+            help=str(body.get("help") or ""),
+            line=section.line_of(name),
+        )
+        for name, body in section.items()
     )
 
 
@@ -240,8 +256,22 @@ def _service(r: Reader, name: str, body: LineDict, line: int, path: Path) -> Ser
         after_healthy=tuple(_command(c) for c in body.get("after_healthy") or ()),
         database=body.get("database"),
         schema=(stack_dir / str(schema)).resolve() if schema else None,
-        count=body.get("count", 3),
+        count=len(body["venues"]) if "venues" in body else body.get("count", 3),
+        venues=_venues(body.get("venues")),
         line=line,
+    )
+
+
+def _venues(items: LineList | None) -> tuple[VenueDecl, ...]:
+    if items is None:
+        return ()
+    return tuple(
+        VenueDecl(
+            str(item["shape"]),
+            {str(k): str(v) for k, v in (item.get("symbols") or {}).items()},
+            items.line_of(index),
+        )
+        for index, item in enumerate(items)
     )
 
 

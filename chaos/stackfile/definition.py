@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from chaos.stackfile.bindings import Bindings
+from chaos.stackfile.bindings import Bindings, SqlCheck
 from chaos.truth import MARKETS, MarketSpec
 
 HealthKind = Literal["http", "tcp", "pg", "log", "command"]
@@ -116,6 +116,7 @@ class StackDefinition:
     source: Path | None = None  # the stack file
     options: Mapping[str, object] = field(default_factory=dict)  # the values in force
     kubernetes: KubernetesAllow = field(default_factory=KubernetesAllow)
+    checks: tuple[SqlCheck, ...] = ()  # the stack's own invariants (``checks:``)
 
     def service(self, name: str) -> ServiceSpec:
         for spec in self.services:

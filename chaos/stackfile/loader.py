@@ -30,6 +30,8 @@ _PATTERN_WORDS = {
     S.LINK_NAME: "a link name (a letter, then letters, digits, '_', '.' or '-')",
     S.REF: "a link (a name or client->server) or a service",
     S.MARKET_NAME: "a market name like BTC-PERP",
+    S.SYMBOL: "an exchange symbol like BTCUSDT, BTC-USD or XXBTZUSD",
+    S.CHECK_NAME: "a check name (lowercase letters, digits, '_')",
     S.DURATION: "a duration like 250ms, 5s, 2m",
 }
 

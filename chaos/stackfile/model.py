@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from chaos.stackfile.bindings import Bindings
+from chaos.stackfile.bindings import Bindings, SqlCheck
 from chaos.stackfile.definition import BuildSpec, BuiltinKind, HealthCheck, KubernetesAllow
 from chaos.truth import MarketSpec
 
@@ -79,6 +79,16 @@ Command = tuple[Arg, ...]
 
 
 @dataclass(frozen=True)
+class VenueDecl:
+    """One venue of a built-in venues service: the public API shape it speaks and the
+    symbol it gives each market (markets it does not name get the shape's default)."""
+
+    shape: str
+    symbols: Mapping[str, str] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class ServiceDecl:
     name: str
     builtin: BuiltinKind | None = None
@@ -101,6 +111,7 @@ class ServiceDecl:
     database: str | None = None  # builtin postgres
     schema: Path | None = None  # builtin postgres
     count: int | str = 3  # builtin venues (a number or "{option:NAME}")
+    venues: tuple[VenueDecl, ...] = ()  # builtin venues: one shape each (instead of count)
     line: int = 0
 
 
@@ -143,6 +154,7 @@ class StackFile:
     bindings: Bindings = field(default_factory=Bindings)
     kubernetes: KubernetesAllow = field(default_factory=KubernetesAllow)
     description: str = ""
+    checks: tuple[SqlCheck, ...] = ()  # the stack's own invariants (SQL)
 
     @property
     def mitigation_names(self) -> tuple[str, ...]:

@@ -72,6 +72,7 @@ def resolve(
         source=stack.path,
         options=dict(values),
         kubernetes=stack.kubernetes,
+        checks=stack.checks,
     )
 
 
@@ -165,6 +166,10 @@ def _postgres(
 def _venues(decl: ServiceDecl, values: Mapping[str, OptionValue], stack: StackFile) -> ServiceSpec:
     count = int(fill_options(str(decl.count), values))
     markets = json.dumps([asdict(m) for m in stack.markets], separators=(",", ":"))
+    shapes: list[str] = []
+    for venue in decl.venues:  # --venue-shape binance:BTC-PERP=BTCUSDT,ETH-PERP=ETHUSDT
+        pairs = ",".join(f"{market}={symbol}" for market, symbol in venue.symbols.items())
+        shapes += ["--venue-shape", venue.shape + (f":{pairs}" if pairs else "")]
     return ServiceSpec(
         name=decl.name,
         command=(
@@ -181,6 +186,7 @@ def _venues(decl: ServiceDecl, values: Mapping[str, OptionValue], stack: StackFi
             str(count),
             "--markets",
             markets,
+            *shapes,
         ),
         health=decl.health or HealthCheck(kind="http", path="/health"),
         depends_on=decl.depends_on,

@@ -20,6 +20,8 @@ REF = r"^[A-Za-z][A-Za-z0-9_.-]*(->[A-Za-z][A-Za-z0-9_.]*)?$"  # a link (name or
 MARKET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$"
 DURATION = r"^\s*(\d+(\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+VENUE_SHAPES = ("tradechaos", "binance", "coinbase", "kraken")  # chaos.builtins.shapes
+SYMBOL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 
 
 def obj(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
@@ -119,6 +121,11 @@ SERVICE: Schema = obj(
         "schema": text(minLength=1),
         "count": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 50},
                             {"type": "string", "pattern": r"^\{option:[A-Za-z0-9_]+\}$"}]},
+        "venues": {"type": "array", "minItems": 1, "maxItems": 50, "items": obj(
+            {"shape": {"enum": list(VENUE_SHAPES)},
+             "symbols": {**mapping(text(pattern=SYMBOL)),
+                         "propertyNames": {"pattern": MARKET_NAME}}},
+            ("shape",))},
     }
 )  # fmt: skip
 
@@ -344,6 +351,16 @@ BINDINGS: Schema = obj(
     }
 )  # fmt: skip
 
+CHECK_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+CHECK: Schema = obj(
+    {
+        "help": text(),
+        "sql": obj({"database": text(pattern=REF), "query": text(minLength=1)},
+                   ("database", "query")),
+    },
+    ("sql",),
+)  # fmt: skip
+
 STACK_SCHEMA: Schema = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://tradechaos.dev/schemas/stack-file.json",
@@ -366,6 +383,7 @@ STACK_SCHEMA: Schema = {
             "links": {"type": "array", "items": LINK},
             "mitigations": mapping({"anyOf": [MITIGATION, {"type": "null"}]}),
             "bindings": BINDINGS,
+            "checks": {**mapping(CHECK), "propertyNames": {"pattern": CHECK_NAME}},
             "kubernetes": obj({"contexts": strings(), "namespaces": strings()}),
         },
         ("name", "services"),

@@ -9,7 +9,7 @@ with the line of the offending key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from chaos.files.fields import Reader, known
@@ -157,6 +157,31 @@ def check(r: Reader, doc: LineDict, stack: StackFile) -> None:
         for service in mitigation.effects:
             c.service(["mitigations", mitigation.name, "services", service], service)
     _check_bindings(c)
+    check_names(c.fail, stack.checks, ())
+    for check_decl in stack.checks:
+        c.database(["checks", check_decl.name, "sql", "database"], check_decl.database)
+
+
+def check_names(
+    fail: Callable[[list[Any], str], None], checks: Sequence[B.SqlCheck], taken: Sequence[str]
+) -> None:
+    """A user check may not take the name of a built-in invariant, of a checker an entry
+    point registers, or of a check in ``taken`` (the stack file's, for an experiment's)."""
+    if not checks:
+        return
+    from chaos.checkers import REGISTRY
+    from chaos.checkers.user import entry_point_names
+
+    plugins = entry_point_names()
+    for check_decl in checks:
+        where = ["checks", check_decl.name]
+        if check_decl.name in REGISTRY:
+            fail(where, f"{check_decl.name!r} is a built-in invariant's name")
+        elif check_decl.name in plugins:
+            fail(where, f"{check_decl.name!r} is the name of the checker the entry point "
+                 f"{plugins[check_decl.name]} registers")  # fmt: skip
+        elif check_decl.name in taken:
+            fail(where, f"the stack file declares a check {check_decl.name!r} already")
 
 
 def _check_links(c: _Check) -> None:
@@ -188,10 +213,11 @@ def _check_service(c: _Check, svc: ServiceDecl) -> None:
             decl = c.stack.options.get(name)
             if decl is None or decl.type != "int":
                 c.fail([*path, "count"], f"{svc.count} must name an int option")
+        _check_venues(c, svc, path)
     else:
         if not svc.command and not svc.image:
             c.fail(path, "a service needs a command (process backend) or an image (docker)")
-        for key in ("database", "schema", "count"):
+        for key in ("database", "schema", "count", "venues"):
             if key in c.doc["services"][svc.name]:
                 c.fail([*path, key], f"{key} is a parameter of builtin services only")
     for index, dep in enumerate(svc.depends_on):
@@ -218,6 +244,27 @@ def _check_service(c: _Check, svc: ServiceDecl) -> None:
             c.template([*path, "build", "args", key], value, build_arg=True)
         if svc.build.context is not None and not svc.build.context.is_dir():
             c.fail([*path, "build", "context"], f"no folder at {svc.build.context}")
+
+
+def _check_venues(c: _Check, svc: ServiceDecl, path: list[Any]) -> None:
+    """``venues:`` (one shape per venue) is for builtin venues, instead of ``count``, and
+    its symbol maps name the stack's markets, each symbol once per venue."""
+    body = c.doc["services"][svc.name]
+    for key in ("venues", "count"):
+        if key in body and svc.builtin != "venues":
+            c.fail([*path, key], f"{key} is a parameter of builtin venues only")
+    if "venues" in body and "count" in body:
+        c.fail([*path, "count"], "give count or venues (one entry per venue), not both")
+    markets = [m.name for m in c.stack.markets]
+    for index, venue in enumerate(svc.venues):
+        seen: dict[str, str] = {}
+        for market, symbol in venue.symbols.items():
+            where = [*path, "venues", index, "symbols", market]
+            if market not in markets:
+                c.fail(where, f"unknown market {market!r} (markets: {known(markets)})")
+            elif symbol in seen:
+                c.fail(where, f"symbol {symbol!r} is also {seen[symbol]}'s on this venue")
+            seen[symbol] = market
 
 
 def _check_cycles(c: _Check) -> None:

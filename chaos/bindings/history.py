@@ -210,5 +210,31 @@ def _call_python(spec: str, run_dir: Path, definition: StackDefinition, places: 
     exporter(run_dir, endpoints(definition, places))
 
 
+def reads(binding: HistoryBinding | None) -> dict[str, str]:
+    """Every service or link the binding's sources and settle readings reach over the
+    network, each with the key of the stack file that names it first (a ``file`` source is
+    read from the run folder, not over the network; a ``python`` exporter is given every
+    endpoint, so it names none)."""
+    found: dict[str, str] = {}
+    if binding is None:
+        return found
+
+    def add(name: str | None, key: str) -> None:
+        if name:
+            found.setdefault(name, key)
+
+    for kind, sources in binding.sources.items():
+        for i, source in enumerate(sources):
+            key = f"bindings.history.{kind}" + (f"[{i}]" if len(sources) > 1 else "")
+            add(source.sql.database if source.sql else None, f"{key}.sql.database")
+            add(source.http.service if source.http else None, f"{key}.http.service")
+    for i, pair in enumerate(binding.settle.until if binding.settle else ()):
+        for reading in pair:
+            key = f"bindings.history.settle.until[{i}]"
+            add(reading.sql.database if reading.sql else None, f"{key}.sql.database")
+            add(reading.http_service, f"{key}.http.service")
+    return found
+
+
 def provided(binding: HistoryBinding | None) -> tuple[str, ...]:
     return () if binding is None else binding.provides

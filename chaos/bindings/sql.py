@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from chaos.bindings.client import BindingError
 from chaos.bindings.places import Places
 from chaos.stackfile.bindings import SqlSource
 
@@ -62,7 +63,17 @@ def _decoded(value: Any) -> Any:
 
 
 def records(places: Places, source: SqlSource) -> Iterator[dict[str, Any]]:
-    """Each row of ``source.query`` as a History record (streamed, server-side cursor)."""
+    """Each row of ``source.query`` as a History record (streamed, server-side cursor).
+    A database error (unreachable, a bad query) is a ``BindingError`` naming the database."""
+    import psycopg
+
+    try:
+        yield from _rows(places, source)
+    except psycopg.Error as err:
+        raise BindingError(f"{source.database}: {type(err).__name__}: {err}") from None
+
+
+def _rows(places: Places, source: SqlSource) -> Iterator[dict[str, Any]]:
     with _connect(places, source.database) as conn, conn.cursor(name="tradechaos-export") as cur:
         cur.itersize = FETCH_ROWS
         cur.execute(source.query)

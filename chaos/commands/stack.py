@@ -1,7 +1,8 @@
-"""``tradechaos stack up|status|down|schema|compose|import|check``: run a stack by hand (game
-days, demos), print the stack file's JSON Schema, write a Compose file for it, draft a
-stack file from a Compose file (``chaos.commands.stack_import``), or exercise its bindings
-(``chaos.commands.stack_check``).
+"""``tradechaos stack up|status|down|schema|compose|import|check|history``: run a stack by
+hand (game days, demos), print the stack file's JSON Schema, write a Compose file for it,
+draft a stack file from a Compose file (``chaos.commands.stack_import``), exercise its
+bindings (``chaos.commands.stack_check``), or export its records as a History
+(``chaos.commands.stack_history``).
 
 Thin: parses, validates, and calls ``chaos.runner.manual`` (which documents the behaviour).
 ``--stack FILE`` names the stack file (default: the reference stack).
@@ -140,10 +141,11 @@ def register(subparsers: Any) -> None:
     compose.add_argument("--mitigations", default="all", help=argparse.SUPPRESS)
     compose.set_defaults(handler=run_compose)
 
-    from chaos.commands import stack_check, stack_import
+    from chaos.commands import stack_check, stack_history, stack_import
 
     stack_import.register(sub)
     stack_check.register(sub)
+    stack_history.register(sub)
 
 
 def _add_out(parser: argparse.ArgumentParser) -> None:

@@ -20,19 +20,37 @@ def _table(result: Exported) -> str:
     return "\n".join(lines)
 
 
-def _db_link(stack: K8sStack) -> tuple[str, str]:
-    """(the link Service the history exporter reads the database through, the chain's)."""
-    db_link = next((lk.k8s_name for lk in stack.links if lk.name == "sequencer-db"), "")
-    if not db_link:
-        db_link = next((s.k8s_name for s in stack.services if s.stateful), "db")
-    chain = next((s.k8s_name for s in stack.services if s.name == "chain"), "chain")
-    return db_link, chain
+LOCAL_PORT = 15000  # the first local port of the history's port-forwards
+
+
+def history_commands(stack: K8sStack, run_var: str = "$RUN") -> tuple[list[str], str]:
+    """(a ``kubectl port-forward`` per name the history binding reads, the ``tradechaos
+    stack history`` command reading them there): what the binding names decides, the
+    Service of a link or of a service, each on a local port of its own."""
+    from chaos.bindings.history import reads
+
+    forwards: list[str] = []
+    at: list[str] = []
+    for i, name in enumerate(reads(stack.definition.bindings.history)):
+        if name in {lk.name for lk in stack.links}:
+            link = stack.link(name)
+            k8s_name, port = link.k8s_name, stack.service(link.server).port
+        else:
+            service = stack.service(name)
+            k8s_name, port = service.k8s_name, service.port
+        local = LOCAL_PORT + 1 + i
+        forwards.append(f"kubectl -n {{namespace}} port-forward svc/{k8s_name} {local}:{port} &")
+        at.append(f"--at {name}=127.0.0.1:{local}")
+    head = " ".join(["tradechaos stack history", run_var, *stack.stack_flags])
+    command = " \\\n        ".join([head, *at])
+    return forwards, command
 
 
 def render_readme(result: Exported, stack: K8sStack, namespace: str, rbac: bool) -> str:
     run = result.run_id
     sel = f"{RUN_LABEL}={run}"
-    db_link, chain = _db_link(stack)
+    forwards, history = history_commands(stack)
+    forward_lines = "\n    ".join(f.replace("{namespace}", namespace) for f in forwards)
     roles = "; Role/RoleBinding for the steps" if rbac else ""
     outside = (
         "\n".join(f"- {text}" for text in result.outside)
@@ -90,9 +108,8 @@ finished (about the method's duration after the steady state holds). Then:
         -o jsonpath='{{.data.run\\.json}}' > $RUN/history/run.json
     kubectl -n {namespace} logs -l {STEP_LABEL},{sel} --tail=-1 > $RUN/steps.jsonl
     python -m chaos.k8s.records $RUN/steps.jsonl $RUN/history
-    kubectl -n {namespace} port-forward svc/{db_link} 15432:5432 &
-    kubectl -n {namespace} port-forward svc/{chain} 18080:8080 &
-    python -m chaos.stack.exporter $RUN --db 127.0.0.1:15432 --chain 127.0.0.1:18080
+    {forward_lines}
+    {history}
     tradechaos check $RUN
 
 The steps' records (faults, world events such as price moves, adversarial orders) come

@@ -103,9 +103,10 @@ class Minidex:
         setup += ["--database", "minidex", "--schema", str(EXAMPLE / "schema.sql")]
         subprocess.run(setup, check=True, timeout=120)
         pg_port = str(self.ports["pg"])
+        serve = [py, "-m", "chaos.builtins.postgres", "serve", "--data-dir", str(data)]
         self.procs["pg"] = Proc(
             "pg",
-            [py, "-m", "chaos.builtins.postgres", "serve", "--data-dir", str(data), "--port", pg_port],
+            [*serve, "--port", pg_port],
             os.environ,
             self.root,
         )

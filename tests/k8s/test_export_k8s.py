@@ -412,3 +412,45 @@ def test_every_tradechaos_command_in_an_export_parses_as_the_cli_expects(tmp_pat
         assert args.service_url, command
     hooks = [c for c in commands if "--then" in c]
     assert hooks and all(c[c.index("--then") + 1].endswith("python") for c in hooks)
+
+
+def readme_history(readme: str) -> tuple[list[str], list[str]]:
+    """(the port-forward lines, the `tradechaos stack history` command as argv)."""
+    import shlex
+
+    lines = [line.strip() for line in readme.replace("\\\n", " ").splitlines()]
+    forwards = [line for line in lines if "port-forward" in line]
+    history = [shlex.split(line) for line in lines if line.startswith("tradechaos stack history")]
+    assert len(history) == 1, lines
+    return forwards, history[0]
+
+
+@pytest.mark.parametrize(
+    ("experiment", "reads"),
+    [
+        (INCIDENTS[0], {"sequencer-db": "svc/link-sequencer-db", "chain": "svc/chain"}),
+        (
+            REPO / "examples" / "minidex" / "experiments" / "late-pricer-restart.yaml",
+            {"engine-pg": "svc/link-engine-pg", "pricer-pg": "svc/link-pricer-pg"},
+        ),
+    ],
+)
+def test_the_readme_collects_what_the_stack_files_history_binding_reads(
+    tmp_path: Path, experiment: Path, reads: dict[str, str]
+) -> None:
+    """The collect step port-forwards each name the history binding reads (from the stack
+    file, no stack named in the exporter) and `tradechaos stack history` reads them there."""
+    from chaos.cli import build_parser
+
+    out = export(tmp_path, experiment)
+    readme = next(out.glob("*/README.md")).read_text()
+    assert "chaos.stack.exporter" not in readme
+    forwards, argv = readme_history(readme)
+    assert [f.split()[4] for f in forwards] == list(reads.values())
+    args = build_parser().parse_args(argv[1:])
+    given = dict(item.split("=", 1) for item in args.addresses)
+    assert list(given) == list(reads)
+    locals_ = [f.split()[5].split(":")[0] for f in forwards]
+    assert [a.rsplit(":", 1)[1] for a in given.values()] == locals_
+    if "minidex" in str(experiment):
+        assert args.stack.endswith("examples/minidex/stack.yaml")

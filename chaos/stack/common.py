@@ -151,7 +151,7 @@ def spawn(app: web.Application, coro_fn: Callable[[], Awaitable[None]], name: st
 
     async def start(app_: web.Application) -> None:
         task = asyncio.create_task(_guarded(coro_fn, name), name=name)
-        app_.setdefault("_tasks", []).append(task)  # type: ignore[union-attr]
+        app_.setdefault("_tasks", []).append(task)
 
     async def stop(app_: web.Application) -> None:
         for task in app_.get("_tasks", []):

@@ -52,7 +52,8 @@ class Risk:
         try:
             async with self.session.get(f"{self.oracle_url}/prices") as resp:
                 resp.raise_for_status()
-                markets = (await resp.json(loads=json.loads)).get("markets", {})
+                answer: dict[str, Any] = await resp.json(loads=json.loads)
+                markets: dict[str, dict[str, float]] = answer.get("markets", {})
             if markets:
                 self.price_source = "oracle"
                 now = time.time()

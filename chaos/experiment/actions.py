@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
+from chaos.experiment.actions_response import ENTRIES as RUNBOOK_ENTRIES
+from chaos.experiment.actions_response import check_rules as check_runbook_rules
 from chaos.experiment.params import KnownNames, ParamSpec, StepError, check_params
 
 __all__ = [
@@ -41,7 +43,6 @@ __all__ = [
 
 TargetKind = Literal["service", "link", "site", "services", "links", "none"]
 Family = Literal["network", "process", "node", "maintenance", "data", "market", "response"]
-ORDER_TYPES = ("limit", "market", "take_profit", "stop_loss")  # tradechaos's order types
 
 
 class StepLike(Protocol):
@@ -374,120 +375,17 @@ def _actions() -> dict[str, ActionInfo]:
             requires=("orders",),
         ),
     ]
-    acts += _market_orders() + _response()
+    acts += _runbook()
     return {a.name: a for a in acts}
 
 
-def _market_orders() -> list[ActionInfo]:
+def _runbook() -> list[ActionInfo]:
+    """The response family and trigger_orders (``chaos.experiment.actions_response``)."""
     return [
-        _info(
-            "trigger_orders",
-            "market",
-            "none",
-            "traders' take-profit / stop-loss orders that wait for the mark (bindings.orders)",
-            {
-                "accounts": ParamSpec(
-                    "list", items="int", help="default: bindings.accounts.traders"
-                ),
-                "count": ParamSpec("int", default=6, min=1),
-                "types": ParamSpec(
-                    "list", default=["take_profit", "stop_loss"], help="take_profit, stop_loss"
-                ),
-                "distance_pct": ParamSpec(
-                    "float",
-                    default=20.0,
-                    min=0.0,
-                    exclusive_min=True,
-                    help="the trigger this far from the mark, on the side where it waits",
-                ),
-                "market": ParamSpec("str"),
-                "qty": ParamSpec("float", default=0.01, min=0.0, exclusive_min=True),
-            },
-            is_fault=False,
-            target_required=False,
-            requires=("orders",),
-        )
-    ]
-
-
-def _response() -> list[ActionInfo]:
-    """The operator's runbook, each step one request of ``bindings.response``."""
-    return [
-        _info(
-            "snapshot",
-            "response",
-            "none",
-            "mark the log, the chain head and the market state (bindings.response.snapshot)",
-            {"label": ParamSpec("str", help="the snapshot's name (default: the step's id)")},
-            is_fault=False,
-            target_required=False,
-            requires=("response.snapshot",),
-        ),
-        _info(
-            "chain_rollback",
-            "response",
-            "none",
-            "roll the log and the chain back to a snapshot or a seq/height",
-            {
-                "to": ParamSpec("str", help="the label of an earlier snapshot step"),
-                "seq": ParamSpec("int", min=0, help="or: the last event kept"),
-                "chain_height": ParamSpec("int", min=0, help="or: the last block kept"),
-                "wait": _d(10.0, help="how long the stack may wait for the chain's part"),
-            },
-            is_fault=False,
-            target_required=False,
-            requires=("response.rollback",),
-        ),
-        _info(
-            "cancel_all",
-            "response",
-            "none",
-            "cancel every open order but those of the excepted types",
-            {
-                "except": ParamSpec("list", default=[], help="order types kept, e.g. stop_loss"),
-                "accounts": ParamSpec("list", items="int", help="only these accounts' orders"),
-                "markets": ParamSpec("list", help="only these markets' orders"),
-            },
-            is_fault=False,
-            target_required=False,
-            requires=("response.cancel_all",),
-        ),
-        _info(
-            "disable_access",
-            "response",
-            "none",
-            "refuse traders' orders and cancels (they record fail)",
-            {"reason": ParamSpec("str", help="what traders are told")},
-            is_fault=False,
-            target_required=False,
-            requires=("response.disable_access",),
-        ),
-        _info(
-            "enable_access",
-            "response",
-            "none",
-            "let traders in again",
-            is_fault=False,
-            target_required=False,
-            requires=("response.enable_access",),
-        ),
-        _info(
-            "replay",
-            "response",
-            "none",
-            "apply again rolled-back events the operator keeps",
-            {
-                "seqs": ParamSpec("list", items="int", help="the rolled-back seqs to keep"),
-                "kinds": ParamSpec("list", help="or: the event kinds to keep, e.g. deposit"),
-                "rollback": ParamSpec(
-                    "str", help="the id of an earlier chain_rollback step (default: the latest)"
-                ),
-            },
-            is_fault=False,
-            target_required=False,
-            requires=("response.replay",),
-        ),
-    ]
+        _info(name, cast(Family, e.family), "none", e.summary, e.params, is_fault=False,
+              target_required=False, requires=e.requires)
+        for name, e in RUNBOOK_ENTRIES.items()
+    ]  # fmt: skip
 
 
 ACTIONS: dict[str, ActionInfo] = _actions()
@@ -572,23 +470,8 @@ def _check_action_rules(action: str, parsed: dict[str, object], names: KnownName
         raise StepError("value", f"required by feed_fault kind {parsed['kind']!r}")
     elif action == "aggressive_orders" and not 1 <= len(_as_list(parsed["offset_pct"])) <= 2:
         raise StepError("offset_pct", "expected a number or [low, high]")
-    elif action in ("cancel_all", "trigger_orders"):
-        key = "except" if action == "cancel_all" else "types"
-        kinds: tuple[str, ...] = ORDER_TYPES if action == "cancel_all" else ORDER_TYPES[2:]
-        for i, name in enumerate(_as_list(parsed[key])):
-            if name not in kinds:
-                raise StepError(f"{key}[{i}]", f"unknown order type {name!r} (allowed: "
-                                f"{', '.join(kinds)})")  # fmt: skip
-        if action == "trigger_orders" and not _as_list(parsed[key]):
-            raise StepError(key, "give at least one order type")
-    elif action == "chain_rollback":
-        points = [k for k in ("seq", "chain_height") if parsed[k] is not None]
-        if parsed["to"] is None and not points:
-            raise StepError("to", "required: a snapshot's label, or give seq and/or chain_height")
-        if parsed["to"] is not None and points:
-            raise StepError(points[0], "give either to (a snapshot) or seq/chain_height, not both")
-    elif action == "replay" and parsed["seqs"] is None and parsed["kinds"] is None:
-        raise StepError("kinds", "a replay needs seqs and/or kinds: the events to keep")
+    elif action in RUNBOOK_ENTRIES:
+        check_runbook_rules(action, parsed)
     elif action == "partition":
         left, right = parsed["between"], parsed["and"]
         assert isinstance(left, list) and isinstance(right, list)

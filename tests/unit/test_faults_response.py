@@ -40,6 +40,9 @@ class FakeService:
         service = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.do_POST()
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -73,12 +76,15 @@ class Backend:
     def __init__(self, services: dict[str, FakeService]) -> None:
         self.services = services
         self.running = set(services)
+        self.links: dict[str, FakeService] = {}  # what listens behind a link
 
     def endpoint(self, service: str) -> Endpoint:
         return self.services[service].endpoint
 
     def link_endpoint(self, link: str) -> Endpoint:
-        raise AssertionError(f"a response step went through link {link}")
+        if link not in self.links:
+            raise AssertionError(f"a response step went through link {link}")
+        return self.links[link].endpoint
 
     def is_running(self, service: str) -> bool:
         return service in self.running
@@ -86,11 +92,12 @@ class Backend:
 
 class Sink:
     def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []  # faults.jsonl
+        self.client_ops: list[dict[str, Any]] = []  # client.jsonl
 
     def record(self, stream: str, obj: dict[str, Any]) -> None:
-        assert stream == "faults"
-        self.records.append(obj)
+        assert stream in ("faults", "client"), stream
+        (self.records if stream == "faults" else self.client_ops).append(obj)
 
     def evidence(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r["phase"] == "evidence"]
@@ -295,3 +302,36 @@ def test_an_access_change_is_retried_while_the_leader_cannot_write_yet(stack: An
     build(step("disable_access"), ctx).inject()
     assert [p for p, _ in services["sequencer"].received] == ["/admin/disable_access"] * 2
     assert sink.evidence()[0]["evidence"]["enabled"] is False
+
+
+def test_trigger_orders_wait_on_the_side_of_the_mark_their_type_and_side_say(stack: Any) -> None:
+    """Through the orders link like any trader: a sell stop-loss and a buy take-profit below
+    the mark, a sell take-profit and a buy stop-loss above it, each a client op."""
+    services, backend, sink, ctx = stack
+    venue = FakeService()
+    backend.links["clients-sequencer"] = venue
+    try:
+        venue.script["/markets"] = lambda body: (200, {"mode": "normal", "markets": {
+            "BTC-PERP": {"oracle_price": 60000.0}}})  # fmt: skip
+        seqs = iter(range(100, 200))
+        venue.script["/orders"] = lambda body: (200, {"status": "accepted", "seq": next(seqs),
+                                                      "order_id": 1, "fills": []})  # fmt: skip
+        build(step("trigger_orders", count=4, accounts=[31, 32], market="BTC-PERP",
+                   distance_pct=10), ctx).inject()  # fmt: skip
+    finally:
+        venue.close()
+    orders = [body for path, body in venue.received if path == "/orders"]
+    placed = {(o["type"], o["side"]): (o["trigger_price"], o["account"]) for o in orders}
+    assert placed == {
+        ("take_profit", "sell"): (66000.0, 31),
+        ("stop_loss", "sell"): (54000.0, 32),
+        ("take_profit", "buy"): (54000.0, 31),
+        ("stop_loss", "buy"): (66000.0, 32),
+    }
+    assert all("price" not in o and "post_only" not in o for o in orders)
+    assert [op["type"] for op in sink.client_ops] == ["invoke", "ok"] * 4
+    assert {op["process"] for op in sink.client_ops} == {800_031, 800_032}
+    assert all("adversary" not in op for op in sink.client_ops)
+    (evidence,) = sink.evidence()
+    assert evidence["evidence"]["sent"] == {"ok": 4, "fail": 0, "info": 0}
+    assert services["sequencer"].received == []

@@ -9,7 +9,8 @@ engine, so nothing here imports more than the standard library.
 Template rules (docs/stack-file.md): a string that is exactly ``{field}`` takes the field's
 value with its type (a missing/None value drops the key from a body object); ``{field|str}``
 sends it as text, ``|int``/``|float`` as numbers; other strings are formatted as text.
-``values`` maps a field's value to the stack's own word before it is placed.
+``values`` maps a field's value (or each item of a list value) to the stack's own word
+before it is placed.
 """
 
 from __future__ import annotations
@@ -77,11 +78,11 @@ def _as_text(value: Any) -> str:
 def _lookup(name: str, fields: Mapping[str, Any], values: Mapping[str, Mapping[str, Any]]) -> Any:
     value = fields.get(name)
     table = values.get(name)
-    if table is not None and value is not None:
-        key = _as_text(value)
-        if key in table:
-            return table[key]
-    return value
+    if table is None or value is None:
+        return value
+    if isinstance(value, list | tuple):  # a list of words: each one translated
+        return [table.get(_as_text(item), item) for item in value]
+    return table.get(_as_text(value), value)
 
 
 def fill_text(
@@ -116,6 +117,21 @@ def fill_json(
     if isinstance(template, list):
         return [v for v in (fill_json(i, fields, values) for i in template) if v is not MISSING]
     return template
+
+
+def template_fields(request: Request) -> set[str]:
+    """The field names ``request``'s path, query, headers and body strings use."""
+    texts = [request.path, *map(str, request.query.values()), *request.headers.values()]
+    pending: list[Any] = [request.body]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, Mapping):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return {m.group(1) for text in texts for m in _FIELD.finditer(text) if m.group(1)}
 
 
 def render(request: Request, fields: Mapping[str, Any]) -> Rendered:

@@ -30,10 +30,11 @@ class OrderRequest:
     account: int
     market: str
     side: str  # buy | sell
-    type: str  # limit | market
+    type: str  # limit | market | take_profit | stop_loss
     qty: float
     price: float | None = None
     post_only: bool = False
+    trigger_price: float | None = None  # take_profit / stop_loss: the mark that triggers it
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -45,6 +46,7 @@ class OrderRequest:
             "qty": self.qty,
             "price": self.price,
             "post_only": True if self.post_only else None,
+            "trigger_price": self.trigger_price,
         }
 
 

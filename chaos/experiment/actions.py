@@ -11,8 +11,11 @@ Contract (docs/contracts.md §6)
 - ``validate_step(action, params, names, target=...)`` raises ``StepError(field, problem)``
   naming the allowed values; it never touches processes or the network.
 - ``requires`` names what the stack must provide for the action: a binding of its stack
-  file (``orders``, ``trading_mode``, ``db_upgrade``, ``accounts``) or a built-in part
-  (``venues``); the experiment loader refuses a step whose stack lacks it.
+  file (``orders``, ``trading_mode``, ``db_upgrade``, ``accounts``), one request of a
+  binding (``response.rollback``) or a built-in part (``venues``); the experiment loader
+  refuses a step whose stack lacks it.
+- The ``response`` family is the operator's runbook (issue 21): not faults, so
+  ``--no-faults`` keeps them, as it keeps ``trading_mode``.
 - Faults are built from steps by ``chaos.faults.build.build(step, ctx)``; this module is
   the catalogue only (pure data and validation, cheap to import).
 """
@@ -21,8 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
+from chaos.experiment.actions_response import ENTRIES as RUNBOOK_ENTRIES
+from chaos.experiment.actions_response import check_rules as check_runbook_rules
 from chaos.experiment.params import KnownNames, ParamSpec, StepError, check_params
 
 __all__ = [
@@ -37,7 +42,7 @@ __all__ = [
 ]
 
 TargetKind = Literal["service", "link", "site", "services", "links", "none"]
-Family = Literal["network", "process", "node", "maintenance", "data", "market"]
+Family = Literal["network", "process", "node", "maintenance", "data", "market", "response"]
 
 
 class StepLike(Protocol):
@@ -370,7 +375,17 @@ def _actions() -> dict[str, ActionInfo]:
             requires=("orders",),
         ),
     ]
+    acts += _runbook()
     return {a.name: a for a in acts}
+
+
+def _runbook() -> list[ActionInfo]:
+    """The response family and trigger_orders (``chaos.experiment.actions_response``)."""
+    return [
+        _info(name, cast(Family, e.family), "none", e.summary, e.params, is_fault=False,
+              target_required=False, requires=e.requires)
+        for name, e in RUNBOOK_ENTRIES.items()
+    ]  # fmt: skip
 
 
 ACTIONS: dict[str, ActionInfo] = _actions()
@@ -455,6 +470,8 @@ def _check_action_rules(action: str, parsed: dict[str, object], names: KnownName
         raise StepError("value", f"required by feed_fault kind {parsed['kind']!r}")
     elif action == "aggressive_orders" and not 1 <= len(_as_list(parsed["offset_pct"])) <= 2:
         raise StepError("offset_pct", "expected a number or [low, high]")
+    elif action in RUNBOOK_ENTRIES:
+        check_runbook_rules(action, parsed)
     elif action == "partition":
         left, right = parsed["between"], parsed["and"]
         assert isinstance(left, list) and isinstance(right, list)

@@ -8,9 +8,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from chaos.bindings.http import template_fields
 from chaos.experiment.actions import ACTIONS, StepError, validate_step
 from chaos.experiment.model import Step, Variant
 from chaos.experiment.params import KnownNames
+from chaos.experiment.runbook import check_runbook
 from chaos.files.fields import Reader
 from chaos.files.yamlsource import LineDict, LineList
 from chaos.stackfile.definition import StackDefinition
@@ -48,6 +50,7 @@ def read_method(
         if step is not None:
             steps.append(step)
     _check_timing(r, steps, variants, duration)
+    check_runbook(r, items, steps, variants, planned_times(steps))
     return tuple(steps)
 
 
@@ -188,6 +191,15 @@ def _problem(
     world = _world_problem(action, params, target, definition)
     if world is not None:
         return world
+    orders = definition.bindings.orders
+    if (
+        action == "trigger_orders"
+        and orders is not None
+        and orders.python is None
+        and (orders.submit is None or "trigger_price" not in template_fields(orders.submit))
+    ):
+        return "action", (f"trigger_orders needs bindings.orders.submit to send "
+                          f"{{trigger_price}}; stack {definition.name}'s does not")  # fmt: skip
     binding = definition.bindings.trading_mode
     if action == "trading_mode" and binding is not None and params.get("mode") not in binding.modes:
         modes = ", ".join(binding.modes)
@@ -205,10 +217,15 @@ def _world_problem(
     """Names and values of the world the stack declares: markets, venues, scales."""
     markets = [m.name for m in definition.markets]
     market = params.get("market")
-    if action in ("feed_fault", "price_move", "aggressive_orders") and market is not None:
-        allowed = markets if action == "aggressive_orders" else ["*", *markets]
+    ordering = ("aggressive_orders", "trigger_orders")
+    if action in ("feed_fault", "price_move", *ordering) and market is not None:
+        allowed = markets if action in ordering else ["*", *markets]
         if market not in allowed:
             return "market", f"unknown market {market!r} (markets: {', '.join(allowed)})"
+    if action == "cancel_all" and isinstance(params.get("markets"), list):
+        for i, name in enumerate(params["markets"]):
+            if name not in markets:
+                return f"markets[{i}]", f"unknown market {name!r} (markets: {', '.join(markets)})"
     if action != "feed_fault":
         return None
     venue = params.get("venue")
@@ -232,7 +249,10 @@ def missing_requirement(action: str, definition: StackDefinition) -> str | None:
             if not definition.builtins("venues"):
                 return (f"{action} needs a builtin venues service, which stack "
                         f"{definition.name} does not have")  # fmt: skip
-        elif getattr(definition.bindings, need) is None:
+            continue
+        binding_name, _, request = need.partition(".")  # e.g. response.rollback
+        binding = getattr(definition.bindings, binding_name)
+        if binding is None or (request and getattr(binding, request) is None):
             return (f"{action} needs bindings.{need}, which stack {definition.name}'s file "
                     f"({definition.source}) does not declare")  # fmt: skip
     return None

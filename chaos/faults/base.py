@@ -77,7 +77,9 @@ class SystemClock:
 
 @dataclass
 class FaultContext:
-    """Everything a fault may touch. ``load`` is the running ``LoadDriver`` or None."""
+    """Everything a fault may touch. ``load`` is the running ``LoadDriver`` or None.
+    ``runbook``: what response steps tell later ones (``chaos.faults.response``), e.g.
+    ``"snapshot:pre"`` -> the answer of the step that took snapshot ``pre``."""
 
     backend: Backend
     proxy: ProxyControl
@@ -86,6 +88,7 @@ class FaultContext:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     clock: Clock = field(default_factory=SystemClock)
     load: object | None = None
+    runbook: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def places(self) -> Places:

@@ -13,6 +13,15 @@ them unless a price band guards it, and that a liquidation sweeping the book the
 far from the fair price. They go through the orders link (``bindings.orders.via``) like
 any client. Each order is a client op in the ``client`` stream (invoke, then ok / fail /
 info) with ``adversary: true``.
+
+``trigger_orders`` (not a fault: ordinary traders protecting themselves, kept by
+``--no-faults``) sends ``count`` take-profit / stop-loss orders (``types`` in turn) from
+``accounts`` (default ``bindings.accounts.traders``) through the orders link, each with a
+``trigger_price`` ``distance_pct`` away from the price the stack shows on the side where it
+waits (a sell stop-loss and a buy take-profit below it, a buy stop-loss and a sell
+take-profit above it; sides alternate by pairs), no limit price. They rest as the
+protective orders a runbook's ``cancel_all`` keeps. Client ops as above, without
+``adversary``.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from chaos.faults.process import _seconds
 from chaos.load.ops import op_record
 
 ADVERSARY_PROCESS = 900_000  # client-op process ids of adversaries: 900000 + account
+TRIGGER_PROCESS = 800_000  # of trigger_orders' traders: 800000 + account
 
 
 class PriceMove(RecordedFault):
@@ -157,13 +167,18 @@ class AggressiveOrders(RecordedFault):
         if not prices:
             raise FaultError(f"the stack showed no price for {market} at any try")
 
+    adversary = True
+
     def _send(self, client: HttpOrders, order: OrderRequest) -> str:
-        process = ADVERSARY_PROCESS + order.account
+        base = ADVERSARY_PROCESS if self.adversary else TRIGGER_PROCESS
+        process = base + order.account
         body = order.fields()
         body["type"] = order.type
         record = self.ctx.recorder.record
+        adversary = True if self.adversary else None
         record(
-            "client", op_record("invoke", process, "order", body, time.time(), 1, adversary=True)
+            "client",
+            op_record("invoke", process, "order", body, time.time(), 1, adversary=adversary),
         )
         began = time.monotonic()
         try:
@@ -179,7 +194,8 @@ class AggressiveOrders(RecordedFault):
                 body,
                 time.time(),
                 1,
-                adversary=True,
+                adversary=adversary,
+                trigger_price=order.trigger_price,
                 latency=round(time.monotonic() - began, 4),
                 seq=answer.seq,
                 error=answer.reason if answer.kind != "ok" else None,
@@ -191,10 +207,62 @@ class AggressiveOrders(RecordedFault):
         return {}  # resting orders stay: the adversary does not take them back
 
 
+class TriggerOrders(AggressiveOrders):
+    adversary = False
+
+    def _accounts(self) -> list[int]:
+        given = self.params.get("accounts")
+        if isinstance(given, list):
+            return [int(str(a)) for a in given]
+        accounts = self.ctx.definition.bindings.accounts
+        if accounts is None or not accounts.traders:
+            raise FaultError("trigger_orders needs accounts: give them, or declare "
+                             "bindings.accounts.traders in the stack file")  # fmt: skip
+        return list(accounts.traders)
+
+    def _inject(self) -> None:
+        client = self._client()
+        wanted = self.params.get("market")
+        market, price = self._current_price(client, str(wanted) if wanted else None)
+        if price is None:
+            raise FaultError(f"the stack showed no price for {market}: no trigger to place")
+        accounts = self._accounts()
+        types_param = self.params["types"]
+        assert isinstance(types_param, list)
+        types = [str(t) for t in types_param]
+        distance = _seconds(self.params["distance_pct"]) / 100
+        outcomes: dict[str, int] = {"ok": 0, "fail": 0, "info": 0}
+        placed: list[dict[str, Any]] = []
+        for i in range(int(_seconds(self.params["count"]))):
+            kind = types[i % len(types)]
+            side = ("sell", "buy")[(i // len(types)) % 2]
+            below = (kind == "stop_loss") == (side == "sell")  # waits for the mark to fall
+            trigger = round(price * (1 - distance if below else 1 + distance), 2)
+            order = OrderRequest(
+                client_order_id=f"trg-{self.step_id}-{i}",
+                account=accounts[i % len(accounts)],
+                market=market,
+                side=side,
+                type=kind,
+                qty=_seconds(self.params["qty"]),
+                trigger_price=trigger,
+            )
+            outcome = self._send(client, order)
+            outcomes[outcome] += 1
+            placed.append({"client_order_id": order.client_order_id, "account": order.account,
+                           "type": kind, "side": side, "trigger_price": trigger,
+                           "outcome": outcome})  # fmt: skip
+        self.evidence(market=market, price=price, sent=outcomes, orders=placed)
+        if not outcomes["ok"]:
+            raise FaultError(f"the stack accepted none of the {len(placed)} trigger orders")
+
+
 def build(
     step: StepLike, info: ActionInfo, params: dict[str, object], ctx: FaultContext
 ) -> RecordedFault:
     targets = step_target(step.target)
     if info.name == "price_move":
         return PriceMove(ctx, step.id, info.name, targets, params)
+    if info.name == "trigger_orders":
+        return TriggerOrders(ctx, step.id, info.name, targets, params)
     return AggressiveOrders(ctx, step.id, info.name, targets, params)

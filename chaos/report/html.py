@@ -148,7 +148,12 @@ def _error_section(journal: Mapping[str, Any]) -> str:
     return f'<section id="error"><h2>Run error</h2><p class="error">{_e(error)}</p></section>'
 
 
-_NON_FAULT_KIND = {"price_move": "world event"}
+_NON_FAULT_KIND = {
+    "price_move": "world event",
+    "trigger_orders": "trading",
+    **{a: "response" for a in ("snapshot", "chain_rollback", "cancel_all", "disable_access",
+                               "enable_access", "replay")},
+}  # fmt: skip
 
 
 def _timeline_section(journal: Mapping[str, Any], data: RunData) -> str:

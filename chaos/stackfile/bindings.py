@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ORDER_FIELDS = ("client_order_id", "account", "market", "side", "type", "price", "qty",
-                "post_only")  # fmt: skip
+                "post_only", "trigger_price")  # fmt: skip
 CANCEL_FIELDS = ("client_order_id", "account")
 TRADING_MODES = ("normal", "post_only", "cancel_only", "halt")
 
@@ -201,6 +201,52 @@ class HistoryBinding:
         return tuple(s for s in HISTORY_SOURCES if s in self.sources)
 
 
+# -- the response binding (issue 21) ------------------------------------------------------
+
+# The fields each response request may use as placeholders (docs/stack-file.md, "response").
+RESPONSE_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "snapshot": ("label",),
+    "rollback": ("snapshot", "seq", "chain_height", "wait_s"),
+    "cancel_all": ("except", "accounts", "markets"),
+    "disable_access": ("reason",),
+    "enable_access": (),
+    "replay": ("seqs", "kinds", "rollback"),
+}
+
+
+@dataclass(frozen=True)
+class ResponseRequest:
+    """One operator request: the template, and ``answer``: History field -> JSON path of
+    the stack's answer (for stacks whose answers use other names; the answer is recorded
+    as it is, with these fields set over it)."""
+
+    request: Request
+    answer: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResponseBinding:
+    """The operator's runbook: each request is sent directly (not through a link) to the
+    first running service of ``services`` that takes it; a 503 moves on to the next."""
+
+    services: tuple[str, ...]
+    snapshot: ResponseRequest | None = None
+    rollback: ResponseRequest | None = None
+    cancel_all: ResponseRequest | None = None
+    disable_access: ResponseRequest | None = None
+    enable_access: ResponseRequest | None = None
+    replay: ResponseRequest | None = None
+
+    def get(self, name: str) -> ResponseRequest | None:
+        """The request named ``name`` (a key of ``RESPONSE_FIELDS``), or None."""
+        found = getattr(self, name)
+        assert found is None or isinstance(found, ResponseRequest)
+        return found
+
+
+# -- end of the response binding -----------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class SqlCheck:
     """A user-defined invariant (``checks:`` of a stack or experiment file): after the run
@@ -221,3 +267,4 @@ class Bindings:
     trading_mode: TradingModeBinding | None = None
     db_upgrade: DbUpgradeBinding | None = None
     history: HistoryBinding | None = None
+    response: ResponseBinding | None = None  # issue 21

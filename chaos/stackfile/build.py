@@ -499,4 +499,22 @@ def _bindings(r: Reader, body: LineDict, links: tuple[LinkDecl, ...]) -> B.Bindi
         else None,
         db_upgrade=_db_upgrade(body["db_upgrade"], links) if "db_upgrade" in body else None,
         history=_history(r, body["history"], links) if "history" in body else None,
+        response=_response(r, body["response"], links) if "response" in body else None,
     )
+
+
+# -- the response binding (issue 21) ------------------------------------------------------
+
+
+def _response(r: Reader, body: LineDict, links: tuple[LinkDecl, ...]) -> B.ResponseBinding:
+    requests: dict[str, B.ResponseRequest | None] = {}
+    for name in B.RESPONSE_FIELDS:
+        if name not in body:
+            continue
+        made = request(r, body[name], f"bindings.response.{name}", links)
+        answer = {str(k): str(v) for k, v in (body[name].get("answer") or {}).items()}
+        requests[name] = B.ResponseRequest(made, answer) if made is not None else None
+    return B.ResponseBinding(services=tuple(str(s) for s in body["services"]), **requests)
+
+
+# -- end of the response binding ----------------------------------------------------------

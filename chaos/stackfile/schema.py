@@ -288,6 +288,21 @@ READING: Schema = obj(
     }
 )  # fmt: skip
 
+# -- the response binding (issue 21: the operator's runbook) ------------------------------
+# Each request goes straight to the first running service of ``services`` that answers
+# (a 503 moves on to the next); ``answer`` maps History fields to JSON paths of the answer
+# (docs/stack-file.md, "response").
+RESPONSE_REQUESTS = ("snapshot", "rollback", "cancel_all", "disable_access", "enable_access",
+                     "replay")  # fmt: skip
+RESPONSE: Schema = obj(
+    {
+        "services": {**names(), "minItems": 1},
+        **{name: request({"answer": mapping(JSON_PATH)}) for name in RESPONSE_REQUESTS},
+    },
+    ("services",),
+)
+# -- end of the response binding ----------------------------------------------------------
+
 BINDINGS: Schema = obj(
     {
         "orders": obj(
@@ -348,6 +363,7 @@ BINDINGS: Schema = obj(
                 "python": text(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"),
             }
         ),
+        "response": RESPONSE,  # issue 21
     }
 )  # fmt: skip
 

@@ -326,6 +326,8 @@ def _check_bindings(c: _Check) -> None:
                        f"link {name!r} does not lead to {b.db_upgrade.database!r}")  # fmt: skip
     if b.history is not None:
         _check_history(c, b.history)
+    if b.response is not None:
+        _check_response(c, b.response)
 
 
 def _check_history(c: _Check, history: B.HistoryBinding) -> None:
@@ -348,3 +350,25 @@ def _check_history(c: _Check, history: B.HistoryBinding) -> None:
                     c.database([*where, "sql", "database"], reading.sql.database)
                 elif reading.http_service is not None:
                     c.service([*where, "http", "service"], reading.http_service)
+
+
+# -- the response binding (issue 21) ------------------------------------------------------
+
+
+def _check_response(c: _Check, response: B.ResponseBinding) -> None:
+    """Its services exist; each request uses only its own fields and goes to them."""
+    path = ["bindings", "response"]
+    for index, name in enumerate(response.services):
+        c.service([*path, "services", index], name)
+    for name, fields in B.RESPONSE_FIELDS.items():
+        found = response.get(name)
+        if found is None:
+            continue
+        c.request([*path, name], found.request, fields)
+        for key in ("service", "via"):
+            if getattr(found.request, key) is not None:
+                c.fail([*path, name, key], "a response request goes to bindings.response."
+                       f"services (each in turn), not to a {key} of its own")  # fmt: skip
+
+
+# -- end of the response binding ----------------------------------------------------------

@@ -22,7 +22,11 @@ from chaos.backends.docker import RUN_LABEL, sweep_containers
 
 REPO = Path(__file__).resolve().parents[2]
 INCIDENTS = REPO / "experiments" / "incidents"
-FILES = {"paradex": "paradex-2026-db-upgrade.yaml", "cme": "cme-2025-cooling.yaml"}
+FILES = {
+    "paradex": "paradex-2026-db-upgrade.yaml",
+    "cme": "cme-2025-cooling.yaml",
+    "paradex-response": "paradex-2026-response.yaml",
+}
 CASES = [(name, variant) for name in FILES for variant in ("vulnerable", "mitigated")]
 RUN_TIMEOUT_S = 400.0
 

@@ -1,4 +1,5 @@
-"""The incident library, end to end on the process backend (issue 7).
+"""The incident library, end to end on the process backend (issue 7; the Paradex response,
+issue 21).
 
 The whole library runs once, as a CI gate runs it: ``tradechaos run
 experiments/incidents/*.yaml --controls --jobs 2`` (every variant with faults injected and as
@@ -49,7 +50,14 @@ STORIES: dict[str, dict[str, str]] = {
     "cloudflare-2025-edge": {
         "no_duplicate_orders": r"accepted again",
     },
+    # the response: nothing is left violated after it; its story is the harm ledger's
+    # (test_the_response_makes_whole_what_the_race_cost) and the recovered-state verdicts
+    "paradex-2026-response": {},
 }
+RESPONSE = "paradex-2026-response"
+RECOVERED = ("rollback_restores_snapshot", "no_corrupt_market_data_remains",
+             "no_unreported_lost_orders", "trigger_orders_survive_cancel_all",
+             "recovered_state_matches_replay")  # fmt: skip
 
 
 Key = tuple[str, str, bool]  # experiment, variant, no_faults
@@ -130,6 +138,58 @@ def test_control_runs_hold_every_invariant(name: str, library: dict[Key, dict[st
         )
         skipped = [t for t in journal["timeline"] if t.get("fault")]
         assert skipped and all(t.get("skipped") for t in skipped), variant
+
+
+def test_the_response_makes_whole_what_the_race_cost(library: dict[Key, dict[str, Any]]) -> None:
+    """Paradex's response rehearsed: on the vulnerable stack the race liquidated accounts
+    that were healthy under the truth, the harm ledger (the log as written) names them and
+    what each lost, and the rollback to the pre-maintenance snapshot made all of it whole;
+    after the runbook the chain is the snapshot's plus valid blocks, the accounts equal a
+    fair replay, and cancel_all kept the take-profit / stop-loss orders and nothing else.
+    On the mitigated stack and in the controls the same runbook costs nobody anything."""
+    runs = {(v, c): j for (e, v, c), j in library.items() if e == RESPONSE}
+    assert set(runs) == {(v, c) for v in ("vulnerable", "mitigated") for c in (False, True)}
+    for (variant, control), journal in runs.items():
+        verdicts = {v["invariant"]: v for v in journal["verdicts"]}
+        for name in RECOVERED:
+            assert verdicts[name]["valid"] is True and verdicts[name]["checked"] > 0, (
+                variant, control, name, verdicts[name]["message"])  # fmt: skip
+        assert "cancel_all cancelled" in verdicts["no_unreported_lost_orders"]["message"]
+        kept = _evidence(journal, "cancel_all")["kept_orders"]
+        assert {o["order_type"] for o in kept} == {"take_profit", "stop_loss"}, kept
+        rollback = _evidence(journal, "chain_rollback")
+        assert rollback["chain"]["rolled_back"] is True and rollback["snapshot"] == "pre"
+        harm = journal["harm"]
+        assert harm["unknown"] == [] and harm["rollbacks"][0]["snapshot"] == "pre"
+        if (variant, control) != ("vulnerable", False):
+            assert harm["totals"]["total"] == 0.0 and harm["item_count"] == 0, (variant, harm)
+    _the_ledger_names_the_liquidated_and_the_rollback_made_them_whole(
+        runs[("vulnerable", False)]["harm"]
+    )
+
+
+def _the_ledger_names_the_liquidated_and_the_rollback_made_them_whole(
+    harm: dict[str, Any],
+) -> None:
+    # the liquidated side of each unintended liquidation (not the maker or the fund that
+    # took the position), each one removed by the rollback step
+    liquidated = [i for i in harm["items"] if i["kind"] == "unintended_liquidation"
+                  and not i.get("counterparty") and i["loss"] > 0]  # fmt: skip
+    assert liquidated and all(i["made_whole_by"] == "rollback" for i in liquidated), liquidated
+    accounts = {a["account"] for a in harm["accounts"]}
+    made_whole = harm["rollbacks"][0]["made_whole_by_account"]
+    assert {i["account"] for i in liquidated} <= accounts & {int(a) for a in made_whole}
+    assert harm["affected_accounts"] >= 1 and harm["totals"]["unintended_liquidation"] > 100
+    assert harm["totals"]["owed"] == 0.0
+    assert harm["totals"]["made_whole"] == harm["totals"]["total"] > 100
+
+
+def _evidence(journal: dict[str, Any], action: str) -> dict[str, Any]:
+    path = Path(journal["run_dir"]) / "history" / "faults.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line]
+    found = [r["evidence"] for r in records if r["action"] == action and r["phase"] == "evidence"]
+    assert len(found) == 1, (action, found)
+    return dict(found[0])
 
 
 def test_control_run_through_the_pytest_plugin(tmp_path: Path) -> None:

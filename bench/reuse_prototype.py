@@ -42,7 +42,7 @@ class LentStack:
         """``Deps.backend``: the started stack for one run (started on first use)."""
         if self.backend is None:
             from chaos.backends.factory import make_backend
-            from chaos.runner.state import RunFolder
+            from chaos.host.runs import RunFolder
 
             home = RunFolder.create(self.out_dir, "lent-stack", "shared")
             self.backend = make_backend(name, definition, home, dict(params), toxiproxy_url=url)
@@ -149,11 +149,12 @@ class _Lease:
 def explore(experiment_file: str, trials: int, out: Path) -> None:
     """``tradechaos explore FILE --budget N --jobs 1`` with every trial on the lent stack."""
     from chaos.experiment.loader import load
-    from chaos.explore.engine import Exploration, Settings
+    from chaos.explore.engine import Exploration
     from chaos.explore.names import stack_names
     from chaos.explore.schedule import Plan
     from chaos.explore.spaceload import load_space
     from chaos.explore.stacktrials import StackTrials, _no_reports
+    from chaos.explore.state import Settings
     from chaos.runner.runner import Deps, RunOptions
     from chaos.runner.signals import SignalGuard
 

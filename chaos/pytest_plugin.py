@@ -348,7 +348,7 @@ def tradechaos_stack(request: pytest.FixtureRequest) -> Iterator[Backend]:
     and its folder marked finished at teardown, even when the test fails. Yields the
     ``chaos.backends.base.Backend``."""
     from chaos.backends.factory import make_backend
-    from chaos.runner.state import RunFolder
+    from chaos.host.runs import RunFolder
     from chaos.stackfile import load, reference_stack_path, resolve
 
     options = run_options(request.config)

@@ -55,8 +55,8 @@ from chaos.backends.placeholders import Placeholders, name_tables
 from chaos.backends.proxyadmin import ProxyAdmin
 from chaos.backends.shared import SharedBackend
 from chaos.errors import BadInput, InfrastructureError, ProxyError, StackError
-from chaos.runner.procutil import log_tail
-from chaos.runner.state import RunFolder
+from chaos.host.processes import log_tail
+from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import ServiceSpec, StackDefinition
 
 HOST = ports.HOST

@@ -12,7 +12,7 @@ from typing import Any
 
 from chaos.backends.base import Backend
 from chaos.errors import UsageError
-from chaos.runner.state import RunFolder
+from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import StackDefinition
 
 BACKENDS = ("process", "docker")

@@ -10,7 +10,7 @@ Contract (beyond ``chaos.backends.base``)
   ``StackError`` naming the service, what it waited for, and its log tail.
 - Ports: every service (optional ones too) gets a free port at construction, kept across
   restarts, so links and ``{service:NAME}`` stay valid.
-- Ownership: every process (one-shot commands too) is spawned by ``chaos.runner.procutil``
+- Ownership: every process (one-shot commands too) is spawned by ``chaos.host.processes``
   (own group, killed with the runner) and recorded in the run's ``state.json`` at once.
 - ``stop_stack``: throttles end, paused groups continue, services stop in reverse
   dependency order (added services last), the embedded proxy stops (or our proxies are
@@ -43,9 +43,9 @@ from chaos.backends.proxyadmin import EmbeddedProxy, ProxyAdmin
 from chaos.backends.service import ServiceProcess
 from chaos.backends.shared import SharedBackend
 from chaos.errors import BadInput, ProxyError, StackError
-from chaos.runner import procutil
-from chaos.runner.procutil import log_tail as log_tail  # re-exported (docker backend)
-from chaos.runner.state import RunFolder
+from chaos.host import processes
+from chaos.host.processes import log_tail as log_tail  # re-exported (docker backend)
+from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import ServiceSpec, StackDefinition
 
 HOST = ports.HOST
@@ -111,7 +111,7 @@ class ProcessBackend(SharedBackend):
             procs += list(self._oneshots)
         for proc in procs:
             if proc.poll() is None:
-                procutil.signal_group(proc.pid, signal.SIGKILL)
+                processes.signal_group(proc.pid, signal.SIGKILL)
 
     def stop_stack(self) -> None:
         """Stop everything (see the module doc). Carries on past a service that fails to
@@ -250,7 +250,7 @@ class ProcessBackend(SharedBackend):
             self._refuse_if_closing(service)
             svc.log_offset = log.stat().st_size if log.exists() else 0
             try:
-                proc = procutil.spawn(argv, log, env, cwd=cwd)
+                proc = processes.spawn(argv, log, env, cwd=cwd)
             except OSError as err:
                 raise StackError(
                     f"service {service} could not be started ({argv[0]}: {err})"
@@ -259,7 +259,7 @@ class ProcessBackend(SharedBackend):
             if service not in self._started:
                 self._started.append(service)
             self._stopped = False
-        self.run.record_process(service, proc.pid, proc.pid, procutil.start_time(proc.pid))
+        self.run.record_process(service, proc.pid, proc.pid, processes.start_time(proc.pid))
         self._after_start(service, fill, env, phases, started, timeout_s)
 
     def _run_once(
@@ -270,20 +270,20 @@ class ProcessBackend(SharedBackend):
         with self._lock:
             self._refuse_if_closing(service)
             try:
-                proc = procutil.spawn(argv, log, env, cwd=self.run.path)
+                proc = processes.spawn(argv, log, env, cwd=self.run.path)
             except OSError as err:
                 raise StackError(
                     f"{kind} command of {service} could not run ({argv[0]}: {err})"
                 ) from None
             self._oneshots.add(proc)
         record = f"{service}.{kind}"  # so that a crash during e.g. initdb is swept too
-        self.run.record_process(record, proc.pid, proc.pid, procutil.start_time(proc.pid))
+        self.run.record_process(record, proc.pid, proc.pid, processes.start_time(proc.pid))
         try:
             code = proc.wait(timeout=SETUP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             code = None
         finally:
-            procutil.kill(proc)
+            processes.kill(proc)
             self.run.forget_process(record)
             with self._lock:
                 self._oneshots.discard(proc)
@@ -309,7 +309,7 @@ class ProcessBackend(SharedBackend):
         self._embedded = EmbeddedProxy(self._python, self.run.path, self.run.log_path("proxy"))
         proc = self._embedded.spawn()
         self.run.record_proxy(
-            "", embedded=True, pid=proc.pid, start_time=procutil.start_time(proc.pid)
+            "", embedded=True, pid=proc.pid, start_time=processes.start_time(proc.pid)
         )
 
     def _ready_proxy(self) -> None:
@@ -318,7 +318,7 @@ class ProcessBackend(SharedBackend):
             proc = self._embedded.proc
             assert proc is not None
             self.run.record_proxy(
-                self._proxy.url, True, pid=proc.pid, start_time=procutil.start_time(proc.pid)
+                self._proxy.url, True, pid=proc.pid, start_time=processes.start_time(proc.pid)
             )
         elif self._proxy is not None:
             self._proxy.wait_ready(PROXY_START_TIMEOUT_S)

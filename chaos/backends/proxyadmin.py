@@ -18,8 +18,8 @@ from typing import Any
 
 from chaos.backends.base import Endpoint
 from chaos.errors import StackError
+from chaos.host import processes
 from chaos.proxy.client import ToxiproxyClient, ToxiproxyError
-from chaos.runner import procutil
 
 REQUEST_TIMEOUT_S = 5.0
 
@@ -72,7 +72,7 @@ class EmbeddedProxy:
 
     ``spawn`` returns at once (so that slow setup work can overlap the proxy's start);
     ``connect`` waits for the port file and the API and returns a ``ProxyAdmin``; ``stop``
-    terminates and reaps it. Spawned by ``procutil``: own process group, dies with us.
+    terminates and reaps it. Spawned by ``chaos.host.processes``: own process group, dies with us.
     """
 
     def __init__(self, python: str, run_dir: Path, log: Path, host: str = "127.0.0.1") -> None:
@@ -96,7 +96,7 @@ class EmbeddedProxy:
             str(self.port_file),
         ]
         try:
-            self.proc = procutil.spawn(argv, self.log, cwd=self.cwd)
+            self.proc = processes.spawn(argv, self.log, cwd=self.cwd)
         except OSError as err:
             raise StackError(f"the embedded proxy could not be started: {err}") from None
         return self.proc
@@ -117,7 +117,7 @@ class EmbeddedProxy:
                 what = f"exited with {self.proc.returncode}" if exited else "timed out"
                 raise StackError(
                     f"the embedded proxy did not report its port in {self.port_file} ({what}); "
-                    f"last lines of {self.log}:\n{procutil.log_tail(self.log, 30)}"
+                    f"last lines of {self.log}:\n{processes.log_tail(self.log, 30)}"
                 )
             time.sleep(0.02)
         admin = ProxyAdmin(f"http://{self.host}:{int(text)}")
@@ -126,4 +126,4 @@ class EmbeddedProxy:
 
     def stop(self, grace_s: float = 2.0) -> None:
         if self.proc is not None:
-            procutil.terminate(self.proc, grace_s=grace_s)
+            processes.terminate(self.proc, grace_s=grace_s)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from chaos.backends.base import Endpoint
 from chaos.errors import BadInput, StackError
-from chaos.runner import procutil
-from chaos.runner.procutil import DutyCycle
+from chaos.host import processes
+from chaos.host.processes import DutyCycle
 from chaos.stackfile.definition import ServiceSpec
 
 
@@ -70,7 +70,7 @@ class ServiceProcess:
             return False
         grace = self.spec.stop_grace_s if grace_s is None else grace_s
         stop_signal = getattr(signal, f"SIG{self.spec.stop_signal}", signal.SIGTERM)
-        procutil.terminate(self.proc, grace, stop_signal=stop_signal)
+        processes.terminate(self.proc, grace, stop_signal=stop_signal)
         return True
 
     def send(self, signum: int) -> None:
@@ -81,8 +81,8 @@ class ServiceProcess:
         leader = self._leader("pause")
         with self._signal_lock:
             self.paused = True
-            procutil.signal_group(leader, signal.SIGSTOP)
-        if not procutil.wait_stopped(leader, stopped=True):
+            processes.signal_group(leader, signal.SIGSTOP)
+        if not processes.wait_stopped(leader, stopped=True):
             raise StackError(f"{self.name} did not stop on SIGSTOP within 2 s")
 
     def resume(self) -> None:
@@ -90,16 +90,16 @@ class ServiceProcess:
             self.paused = False
             leader = self.pid
             if leader is not None:
-                procutil.signal_group(leader, signal.SIGCONT)
+                processes.signal_group(leader, signal.SIGCONT)
         if leader is not None and self.duty_cycle is None:
-            procutil.wait_stopped(leader, stopped=False)
+            processes.wait_stopped(leader, stopped=False)
 
     def continue_group(self) -> None:
         """SIGCONT the group and forget a pause (before a stop)."""
         with self._signal_lock:
             self.paused = False
             if self.pid is not None:
-                procutil.signal_group(self.pid, signal.SIGCONT)
+                processes.signal_group(self.pid, signal.SIGCONT)
 
     def throttle(self, cpu_fraction: float | None) -> None:
         """Limit the group to ``cpu_fraction`` of a CPU (0 < f <= 1); None or 1 lifts it."""
@@ -121,4 +121,4 @@ class ServiceProcess:
             self.duty_cycle = None
             leader = self.pid
             if not self.paused and leader is not None:
-                procutil.wait_stopped(leader, stopped=False)
+                processes.wait_stopped(leader, stopped=False)

@@ -26,8 +26,8 @@ from chaos.backends.ordering import reverse_deps, run_in_order
 from chaos.backends.placeholders import Placeholders
 from chaos.backends.proxyadmin import ProxyAdmin
 from chaos.errors import BadInput, StackError
-from chaos.runner.procutil import log_tail
-from chaos.runner.state import RunFolder
+from chaos.host.processes import log_tail
+from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import ServiceSpec, StackDefinition
 
 HOST = ports.HOST

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from chaos.bindings import sql
-from chaos.bindings.history import write_jsonl
 from chaos.bindings.places import Places
+from chaos.files.atomic import replace_jsonl
 from chaos.history.reader import SOURCES
 from chaos.stackfile.bindings import SqlCheck, SqlSource
 
@@ -54,4 +54,4 @@ def export_checks(checks: Iterable[SqlCheck], run_dir: Path, places: Places) -> 
 
     history = Path(run_dir) / "history"
     history.mkdir(parents=True, exist_ok=True)
-    return write_jsonl(history / SOURCES["checks"], records())
+    return replace_jsonl(history / SOURCES["checks"], records())

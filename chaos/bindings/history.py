@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +25,7 @@ from chaos.bindings import sql
 from chaos.bindings.client import BindingError, send
 from chaos.bindings.http import Rendered, get, parse_json
 from chaos.bindings.places import Places
+from chaos.files.atomic import replace_jsonl
 from chaos.history.reader import SOURCES
 from chaos.stackfile.bindings import HistoryBinding, HttpSource, Reading, Settle, Source
 from chaos.stackfile.definition import StackDefinition
@@ -60,7 +60,7 @@ def export(
         if name in ("events", "rolled_back"):
             records = _single_writer(records, definition.name)
         try:
-            write_jsonl(history_dir / SOURCES[name], records)
+            replace_jsonl(history_dir / SOURCES[name], records)
         except (BindingError, OSError) as err:
             say(f"history: {name} not exported (bindings.history.{name}): {err}")
             continue
@@ -173,21 +173,6 @@ def _file_lines(path: Path) -> Iterator[Any]:
         for line in handle:
             if line.endswith("\n") and line.strip():
                 yield json.loads(line)
-
-
-def write_jsonl(path: Path, records: Iterable[Any]) -> int:
-    """Write ``records`` as JSON lines to ``path`` atomically; the number written."""
-    count = 0
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w") as handle:
-            for record in records:
-                handle.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
-                count += 1
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return count
 
 
 def endpoints(definition: StackDefinition, places: Places) -> dict[str, str]:

@@ -11,7 +11,7 @@ A venue of shape ``binance`` also serves, like ``wss://stream.binance.com:9443``
   "params": [...], "id": n}`` requests, answered ``{"result": null|[...], "id": n}``.
 
 A message is pushed when a subscribed symbol's bid or ask changes (the price path moves
-every ``chaos.truth.STEP_S``), so a ``freeze`` fault silences the stream, ``zero``/
+every ``chaos.world.STEP_S``), so a ``freeze`` fault silences the stream, ``zero``/
 ``scale``/``offset`` change what it pushes, and while a ``drop`` holds nothing is pushed
 and a new connection is refused with 503 and Binance's ``-1001`` error. Open streams are
 closed (1001, going away) when the venues stop.
@@ -23,16 +23,14 @@ import asyncio
 import contextlib
 import json
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from chaos.builtins.shapes import BINANCE_UNAVAILABLE, VenueShape, price_text, tick
+from chaos.builtins.quotes import Venues, tick
+from chaos.builtins.symbols import BINANCE_UNAVAILABLE, VenueShape, price_text
 from chaos.builtins.web import json_response
-from chaos.truth import STEP_S
-
-if TYPE_CHECKING:
-    from chaos.builtins.venues import Venues
+from chaos.world import STEP_S
 
 SUFFIX = "@bookTicker"
 

@@ -4,7 +4,7 @@ what the checkers judge against, and the data faults happen here.
 
 ``python -m chaos.builtins.venues --port P --seed N --epoch T --venues 3 --markets JSON
 [--venue-shape SHAPE[:MARKET=SYMBOL,...]]...`` (``--markets``: a JSON list of
-``chaos.truth.MarketSpec`` fields, default the reference markets; ``--venue-shape``: venue
+``chaos.world.MarketSpec`` fields, default the reference markets; ``--venue-shape``: venue
 0's, then venue 1's...; a venue without one speaks tradechaos's own shape).
 
 Endpoints: ``GET /prices`` and ``GET /venues/{i}/price/{market}`` (every venue, tradechaos's
@@ -20,101 +20,28 @@ shape's own error form).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
-import math
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
 from chaos.builtins import stream
-from chaos.builtins.shapes import VenueShape, shape_routes, venue_shapes
+from chaos.builtins.quotes import Venues
+from chaos.builtins.shapes import ROUTES
+from chaos.builtins.symbols import venue_shapes
 from chaos.builtins.web import json_response, read_json, serve
-from chaos.truth import MARKETS, STEP_S, MarketSpec, PriceMove, PricePath, venue_noise
-
-FAULT_KINDS = ("freeze", "zero", "scale", "offset", "drop")
+from chaos.world import MARKETS, MarketSpec, PriceMove
 
 
-@dataclass(frozen=True)
-class DataFault:
-    id: int
-    venue: int | str
-    market: str
-    kind: str
-    value: float
-    began: float
-
-    def applies(self, venue: int, market: str) -> bool:
-        return self.venue in ("*", venue) and self.market in ("*", market)
-
-
-class Venues:
-    def __init__(
-        self,
-        seed: int,
-        epoch: float,
-        venues: int,
-        markets: tuple[MarketSpec, ...] = MARKETS,
-        shapes: tuple[VenueShape, ...] | None = None,
-    ) -> None:
-        self.seed = seed
-        self.path = PricePath(seed, epoch, markets=markets)
-        self.markets = tuple(m.name for m in markets)
-        self.venues = venues
-        self.shapes = shapes or venue_shapes(None, venues, self.markets)
-        self.faults: dict[int, DataFault] = {}
-        self._ids = itertools.count(1)
-        self.clock: Callable[[], float] = time.time  # wall-clock s; tests may replace it
-
-    def clean_price(self, venue: int, market: str, t: float) -> float:
-        step = max(0, int((t - self.path.epoch) / STEP_S))
-        return self.path.price(market, t) * venue_noise(self.seed, venue, market, step)
-
-    def quote(self, venue: int, market: str, t: float) -> float | None:
-        """The venue's quote at ``t`` after data faults; None when the venue drops it."""
-        price = self.clean_price(venue, market, t)
-        for fault in self.faults.values():
-            if not fault.applies(venue, market):
-                continue
-            if fault.kind == "drop":
-                return None
-            if fault.kind == "freeze":
-                price = self.clean_price(venue, market, fault.began)
-            elif fault.kind == "zero":
-                price = 0.0
-            elif fault.kind == "scale":
-                price *= fault.value
-            elif fault.kind == "offset":
-                price += fault.value
-        return price
-
-    def frozen_since(self, venue: int, market: str) -> float | None:
-        """When the ``freeze`` fault holding this venue's market began (None: not frozen)."""
-        began = [f.began for f in self.faults.values()
-                 if f.kind == "freeze" and f.applies(venue, market)]  # fmt: skip
-        return min(began) if began else None
-
-    def add_fault(self, body: dict[str, Any]) -> DataFault:
-        kind = body.get("kind")
-        if kind not in FAULT_KINDS:
-            raise web.HTTPBadRequest(text=f"kind must be one of {', '.join(FAULT_KINDS)}")
-        venue = body.get("venue", "*")
-        if venue != "*" and not (isinstance(venue, int) and 0 <= venue < self.venues):
-            raise web.HTTPBadRequest(text=f"venue must be '*' or 0..{self.venues - 1}")
-        market = body.get("market", "*")
-        if market != "*" and market not in self.markets:
-            raise web.HTTPBadRequest(text=f"unknown market {market!r}")
-        value = body.get("value", 1.0 if kind == "scale" else 0.0)
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise web.HTTPBadRequest(text="value must be a finite number")
-        fault = DataFault(next(self._ids), venue, market, kind, float(value), self.clock())
-        self.faults[fault.id] = fault
-        return fault
+def shape_routes(venues: Venues) -> list[web.RouteDef]:
+    """Every venue's routes under ``/v/{i}`` in its own shape (and its stream, if any)."""
+    routes: list[web.RouteDef] = []
+    for index, shape in enumerate(venues.shapes):
+        routes.extend(ROUTES[shape.shape](venues, index, shape))
+        routes.extend(stream.stream_routes(venues, index, shape))
+    return routes
 
 
 def build_app(venues: Venues) -> web.Application:

@@ -4,7 +4,7 @@ replay of the kept events under true prices (docs/checkers.md, "After the respon
 Each response step that reported the stack's accounts (a ``chain_rollback`` or a ``replay``
 answer's ``accounts`` at ``at_seq``) is compared with the log as it stood then, replayed
 from the History (``chaos.history.timeline``: the log as written, rollbacks included) with
-the fair books of ``chaos.harm.books``: the same fills, funding settled at the TRUE funding
+the fair books of ``chaos.history.books``: the same fills, funding settled at the TRUE funding
 index of the instant of the price the stack used. Per account:
 - the open positions: the same markets, sizes within 1e-9 (relative, at least absolute),
   entry prices within 1e-6 relative;
@@ -23,7 +23,7 @@ from typing import Any
 
 from chaos.checkers.base import Findings, Verdict, rounded
 from chaos.checkers.params import CheckParams
-from chaos.harm.books import BookAccount, Books
+from chaos.history.books import BookAccount, Books
 from chaos.history.events import Event
 from chaos.history.reader import History
 from chaos.history.response import RollbackRecord, StateReport, response_log

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chaos.runner.state import default_out_dir
+from chaos.host.runs import default_out_dir
 
 
 def register(subparsers: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from chaos.errors import UsageError
 from chaos.experiment.loader import load
 from chaos.files.durations import parse_duration
-from chaos.runner.state import default_out_dir
+from chaos.host.runs import default_out_dir
 
 EXAMPLE = """examples:
   tradechaos explore experiments/incidents/dydx-2025-oracle-restart.yaml --variant vulnerable
@@ -75,10 +75,10 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from chaos.explore.engine import Settings
     from chaos.explore.names import stack_names
     from chaos.explore.schedule import Plan
     from chaos.explore.spaceload import load_space
+    from chaos.explore.state import Settings
 
     experiment = load(args.file)
     variant = _variant(experiment, args.variant)

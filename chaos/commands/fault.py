@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.errors import EXIT_OK, BadInput, UsageError
-from chaos.runner.state import default_out_dir
+from chaos.host.runs import default_out_dir
 
 EXAMPLE = """examples:
   tradechaos fault latency oracle latency=300ms jitter=50ms --for 30s
@@ -150,9 +150,9 @@ def handle(args: argparse.Namespace) -> int:
 def run_by_hand(step: HandStep, args: argparse.Namespace) -> int:
     import random
 
+    from chaos.backends.attached import AttachedBackend
     from chaos.experiment.actions import validate_step
     from chaos.experiment.steps import missing_requirement
-    from chaos.faults.attached import AttachedBackend
     from chaos.faults.base import FaultContext, known_names
     from chaos.faults.build import build
     from chaos.faults.proxyapi import proxy_control

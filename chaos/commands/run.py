@@ -14,7 +14,7 @@ from chaos.experiment.loader import load
 from chaos.experiment.model import Experiment
 from chaos.experiment.steps import planned_times
 from chaos.files.durations import format_duration
-from chaos.runner.state import default_out_dir
+from chaos.host.runs import default_out_dir
 
 EXAMPLE = """examples:
   tradechaos run experiments/incidents/paradex-2026-db-upgrade.yaml

@@ -23,7 +23,7 @@ from chaos.commands.stackargs import (
     stack_path,
 )
 from chaos.errors import BadInput, UsageError
-from chaos.runner.state import CurrentStack, current_stack_path, default_out_dir, read_current_stack
+from chaos.host.runs import CurrentStack, current_stack_path, default_out_dir, read_current_stack
 from chaos.stackfile.definition import StackDefinition
 
 EXIT_NO_STACK = 2

@@ -64,8 +64,8 @@ def register(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from chaos.host.runs import default_out_dir
     from chaos.runner.stackcheck import CheckOptions, check_stack, render
-    from chaos.runner.state import default_out_dir
 
     options = CheckOptions(
         stack_file=Path(args.stack).resolve() if args.stack else None,

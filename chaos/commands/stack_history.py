@@ -116,8 +116,8 @@ def parse_addresses(items: list[str], definition: StackDefinition) -> dict[str, 
 def handle(args: argparse.Namespace) -> int:
     from chaos.bindings.history import export, provided, reads
     from chaos.bindings.places import Places
+    from chaos.host.runs import default_out_dir, read_current_stack
     from chaos.runner.stackcheck import resolve_stack
-    from chaos.runner.state import default_out_dir, read_current_stack
     from chaos.stackfile import reference_stack_path
 
     options = option_values(args.options)
@@ -137,7 +137,7 @@ def handle(args: argparse.Namespace) -> int:
             )
         locator = AddressBook(addresses)
     else:
-        from chaos.faults.attached import AttachedBackend
+        from chaos.backends.attached import AttachedBackend
 
         out = Path(args.out if args.out is not None else default_out_dir()).resolve()
         current = read_current_stack(out)

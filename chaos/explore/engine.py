@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 from chaos.errors import (
     EXIT_EXPECTATION_NOT_MET,
@@ -41,33 +40,10 @@ from chaos.explore.progress import ExploreProgress
 from chaos.explore.schedule import Candidate, Plan
 from chaos.explore.search import Proposal, Searcher
 from chaos.explore.shrink import ShrinkResult, shrink
+from chaos.explore.state import Settings, Status, TrialRecord
 from chaos.explore.trial import Purpose, TrialFunction, TrialOutcome, TrialRequest
 
 INFRA_LIMIT = 3
-Status = Literal["found", "none", "interrupted", "error"]
-
-
-@dataclass(frozen=True)
-class Settings:
-    budget: int | None = 20  # search trials; None: until the time limit
-    time_s: float | None = None
-    jobs: int = 1
-    seed: int = 0
-    confirm: int = 2
-    shrink_budget: int = 40
-    invariant: str | None = None
-    command: str = ""  # the command line, for the report and minimal.yaml's header
-
-
-@dataclass
-class TrialRecord:
-    number: int
-    purpose: Purpose
-    candidate: Candidate
-    file: str
-    kind: str | None = None
-    parent: int | None = None
-    outcome: TrialOutcome | None = None
 
 
 @dataclass

@@ -15,7 +15,7 @@ from chaos.explore.signals import Signal
 
 if TYPE_CHECKING:
     from chaos.explore.confirm import Find
-    from chaos.explore.engine import Exploration
+    from chaos.explore.state import ExplorationView
     from chaos.explore.trial import TrialOutcome
 
 
@@ -28,7 +28,7 @@ def clock_text(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def best_signal(exploration: Exploration) -> Signal | None:
+def best_signal(exploration: ExplorationView) -> Signal | None:
     """The signal with the highest pressure any trial measured."""
     best: Signal | None = None
     for record in exploration.records:
@@ -46,7 +46,7 @@ class ExploreProgress:
         self.quiet = quiet
         self.stream = stream
 
-    def start(self, exploration: Exploration) -> None:
+    def start(self, exploration: ExplorationView) -> None:
         plan, settings = exploration.plan, exploration.settings
         limit = []
         if settings.budget is not None:
@@ -60,11 +60,11 @@ class ExploreProgress:
             f"step(s); --jobs {settings.jobs}"
         )
 
-    def trials(self, exploration: Exploration, outcomes: Sequence[TrialOutcome]) -> None:
+    def trials(self, exploration: ExplorationView, outcomes: Sequence[TrialOutcome]) -> None:
         if outcomes:
             self._write(self.status_line(exploration))
 
-    def found(self, exploration: Exploration, find: Find) -> None:
+    def found(self, exploration: ExplorationView, find: Find) -> None:
         invariant = exploration.settings.invariant
         runs = find.runs()
         hits = round(find.rate(invariant) * runs)
@@ -75,14 +75,14 @@ class ExploreProgress:
             f"{find.candidate.describe()}"
         )
 
-    def finish(self, exploration: Exploration) -> None:
+    def finish(self, exploration: ExplorationView) -> None:
         trials = len(exploration.records)
         self._write(
             f"{exploration.status}: {trials} trial(s) in {clock_text(exploration.elapsed())}"
             + (f"; {exploration.message}" if exploration.message else "")
         )
 
-    def status_line(self, exploration: Exploration) -> str:
+    def status_line(self, exploration: ExplorationView) -> str:
         settings = exploration.settings
         records = [r for r in exploration.records if r.outcome is not None]
         phase = records[-1].purpose if records else "search"
@@ -105,7 +105,9 @@ class ExploreProgress:
             parts.append(f"ETA {clock_text(eta)}")
         return " | ".join(parts)
 
-    def _eta(self, exploration: Exploration, phase: str, done: int, elapsed: float) -> float | None:
+    def _eta(
+        self, exploration: ExplorationView, phase: str, done: int, elapsed: float
+    ) -> float | None:
         left = exploration.time_left()
         if done == 0:
             return left

@@ -14,8 +14,6 @@ the figures (trials per 10 minutes, per-trial overhead).
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -26,17 +24,18 @@ from chaos.errors import InfrastructureError
 from chaos.experiment.loader import load
 from chaos.experiment.model import Experiment
 from chaos.experiment.writer import to_yaml
+from chaos.files.atomic import replace_json, replace_text
 
 if TYPE_CHECKING:
     from chaos.explore.confirm import Find
-    from chaos.explore.engine import Exploration
+    from chaos.explore.state import ExplorationView
 
 MINIMAL = "minimal.yaml"
 JSON = "explore.json"
 HTML = "explore.html"
 
 
-def write(exploration: Exploration) -> dict[str, Path]:
+def write(exploration: ExplorationView) -> dict[str, Path]:
     """Write the three files (minimal.yaml only when something was found)."""
     from chaos.explore.html import render
 
@@ -44,7 +43,7 @@ def write(exploration: Exploration) -> dict[str, Path]:
     minimal = minimal_experiment(exploration)
     if minimal is not None:
         path = exploration.folder / MINIMAL
-        _replace(path, to_yaml(minimal, minimal_header(exploration), path.parent))
+        replace_text(path, to_yaml(minimal, minimal_header(exploration), path.parent))
         try:
             load(path)
         except Exception as err:  # a bug of ours, never the user's: say so plainly
@@ -52,18 +51,18 @@ def write(exploration: Exploration) -> dict[str, Path]:
         paths[MINIMAL] = path
     paths[JSON] = write_json(exploration)
     html_path = exploration.folder / HTML
-    _replace(html_path, render(exploration, document(exploration)))
+    replace_text(html_path, render(exploration, document(exploration)))
     paths[HTML] = html_path
     return paths
 
 
-def write_json(exploration: Exploration) -> Path:
+def write_json(exploration: ExplorationView) -> Path:
     path = exploration.folder / JSON
-    _replace(path, json.dumps(document(exploration), indent=2, default=str) + "\n")
+    replace_json(path, document(exploration))
     return path
 
 
-def minimal_experiment(exploration: Exploration) -> Experiment | None:
+def minimal_experiment(exploration: ExplorationView) -> Experiment | None:
     find, target = exploration.minimal_find, exploration.target
     if find is None or target is None:
         return None
@@ -86,7 +85,7 @@ def minimal_experiment(exploration: Exploration) -> Experiment | None:
     )
 
 
-def minimal_header(exploration: Exploration) -> list[str]:
+def minimal_header(exploration: ExplorationView) -> list[str]:
     plan, find = exploration.plan, exploration.minimal_find
     assert find is not None
     first = exploration.finds[0] if exploration.finds else find
@@ -115,7 +114,7 @@ def minimal_header(exploration: Exploration) -> list[str]:
     return lines
 
 
-def document(exploration: Exploration) -> dict[str, Any]:
+def document(exploration: ExplorationView) -> dict[str, Any]:
     plan, settings = exploration.plan, exploration.settings
     return {
         "tradechaos": __version__,
@@ -144,7 +143,7 @@ def document(exploration: Exploration) -> dict[str, Any]:
     }
 
 
-def figures(exploration: Exploration) -> dict[str, Any]:
+def figures(exploration: ExplorationView) -> dict[str, Any]:
     done = [r for r in exploration.records if r.outcome is not None]
     whole = [r for r in done if r.outcome is not None and not r.outcome.interrupted]
     walls = [r.outcome.wall_s for r in whole if r.outcome is not None]
@@ -161,7 +160,7 @@ def figures(exploration: Exploration) -> dict[str, Any]:
     }
 
 
-def coverage(exploration: Exploration) -> dict[str, Any]:
+def coverage(exploration: ExplorationView) -> dict[str, Any]:
     searcher = exploration.searcher
     combos = sorted(searcher.covered)
     return {
@@ -202,7 +201,7 @@ def _find(find: Find, invariant: str | None) -> dict[str, Any]:
     }
 
 
-def _shrink(exploration: Exploration) -> dict[str, Any] | None:
+def _shrink(exploration: ExplorationView) -> dict[str, Any] | None:
     shrunk = exploration.shrunk
     if shrunk is None:
         return None
@@ -224,7 +223,7 @@ def _shrink(exploration: Exploration) -> dict[str, Any] | None:
     }
 
 
-def _minimal(exploration: Exploration) -> dict[str, Any] | None:
+def _minimal(exploration: ExplorationView) -> dict[str, Any] | None:
     find = exploration.minimal_find
     if find is None or exploration.target is None:
         return None
@@ -244,9 +243,3 @@ def _minimal(exploration: Exploration) -> dict[str, Any] | None:
         "first_find_method_steps": len(exploration.plan.backbone) + len(first.candidate.steps),
         "schedule": find.candidate.describe(),
     }
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -228,7 +228,7 @@ class SpaceReader:
                     "expected a mapping like {action: pause, target: X}",
                 )
                 continue
-            option = OptionReader(self, item, where, duration).read()
+            option = OptionReader(self.r, self.names.registry_names, item, where, duration).read()
             if option is not None:
                 options.append(option)
         return tuple(options)

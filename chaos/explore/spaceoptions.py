@@ -4,15 +4,14 @@ choices; every target and every end of every range checked with the registry's r
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaos.experiment import actions as registry
+from chaos.experiment.params import KnownNames
 from chaos.explore.space import Choice, FaultOption, Fixed, OneOf, Span, Target
 from chaos.files.durations import parse_duration
+from chaos.files.fields import Reader
 from chaos.files.yamlsource import LineDict, LineList
-
-if TYPE_CHECKING:
-    from chaos.explore.spaceload import SpaceReader
 
 OPTION_COMMON = ("action", "target", "for")
 SPAN_TYPES = ("duration", "float", "int")
@@ -21,13 +20,14 @@ SPAN_TYPES = ("duration", "float", "int")
 class OptionReader:
     """One entry of ``faults``."""
 
-    def __init__(self, space: SpaceReader, item: LineDict, field: str, duration: float) -> None:
-        self.space = space
-        self.r = space.r
+    def __init__(
+        self, reader: Reader, names: KnownNames, item: LineDict, field: str, duration: float
+    ) -> None:
+        self.r = reader
         self.item = item
         self.field = field
         self.duration = duration
-        self.names = space.names.registry_names
+        self.names = names
 
     def read(self) -> FaultOption | None:
         item, r = self.item, self.r

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.harm.books import BookAccount, Books
+from chaos.history.books import BookAccount, Books
 from chaos.history.events import Event, FillEvent, LiquidationEvent
 from chaos.history.response import RollbackRecord
 from chaos.history.truth import Account, Ledger, RunTruth

@@ -227,7 +227,7 @@ class RunInfo:
     mitigations: tuple[str, ...]
     markets: tuple[str, ...]
     params: Mapping[str, Any]
-    # each market's parameters (chaos.truth.MarketSpec fields) as the run recorded them
+    # each market's parameters (chaos.world.MarketSpec fields) as the run recorded them
     market_specs: tuple[Mapping[str, Any], ...] = ()
     # what the runner recorded of the stack (its file, the services that take orders, the
     # History sources its bindings export, accounts): ``chaos.runner.wiring.stack_record``

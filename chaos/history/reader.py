@@ -178,7 +178,7 @@ class History:
         if self._truth is None:
             from chaos.history.truth import RunTruth
 
-            self._truth = RunTruth.for_history(self)
+            self._truth = RunTruth.of_run(self.run, self.faults())
         return self._truth
 
     # -- internals -------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Ground truth for one run: true prices, true funding, and accounts replayed at them.
 
-``RunTruth`` is ``chaos.truth.PricePath`` for the run's seed and epoch plus the price moves
+``RunTruth`` is ``chaos.world.PricePath`` for the run's seed and epoch plus the price moves
 recorded as world events (``faults.jsonl``, ``phase: world``, ``action: price_move``). It
 never reads what a service computed.
 
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from chaos.truth import (
+from chaos.world import (
     FUNDING_INTERVAL_S,
     MARKETS,
     STEP_S,
@@ -31,8 +31,7 @@ from chaos.truth import (
 )
 
 if TYPE_CHECKING:
-    from chaos.history.events import FaultRecord
-    from chaos.history.reader import History
+    from chaos.history.events import FaultRecord, RunInfo
 
 
 def price_moves(faults: Iterable[FaultRecord]) -> list[PriceMove]:
@@ -66,12 +65,13 @@ class RunTruth:
         self.markets = frozenset(spec.name for spec in self.path.markets)
 
     @classmethod
-    def for_history(cls, history: History) -> RunTruth:
-        """The truth of a recorded run: its seed, epoch, price moves and (when run.json
-        records them) its markets' parameters, not today's defaults."""
-        recorded = history.run.market_specs
+    def of_run(cls, run: RunInfo, faults: Iterable[FaultRecord]) -> RunTruth:
+        """The truth of a recorded run (``History.truth()``): its seed, epoch, the price
+        moves among its faults and (when run.json records them) its markets' parameters,
+        not today's defaults."""
+        recorded = run.market_specs
         markets = tuple(MarketSpec(**spec) for spec in recorded) if recorded else MARKETS
-        return cls(history.run.seed, history.run.epoch, price_moves(history.faults()), markets)
+        return cls(run.seed, run.epoch, price_moves(faults), markets)
 
     def price(self, market: str, t: float) -> float:
         return self.path.price(market, t)

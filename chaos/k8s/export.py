@@ -19,7 +19,7 @@ import json
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,9 @@ from chaos.k8s.chaosmap import Plan
 from chaos.k8s.loadgen import LoadSettings, load_objects
 from chaos.k8s.manifests import RunSettings, Target
 from chaos.k8s.readme import render_readme
+from chaos.k8s.result import Exported
 from chaos.k8s.stack import k8s_stack
-from chaos.k8s.workflow import Row, build_workflow, task_factory
+from chaos.k8s.workflow import build_workflow, task_factory
 from chaos.stackfile.definition import StackDefinition
 
 FILES = ("00-run.yaml", "10-stack.yaml", "20-load.yaml", "30-workflow.yaml")
@@ -46,18 +47,6 @@ class ExportOptions:
     image: str | None = None
     load_workers: int = 2
     cluster_domain: str = "cluster.local"
-
-
-@dataclass
-class Exported:
-    experiment: str
-    variant: str
-    run_id: str
-    out_dir: Path
-    rows: list[Row]
-    outside: list[str]
-    objects: int
-    files: list[Path] = field(default_factory=list)
 
 
 def default_run_id(experiment: str, variant: str, now: float) -> str:

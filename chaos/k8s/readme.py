@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from chaos.k8s.names import RUN_LABEL, STEP_LABEL
 
 if TYPE_CHECKING:
-    from chaos.k8s.export import Exported
+    from chaos.k8s.result import Exported
     from chaos.k8s.stack import K8sStack
 
 

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from chaos.errors import InfrastructureError
-from chaos.runner import procutil
+from chaos.host import processes
 
 ADVERSARY_PROCESS = 900_000
 START_TIMEOUT_S = 30.0
@@ -164,7 +164,7 @@ class LoadDriver:
         env = dict(os.environ)
         project_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH")) if p)
-        self._proc = procutil.spawn(self.argv(), self.log_path, env=env)
+        self._proc = processes.spawn(self.argv(), self.log_path, env=env)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.stats_path.exists():
             if self._proc.poll() is not None or time.monotonic() >= deadline:
@@ -180,7 +180,7 @@ class LoadDriver:
         proc = self._proc
         if proc is None or self.exit_code is not None:
             return
-        self.exit_code = procutil.terminate(proc, grace_s=self.stop_timeout_s + STOP_GRACE_S)
+        self.exit_code = processes.terminate(proc, grace_s=self.stop_timeout_s + STOP_GRACE_S)
 
     @property
     def running(self) -> bool:

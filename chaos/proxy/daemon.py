@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import resource
 import signal
 import sys
@@ -19,15 +18,14 @@ from pathlib import Path
 from aiohttp import web
 
 from chaos.errors import UsageError
+from chaos.files.atomic import replace_text
 from chaos.proxy.addresses import is_loopback
 from chaos.proxy.api import build_app
 from chaos.proxy.server import ProxyCollection
 
 
 def write_port_file(path: Path, port: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{port}\n")
-    tmp.replace(path)
+    replace_text(path, f"{port}\n")
 
 
 def _raise_fd_limit() -> None:

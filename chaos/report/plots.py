@@ -92,9 +92,9 @@ def _panels(
 
 
 def _truth(data: RunData) -> Any:
-    """A ``chaos.truth.PricePath`` for the run (its recorded markets), or None without seed
+    """A ``chaos.world.PricePath`` for the run (its recorded markets), or None without seed
     and epoch."""
-    from chaos.truth import MARKETS, MarketSpec, PriceMove, PricePath
+    from chaos.world import MARKETS, MarketSpec, PriceMove, PricePath
 
     seed, epoch = num(data.run.get("seed")), num(data.run.get("epoch"))
     if seed is None or epoch is None or (data.t_end - epoch) / 0.1 > _MAX_TRUTH_STEPS:

@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from chaos.errors import ProxyError
-from chaos.runner import procutil
-from chaos.runner.state import RunFolder, RunState, load_state
+from chaos.host import processes
+from chaos.host.runs import RunFolder, RunState, load_state
 
 
 def find_dead_runs(out_dir: Path | str) -> list[tuple[Path, RunState]]:
@@ -49,7 +49,7 @@ def clean_run(run_dir: Path, state: RunState) -> list[str]:
     """Remove what a dead run left behind (see module doc); one line per removed item."""
     removed: list[str] = []
     for record in state.processes:
-        if procutil.kill_foreign_group(record.pgid, record.start_time):
+        if processes.kill_foreign_group(record.pgid, record.start_time):
             removed.append(f"{state.run_id}: killed {record.service} (process group {record.pgid})")
     removed.extend(_clean_proxy(state))
     removed.extend(_clean_data_dirs(run_dir, state))
@@ -63,7 +63,7 @@ def _clean_proxy(state: RunState) -> list[str]:
     if proxy is None:
         return []
     if proxy.embedded:
-        if proxy.pid is not None and procutil.kill_foreign_group(proxy.pid, proxy.start_time):
+        if proxy.pid is not None and processes.kill_foreign_group(proxy.pid, proxy.start_time):
             return [f"{state.run_id}: killed the embedded proxy (pid {proxy.pid})"]
         return []
     from chaos.backends.proxyadmin import ProxyAdmin
@@ -123,7 +123,7 @@ def _docker_engine_likely() -> bool:
 
 def sweep_stale_stack_file(out_dir: Path | str) -> list[str]:
     """Remove ``<out>/current-stack.json`` when the process that wrote it is gone."""
-    from chaos.runner.state import read_current_stack, remove_current_stack
+    from chaos.host.runs import read_current_stack, remove_current_stack
 
     try:
         current = read_current_stack(out_dir)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from chaos.errors import EXIT_INFRASTRUCTURE
-from chaos.runner import procutil
+from chaos.host import processes
 from chaos.runner.runner import RunOptions, RunResult
 from chaos.runner.signals import SignalGuard, Terminated
 
@@ -121,7 +121,7 @@ def run_jobs(
                 stderr=subprocess.PIPE,
                 text=True,
                 start_new_session=True,
-                preexec_fn=procutil.die_with_parent(os.getpid(), signal.SIGTERM),
+                preexec_fn=processes.die_with_parent(os.getpid(), signal.SIGTERM),
                 close_fds=True,
             )
         except OSError as err:
@@ -193,13 +193,13 @@ def _drain(stream: IO[str] | None, sink: Callable[[str], None]) -> None:
 
 def _stop_all(running: dict[int, _Child], signum: int, timeout_s: float) -> None:
     for child in running.values():
-        procutil.signal_group(child.proc.pid, signum)
+        processes.signal_group(child.proc.pid, signum)
     deadline = time.monotonic() + timeout_s
     for child in running.values():
         try:
             child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            procutil.signal_group(child.proc.pid, signal.SIGKILL)
+            processes.signal_group(child.proc.pid, signal.SIGKILL)
 
 
 def _result(child: _Child) -> RunResult:

@@ -3,7 +3,7 @@ command.
 
 Contract
 - ``keep_up`` starts the stack, writes ``<out>/current-stack.json`` (see
-  ``chaos.runner.state.CurrentStack``) with the address of its control API
+  ``chaos.host.runs.CurrentStack``) with the address of its control API
   (``chaos.backends.control``), keeps the file's pids current, and on SIGINT/SIGTERM stops
   everything and removes the file. A signal during the start aborts it (``Interrupted``)
   after the backend stopped what it had started.
@@ -32,8 +32,8 @@ from typing import Any
 from chaos.backends.base import Backend, Endpoint
 from chaos.backends.health import strategy_for
 from chaos.errors import BadInput, Interrupted, StackError
-from chaos.runner import procutil
-from chaos.runner.state import (
+from chaos.host import processes
+from chaos.host.runs import (
     CurrentStack,
     RunFolder,
     StackService,
@@ -184,7 +184,7 @@ def stack_record(
     return CurrentStack(
         run_dir=str(run.path),
         pid=me,
-        pid_start_time=procutil.start_time(me),
+        pid_start_time=processes.start_time(me),
         backend=options.backend,
         toxiproxy_url=backend.toxiproxy_url,
         services=services,
@@ -247,17 +247,17 @@ def start_detached(
             if supervisor.poll() is not None:
                 raise StackError(
                     f"the stack did not start (supervisor exited with {supervisor.returncode}); "
-                    f"last lines of {log_path}:\n{procutil.log_tail(log_path, 30)}"
+                    f"last lines of {log_path}:\n{processes.log_tail(log_path, 30)}"
                 )
             if time.monotonic() >= deadline:
                 raise StackError(
                     f"the stack was not healthy after {timeout_s:g} s; last lines of "
-                    f"{log_path}:\n{procutil.log_tail(log_path, 30)}"
+                    f"{log_path}:\n{processes.log_tail(log_path, 30)}"
                 )
             time.sleep(0.05)
     except BaseException:
         if supervisor.poll() is None:  # it stops what it started on SIGTERM
-            procutil.terminate(supervisor, grace_s=stop_timeout_s)
+            processes.terminate(supervisor, grace_s=stop_timeout_s)
         raise
 
 
@@ -271,7 +271,7 @@ def _read_quietly(out: Path) -> CurrentStack | None:
 # ------------------------------------------------------------------------------- status
 def probe(entry: StackService) -> tuple[bool, str]:
     """(healthy, 'healthy' | 'down (no process)' | 'unhealthy: reason') of one service."""
-    if entry.pid is None or not procutil.is_same_process(entry.pid, None):
+    if entry.pid is None or not processes.is_same_process(entry.pid, None):
         return False, "down (no process)"
     host, _, port = entry.endpoint.rpartition(":")
     check = HealthCheck(kind=entry.health_kind, path=entry.health_path)  # type: ignore[arg-type]

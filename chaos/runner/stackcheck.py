@@ -22,7 +22,7 @@ from typing import Any
 from chaos.bindings.exercise import Result, exercise
 from chaos.bindings.places import Places
 from chaos.errors import BadInput
-from chaos.runner.state import read_current_stack
+from chaos.host.runs import read_current_stack
 from chaos.stackfile.definition import StackDefinition
 
 
@@ -102,7 +102,7 @@ def _folder_name(out: Path, name: str) -> Path:
 
 
 def _attached(options: CheckOptions, current: Any, say: Callable[[str], None]) -> CheckReport:
-    from chaos.faults.attached import AttachedBackend
+    from chaos.backends.attached import AttachedBackend
     from chaos.stackfile import reference_stack_path
 
     running_file = Path(current.stack_file or reference_stack_path())
@@ -124,8 +124,8 @@ def _attached(options: CheckOptions, current: Any, say: Callable[[str], None]) -
 
 
 def _fresh(options: CheckOptions, say: Callable[[str], None]) -> CheckReport:
+    from chaos.host.runs import RunFolder
     from chaos.runner import wiring
-    from chaos.runner.state import RunFolder
     from chaos.stackfile import reference_stack_path
 
     path = options.stack_file or reference_stack_path()

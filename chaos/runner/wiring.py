@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from chaos.backends.base import Backend
     from chaos.experiment.model import Experiment, LoadSpec, Variant
     from chaos.faults.base import Fault, FaultContext
+    from chaos.host.runs import RunFolder
     from chaos.load.driver import LoadDriver
-    from chaos.runner.state import RunFolder
     from chaos.stackfile.definition import StackDefinition
 
 
@@ -28,7 +28,7 @@ def definition(experiment: Experiment, variant: Variant) -> StackDefinition:
 
 
 def run_folder(out_dir: Path, name: str, variant: str) -> RunFolder:
-    from chaos.runner.state import RunFolder
+    from chaos.host.runs import RunFolder
 
     return RunFolder.create(out_dir, name, variant)
 

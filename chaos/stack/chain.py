@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from chaos.builtins.web import json_response, read_json, serve
+from chaos.files.atomic import replace_jsonl
 from chaos.stack.blocks import GENESIS_HASH, block_hash
 from chaos.stack.common import base_parser, parse_args
 
@@ -75,13 +76,7 @@ class Chain:
             os.fsync(fh.fileno())
 
     def _rewrite(self, blocks: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            for block in blocks:
-                fh.write(json.dumps(block, separators=(",", ":")).encode() + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        replace_jsonl(self.path, blocks, durable=True)
 
     async def append(self, block: dict[str, Any]) -> web.Response:
         async with self.lock:

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from chaos.stack.mitigations import parse_mitigations
-from chaos.truth import MARKET_NAMES
+from chaos.world import MARKET_NAMES
 
 HOST = "127.0.0.1"
 log = logging.getLogger("chaos.stack")

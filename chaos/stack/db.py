@@ -48,7 +48,7 @@ def init(
     collateral: float = DEFAULT_COLLATERAL,
 ) -> bool:
     """Schema + genesis. Returns False (and changes nothing) when the genesis exists."""
-    from chaos.truth import MARKETS
+    from chaos.world import MARKETS
 
     ensure_schema(hostport)
     now = time.time()

@@ -5,7 +5,7 @@ Pure and synchronous: every call mutates the state and appends what must be pers
 caller writes a ``Changes`` in one database transaction; if that fails it must rebuild the
 engine from the database (``Engine.load``), because the memory is then ahead of the db.
 
-Accounting (matches ``chaos.truth.equity``): a position has size, average entry price and
+Accounting (matches ``chaos.world.equity``): a position has size, average entry price and
 entry funding index. On every change of a position its accrued funding
 ``-size * (F_now - F_entry)`` is settled into collateral (a ``funding_settle`` event) and
 ``F_entry`` becomes ``F_now``; reducing realises ``closed * (price - entry)`` into collateral.

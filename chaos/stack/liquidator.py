@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from chaos.stack.book import EPS
 from chaos.stack.changes import BadRequest, Changes, NotServing, Position
-from chaos.truth import equity
+from chaos.world import equity
 
 INSURANCE_FUND = 0
 # A liquidation takes book liquidity within 5% of the mark (towards the bankruptcy price, as

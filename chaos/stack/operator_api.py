@@ -12,16 +12,35 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from chaos.builtins.web import json_response, read_json
 from chaos.stack import recovery
 from chaos.stack.changes import BadRequest
+from chaos.stack.common import Pg
+from chaos.stack.engine import Engine
 
-if TYPE_CHECKING:
-    from chaos.stack.sequencer import Sequencer
+
+class Sequencing(Protocol):
+    """What the operator API needs of the sequencer (``chaos.stack.sequencer.Sequencer``):
+    its engine and lease epoch, its database, the fence it writes under, a request through
+    its batch queue (``submit``) and an operation between two batches (``exclusive``)."""
+
+    engine: Engine
+    epoch: int
+    db: Pg
+
+    @property
+    def fence(self) -> tuple[int, str] | None: ...
+
+    def _new_engine(self, epoch: int) -> Engine: ...
+
+    async def submit(self, kind: str, body: dict[str, Any]) -> web.Response: ...
+
+    async def exclusive(self, operation: Any, reload: bool = False) -> web.Response: ...
+
 
 log = logging.getLogger("chaos.stack.sequencer")
 ROLLBACK_CHAIN_WAIT_S = 10.0  # how long a rollback's answer waits for the writer's part
@@ -36,7 +55,7 @@ def refused(reason: str) -> web.Response:
 class OperatorApi:
     """HTTP handlers of the operator endpoints of one sequencer."""
 
-    def __init__(self, seq: Sequencer) -> None:
+    def __init__(self, seq: Sequencing) -> None:
         self.seq = seq
 
     def routes(self) -> list[web.RouteDef]:

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from chaos.builtins.web import json_response, serve
 from chaos.stack.common import Pg, base_parser, every, funding_jump_ok, parse_args, spawn
-from chaos.truth import MARKET_NAMES, PricePath
+from chaos.world import MARKET_NAMES, PricePath
 
 log = logging.getLogger("chaos.stack.oracle")
 

@@ -4,7 +4,7 @@
 
 Every 200 ms: prices from the oracle (``GET /prices``); when the oracle is unreachable, the
 newest ``oracle_prices`` row per market from the db (the dYdX stale-price mechanism).
-Positions and collateral from the db; equity and maintenance by ``chaos.truth.equity``.
+Positions and collateral from the db; equity and maintenance by ``chaos.world.equity``.
 An account below maintenance gets one ``POST /liquidations`` per open position, to the
 primary sequencer, then the standby on failure. The insurance fund (account 0) is exempt.
 
@@ -24,7 +24,7 @@ from aiohttp import web
 
 from chaos.builtins.web import json_response, serve
 from chaos.stack.common import NEWEST_ORACLE_PRICES_SQL, Pg, base_parser, every, parse_args, spawn
-from chaos.truth import MARKET_NAMES, equity
+from chaos.world import MARKET_NAMES, equity
 
 log = logging.getLogger("chaos.stack.risk")
 INSURANCE_FUND = 0

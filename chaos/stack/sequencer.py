@@ -36,7 +36,7 @@ from chaos.stack import admin, store
 from chaos.stack.common import Pg, base_parser, every, parse_args, spawn
 from chaos.stack.engine import AccessRefused, BadRequest, Changes, Engine, NotServing
 from chaos.stack.operator_api import OperatorApi, refused
-from chaos.truth import MARKET_NAMES
+from chaos.world import MARKET_NAMES
 
 log = logging.getLogger("chaos.stack.sequencer")
 MAX_BATCH = 256

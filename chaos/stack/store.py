@@ -13,7 +13,7 @@ from typing import Any
 from chaos.stack.book import Order
 from chaos.stack.common import NEWEST_ORACLE_PRICES_SQL
 from chaos.stack.engine import Changes, Engine, OraclePrice, Position
-from chaos.truth import MARKET_NAMES
+from chaos.world import MARKET_NAMES
 
 ORDER_COLUMNS = (
     "order_id, client_order_id, account, market, side, price, qty, remaining, status, "

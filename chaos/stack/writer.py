@@ -45,7 +45,7 @@ from chaos.stack.common import (
     parse_args,
     spawn,
 )
-from chaos.truth import FUNDING_INTERVAL_S, market_spec
+from chaos.world import FUNDING_INTERVAL_S, market_spec
 
 log = logging.getLogger("chaos.stack.writer")
 MAX_EVENTS_PER_BLOCK = 2000

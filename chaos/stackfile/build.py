@@ -29,7 +29,7 @@ from chaos.stackfile.model import (
     VenueDecl,
 )
 from chaos.stackfile.schema import METHODS
-from chaos.truth import MARKETS, MarketSpec
+from chaos.world import MARKETS, MarketSpec
 
 
 def build(r: Reader, doc: LineDict, path: Path) -> StackFile | None:

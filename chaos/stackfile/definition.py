@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from chaos.stackfile.bindings import Bindings, SqlCheck
-from chaos.truth import MARKETS, MarketSpec
+from chaos.world import MARKETS, MarketSpec
 
 HealthKind = Literal["http", "tcp", "pg", "log", "command"]
 BuiltinKind = Literal["postgres", "venues"]

@@ -14,7 +14,7 @@ from typing import Literal
 
 from chaos.stackfile.bindings import Bindings, SqlCheck
 from chaos.stackfile.definition import BuildSpec, BuiltinKind, HealthCheck, KubernetesAllow
-from chaos.truth import MarketSpec
+from chaos.world import MarketSpec
 
 OptionType = Literal["bool", "int", "number", "string", "choice"]
 OptionValue = bool | int | float | str

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.checkers.chain import block_hash
-from chaos.truth import PriceMove, PricePath
+from chaos.world import PriceMove, PricePath
 
 OUT = Path(__file__).resolve().parent / "recorded_run"
 SEED = 7

@@ -16,7 +16,7 @@ from tinystack import server, tiny_stack
 from chaos.backends.base import Endpoint
 from chaos.backends.docker import RUN_LABEL, SERVICE_LABEL, DockerBackend, sweep_containers
 from chaos.errors import StackError
-from chaos.runner.state import RunFolder
+from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import HealthCheck, ServiceSpec, StackDefinition
 
 

@@ -36,10 +36,10 @@ from chaos.bindings.places import Places
 from chaos.faults.base import FaultContext
 from chaos.faults.proxyapi import proxy_control
 from chaos.history.recorder import Recorder
-from chaos.runner.state import RunFolder
+from chaos.host.runs import RunFolder
 from chaos.stackfile import load, reference_stack_path, resolve
 from chaos.stackfile.definition import StackDefinition
-from chaos.truth import MARKET_NAMES, market_spec
+from chaos.world import MARKET_NAMES, market_spec
 
 
 def reference_stack(standby: bool = False, rto_s: float = 5.0) -> StackDefinition:
@@ -362,7 +362,7 @@ class BackendStack(DirectStack):
 
     def __enter__(self) -> BackendStack:
         from chaos.backends.process import ProcessBackend
-        from chaos.runner.state import RunFolder
+        from chaos.host.runs import RunFolder
 
         run = RunFolder.create(self.root, "stack-test")
         self.backend = ProcessBackend(self.definition, run, self.params)

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from chaos.runner import procutil
+from chaos.host import processes
+from chaos.host.runs import RunFolder, load_state
 from chaos.runner.cleanup import sweep_dead_runs
-from chaos.runner.state import RunFolder, load_state
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ RUNNER = """
 import json, sys
 from pathlib import Path
 from chaos.backends.process import ProcessBackend
-from chaos.runner.state import RunFolder
+from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import HealthCheck, LinkSpec, ServiceSpec, StackDefinition
 
 fake, out, toxiproxy_url = sys.argv[1], sys.argv[2], sys.argv[3] or None
@@ -46,7 +46,7 @@ sys.stdin.read()
 
 def _wait_dead(pid: int, timeout_s: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout_s
-    while procutil.proc_state(pid) not in (None, "Z"):
+    while processes.proc_state(pid) not in (None, "Z"):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
@@ -94,7 +94,7 @@ def test_sigkilled_runner_is_swept_and_logs_are_kept(tmp_path: Path) -> None:
     # the group leaders die with their runner (PR_SET_PDEATHSIG) ...
     assert _wait_dead(started["db"]) and _wait_dead(started["api"])
     # ... but what they spawned survives, and so do the data dir and the state
-    assert procutil.proc_state(leftover) not in (None, "Z")
+    assert processes.proc_state(leftover) not in (None, "Z")
     assert (run_dir / "data" / "db" / "pgdata").is_dir()
     assert load_state(run_dir).status == "running"
     (run_dir / "journal.json").write_text("{}")
@@ -130,7 +130,7 @@ def test_reused_pid_and_live_runs_are_left_alone(tmp_path: Path) -> None:
         dead.state_path.write_text(json.dumps(raw))
         # a live run (this process) with the bystander as its own process: not touched
         live = RunFolder.create(out, "live", "v")
-        live.record_process("db", bystander.pid, bystander.pid, procutil.start_time(bystander.pid))
+        live.record_process("db", bystander.pid, bystander.pid, processes.start_time(bystander.pid))
 
         removed = sweep_dead_runs(out)
 

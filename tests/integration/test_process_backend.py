@@ -80,8 +80,8 @@ from chaos.backends import ports  # noqa: E402
 from chaos.backends.base import Endpoint  # noqa: E402
 from chaos.backends.process import ProcessBackend  # noqa: E402
 from chaos.errors import StackError  # noqa: E402
-from chaos.runner import procutil  # noqa: E402
-from chaos.runner.state import RunFolder, load_state  # noqa: E402
+from chaos.host import processes  # noqa: E402
+from chaos.host.runs import RunFolder, load_state  # noqa: E402
 from chaos.stackfile.definition import HealthCheck, LinkSpec, ServiceSpec, StackDefinition  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -170,9 +170,9 @@ def grandchild_pid(run: RunFolder, service: str) -> int:
 
 
 def cpu_share(pid: int, window_s: float = 1.0) -> float:
-    before = procutil.cpu_seconds(pid)
+    before = processes.cpu_seconds(pid)
     time.sleep(window_s)
-    after = procutil.cpu_seconds(pid)
+    after = processes.cpu_seconds(pid)
     assert before is not None and after is not None
     return (after - before) / window_s
 
@@ -190,7 +190,7 @@ def test_starts_in_dependency_order_and_records_state(
     db_pid = backend.pid("db")
     assert db_pid is not None
     assert recorded["db"].pid == recorded["db"].pgid == db_pid
-    assert recorded["db"].start_time == procutil.start_time(db_pid)
+    assert recorded["db"].start_time == processes.start_time(db_pid)
     assert (run.data_dir("db") / "setup.txt").read_text() == "setup\n"
     assert (run.path / "after_healthy.txt").read_text() == "x\n"
     assert "db listening" in backend.logs("db")
@@ -206,7 +206,7 @@ def test_stop_stack_leaves_no_process_port_or_data(run: RunFolder) -> None:
     backend.stop_stack()
     backend.stop_stack()  # idempotent
     for pid in pids:
-        assert pid is not None and procutil.proc_state(pid) in (None, "Z"), pid
+        assert pid is not None and processes.proc_state(pid) in (None, "Z"), pid
     for endpoint in endpoints:
         assert not ports.is_listening(endpoint.port)
     assert not run.data.exists()
@@ -219,7 +219,7 @@ def test_kill_start_and_restart_change_pid(backend: ProcessBackend, run: RunFold
     first = backend.pid("api")
     backend.kill("api")
     assert not backend.is_running("api") and backend.pid("api") is None
-    assert first is not None and procutil.proc_state(first) is None
+    assert first is not None and processes.proc_state(first) is None
     assert [p.service for p in load_state(run.path).processes] == ["db"]
     backend.start("api")
     second = backend.pid("api")
@@ -240,7 +240,7 @@ def test_stop_escalates_to_sigkill_after_grace(run: RunFolder) -> None:
         started = time.monotonic()
         backend.stop("stubborn", grace_s=0.5)
         elapsed = time.monotonic() - started
-        assert pid is not None and procutil.proc_state(pid) is None
+        assert pid is not None and processes.proc_state(pid) is None
         assert 0.5 <= elapsed < 4.0
 
 
@@ -250,7 +250,7 @@ def test_pause_stops_progress_and_resume_restores_it(run: RunFolder) -> None:
         pid = backend.pid("burner")
         assert pid is not None
         backend.pause("burner")
-        assert procutil.proc_state(pid) == "T"
+        assert processes.proc_state(pid) == "T"
         assert cpu_share(pid, 0.5) == 0.0
         assert not {s.name: s for s in backend.status()}["burner"].healthy
         backend.resume("burner")
@@ -269,7 +269,7 @@ def test_throttle_reduces_cpu_share(run: RunFolder) -> None:
         backend.throttle("burner", None)
         print(f"cpu share: free {free:.2f}, throttled to 0.2: {throttled:.2f}")
         assert throttled <= 0.3 and throttled < free * 0.6
-        assert procutil.proc_state(pid) != "T"
+        assert processes.proc_state(pid) != "T"
         assert cpu_share(pid, 0.5) > 0.05
         backend.wait_healthy("burner", timeout_s=5)
 
@@ -283,9 +283,9 @@ def test_throttle_keeps_an_explicit_pause(run: RunFolder) -> None:
         backend.pause("burner")
         assert cpu_share(pid, 0.3) == 0.0
         backend.throttle("burner", None)
-        assert procutil.proc_state(pid) == "T"
+        assert processes.proc_state(pid) == "T"
         backend.resume("burner")
-        assert procutil.proc_state(pid) != "T"
+        assert processes.proc_state(pid) != "T"
 
 
 def test_start_failure_cleans_up_and_raises_with_log_tail(run: RunFolder) -> None:
@@ -299,7 +299,7 @@ def test_start_failure_cleans_up_and_raises_with_log_tail(run: RunFolder) -> Non
     assert "boom, configuration missing" in message
     assert not backend.is_running("db")
     assert not ports.is_listening(db_port)
-    assert procutil.proc_state(grandchild_pid(run, "db")) in (None, "Z")
+    assert processes.proc_state(grandchild_pid(run, "db")) in (None, "Z")
     assert not run.data.exists()
     assert load_state(run.path).processes == []
 
@@ -324,7 +324,7 @@ def test_add_service_is_owned_and_stopped(backend: ProcessBackend, run: RunFolde
     pid = backend.pid("db2")
     assert "db2" in {p.service for p in load_state(run.path).processes}
     backend.stop_stack()
-    assert pid is not None and procutil.proc_state(pid) is None
+    assert pid is not None and processes.proc_state(pid) is None
     assert not ports.is_listening(endpoint.port)
 
 
@@ -362,7 +362,7 @@ def test_links_go_through_the_embedded_proxy(run: RunFolder) -> None:
         backend.set_link_upstream("api-db", backend.endpoint("api"))
         assert get_json(link)["name"] == "api"
         proxy_pid = state.proxy.pid
-    assert proxy_pid is not None and procutil.proc_state(proxy_pid) is None
+    assert proxy_pid is not None and processes.proc_state(proxy_pid) is None
     assert load_state(run.path).proxy is None
 
 
@@ -371,8 +371,8 @@ def test_spawned_service_dies_with_its_owner(tmp_path: Path) -> None:
     port = ports.free_port()
     code = (
         "import sys, pathlib\n"
-        "from chaos.runner import procutil\n"
-        f"proc = procutil.spawn([sys.executable, {str(FAKE)!r}, 'serve', '--name', 'x',"
+        "from chaos.host import processes\n"
+        f"proc = processes.spawn([sys.executable, {str(FAKE)!r}, 'serve', '--name', 'x',"
         f" '--port', '{port}'], pathlib.Path({str(tmp_path / 'x.log')!r}))\n"
         "print(proc.pid, flush=True)\n"
         "sys.stdin.read()\n"
@@ -389,7 +389,7 @@ def test_spawned_service_dies_with_its_owner(tmp_path: Path) -> None:
     owner.kill()
     owner.wait(timeout=5)
     deadline = time.monotonic() + 5
-    while procutil.proc_state(child) not in (None, "Z"):
+    while processes.proc_state(child) not in (None, "Z"):
         assert time.monotonic() < deadline, "service outlived its owner"
         time.sleep(0.02)
 

@@ -10,8 +10,8 @@ import pytest
 from chaos.backends.control import ControlClient, ControlServer
 from chaos.backends.process import ProcessBackend
 from chaos.errors import BadInput, StackError
-from chaos.runner import procutil
-from chaos.runner.state import RunFolder
+from chaos.host import processes
+from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import HealthCheck, ServiceSpec, StackDefinition
 
 pytestmark = pytest.mark.integration
@@ -52,9 +52,9 @@ def test_remote_restart_kill_start_and_pause(
     third = client.call("api", "start", timeout_s=15)
     assert third is not None and third not in (first, second)
     client.call("api", "pause")
-    assert procutil.proc_state(third) == "T"
+    assert processes.proc_state(third) == "T"
     client.call("api", "resume")
-    assert procutil.proc_state(third) != "T"
+    assert processes.proc_state(third) != "T"
     assert [(s["name"], s["running"], s["pid"]) for s in client.status()] == [("api", True, third)]
 
 

@@ -16,8 +16,8 @@ import pytest
 
 from chaos.backends import ports
 from chaos.backends.control import ControlClient
-from chaos.runner import procutil
-from chaos.runner.state import load_state, read_current_stack
+from chaos.host import processes
+from chaos.host.runs import load_state, read_current_stack
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def tradechaos(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[
 
 def _gone(pids: list[int], timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
-    while any(procutil.proc_state(pid) not in (None, "Z") for pid in pids):
+    while any(processes.proc_state(pid) not in (None, "Z") for pid in pids):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)

@@ -10,7 +10,7 @@ import pytest
 import requests
 from stack_harness import DirectStack, make_stack, wait_until
 
-from chaos.truth import MARKETS, PricePath
+from chaos.world import MARKETS, PricePath
 
 pytestmark = pytest.mark.integration
 ONLY = ("db", "feeds", "oracle", "chain", "writer")

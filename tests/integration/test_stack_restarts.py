@@ -10,7 +10,7 @@ import pytest
 from stack_harness import TradingClient, make_stack, wait_until
 from test_stack_traffic import assert_chain_equals_event_log, assert_checkers_pass, export
 
-from chaos.truth import PricePath
+from chaos.world import PricePath
 
 pytestmark = pytest.mark.integration
 

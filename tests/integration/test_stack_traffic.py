@@ -14,7 +14,7 @@ from stack_harness import DirectStack, TradingClient, make_stack, read_jsonl, wa
 
 from chaos.bindings.history import export as export_history
 from chaos.stack.blocks import chain_problems
-from chaos.truth import MARKET_NAMES, MARKETS, PricePath
+from chaos.world import MARKET_NAMES, MARKETS, PricePath
 
 pytestmark = pytest.mark.integration
 

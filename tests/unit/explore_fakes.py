@@ -8,12 +8,13 @@ from pathlib import Path
 
 from chaos.experiment.loader import load
 from chaos.experiment.model import Experiment
-from chaos.explore.engine import Exploration, Settings
+from chaos.explore.engine import Exploration
 from chaos.explore.names import stack_names
 from chaos.explore.schedule import Candidate, FaultStep, Plan
 from chaos.explore.signals import Signal
 from chaos.explore.space import parse_number
 from chaos.explore.spaceload import load_space
+from chaos.explore.state import Settings
 from chaos.explore.trial import TrialOutcome, TrialRequest
 
 STALE = "no_stale_price_execution"

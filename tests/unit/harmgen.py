@@ -302,6 +302,6 @@ def stack_state(events: list[Obj]) -> Obj:
     """The reference engine's own rebuild of ``events`` (what its rollback reports)."""
     from chaos.stack.engine import Engine
     from chaos.stack.replay import rebuild
-    from chaos.truth import MARKET_NAMES
+    from chaos.world import MARKET_NAMES
 
     return rebuild(Engine("a", 1, MARKET_NAMES, frozenset()), events).accounts_state()

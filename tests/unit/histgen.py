@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.history.truth import RunTruth
-from chaos.truth import MAINTENANCE_MARGIN_RATIO, PriceMove
+from chaos.world import MAINTENANCE_MARGIN_RATIO, PriceMove
 
 Obj = dict[str, Any]
 EPOCH = 1_800_000_000.0

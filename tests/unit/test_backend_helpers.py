@@ -19,8 +19,8 @@ from chaos.backends.factory import make_backend
 from chaos.backends.health import HttpWait, NotReady, TcpWait, wait_ready
 from chaos.backends.placeholders import Placeholders
 from chaos.errors import StackError, UsageError
-from chaos.runner import procutil
-from chaos.runner.state import RunFolder
+from chaos.host import processes
+from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import StackDefinition
 
 
@@ -128,11 +128,11 @@ def test_wait_stops_early_when_the_process_exits() -> None:
 
 def test_process_identity_uses_the_start_time() -> None:
     me = os.getpid()
-    mine = procutil.start_time(me)
-    assert mine is not None and procutil.is_same_process(me, mine)
-    assert not procutil.is_same_process(me, mine + 1)
-    assert procutil.start_time(2**22 + 12345) is None  # beyond pid_max: no such process
-    assert procutil.proc_state(me) in ("R", "S")
+    mine = processes.start_time(me)
+    assert mine is not None and processes.is_same_process(me, mine)
+    assert not processes.is_same_process(me, mine + 1)
+    assert processes.start_time(2**22 + 12345) is None  # beyond pid_max: no such process
+    assert processes.proc_state(me) in ("R", "S")
 
 
 def test_factory_rejects_unknown_backends(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from chaos.checkers import REGISTRY, RESPONSE_INVARIANTS, CheckParams, Verdict, run_all
 from chaos.history.reader import History
-from chaos.truth import PricePath, market_spec
+from chaos.world import PricePath, market_spec
 
 FAST = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False

@@ -22,7 +22,7 @@ from chaos.stack.engine import (
     trigger_crossed,
 )
 from chaos.stack.replay import rebuild
-from chaos.truth import MARKET_NAMES
+from chaos.world import MARKET_NAMES
 
 
 def events_of(changes: Changes) -> list[dict[str, Any]]:

@@ -22,8 +22,9 @@ from explore_fakes import (
 
 from chaos.errors import EXIT_EXPECTATION_NOT_MET, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_OK
 from chaos.experiment.loader import load
-from chaos.explore.engine import Exploration, Settings
+from chaos.explore.engine import Exploration
 from chaos.explore.signals import Signal
+from chaos.explore.state import Settings
 from chaos.explore.trial import TrialOutcome, TrialRequest
 
 

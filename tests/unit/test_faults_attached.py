@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from chaos.backends.attached import AttachedBackend
 from chaos.errors import BadInput, FaultError
-from chaos.faults.attached import AttachedBackend
 from chaos.stackfile.definition import LinkSpec, ServiceSpec, StackDefinition
 
 DEFINITION = StackDefinition(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from chaos.history import History
 from chaos.history.truth import Ledger, RunTruth
-from chaos.truth import FUNDING_INTERVAL_S, MAINTENANCE_MARGIN_RATIO, PriceMove, PricePath
+from chaos.world import FUNDING_INTERVAL_S, MAINTENANCE_MARGIN_RATIO, PriceMove, PricePath
 
 EPOCH = histgen.EPOCH
 
@@ -97,8 +97,7 @@ def test_a_recorded_run_is_judged_with_its_own_market_parameters(tmp_path: Path)
     import json
 
     from chaos.history.reader import History
-    from chaos.history.truth import RunTruth
-    from chaos.truth import MARKETS
+    from chaos.world import MARKETS
 
     specs = [dataclasses.asdict(spec) for spec in MARKETS]
     specs[0]["initial_funding_index"] = 1234.0
@@ -106,5 +105,5 @@ def test_a_recorded_run_is_judged_with_its_own_market_parameters(tmp_path: Path)
     run = {"seed": 3, "epoch": 1000.0, "markets": [s["name"] for s in specs],
            "market_specs": specs}  # fmt: skip
     (tmp_path / "history" / "run.json").write_text(json.dumps(run))
-    truth = RunTruth.for_history(History.open(tmp_path))
+    truth = History.open(tmp_path).truth()
     assert truth.funding_index(specs[0]["name"], 999.0) == 1234.0

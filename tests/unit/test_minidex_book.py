@@ -1,5 +1,5 @@
 """minidex's order book and ledger: price-time priority, pure matching, the accounting that
-the checkers replay (``chaos.truth.equity`` with no funding)."""
+the checkers replay (``chaos.world.equity`` with no funding)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from minidex.book import BUY, SELL, Book, Resting
 from minidex.ledger import Ledger
 
-from chaos.truth import equity
+from chaos.world import equity
 
 
 def resting(ref: int, side: str, px: str, sz: str, acct: int = 1) -> Resting:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaos.stack.engine import BadRequest, Changes, Engine, NotServing, OraclePrice
-from chaos.truth import MARKET_NAMES, equity
+from chaos.world import MARKET_NAMES, equity
 
 BTC = "BTC-PERP"
 NOW = 1_000_000.0

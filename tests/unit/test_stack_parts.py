@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.builtins.venues import Venues
+from chaos.builtins.quotes import Venues
 from chaos.stack.blocks import GENESIS_HASH, block_hash, chain_problems, event_record, make_block
 from chaos.stack.common import funding_jump_ok
 from chaos.stack.mitigations import MITIGATIONS, parse_mitigations
 from chaos.stackfile import load, reference_stack_path, resolve
-from chaos.truth import MARKETS, PricePath
+from chaos.world import MARKETS, PricePath
 
 
 def _chain(n: int) -> list[dict]:
@@ -126,7 +126,7 @@ def test_reference_stack_definition(standby: bool) -> None:
 def test_the_stack_file_declares_the_switches_and_markets_the_services_know() -> None:
     stack = load(reference_stack_path())
     assert stack.mitigation_names == MITIGATIONS  # what every service's --mitigations parses
-    assert stack.markets == MARKETS  # what the services trade (chaos.truth)
+    assert stack.markets == MARKETS  # what the services trade (chaos.world)
 
 
 def test_funding_jump_bound() -> None:

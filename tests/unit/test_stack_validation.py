@@ -9,7 +9,7 @@ import pytest
 from chaos.stack.mitigations import parse_mitigations
 from chaos.stack.oracle import Oracle
 from chaos.stack.writer import Writer
-from chaos.truth import PricePath
+from chaos.world import PricePath
 
 
 def writer(mitigations: str = "all") -> Writer:

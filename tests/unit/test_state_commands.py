@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from chaos.cli import main
-from chaos.runner import procutil
-from chaos.runner.state import (
+from chaos.host import processes
+from chaos.host.runs import (
     CurrentStack,
     RunFolder,
     StackService,
@@ -25,7 +25,7 @@ from chaos.runner.state import (
 
 def dead_pid() -> tuple[int, int | None]:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    start = procutil.start_time(proc.pid)
+    start = processes.start_time(proc.pid)
     proc.wait(timeout=10)
     return proc.pid, start
 
@@ -82,7 +82,7 @@ def test_up_refuses_a_second_stack_and_bad_mitigations(
     detach = ["stack", "up", "--detach", "--mitigations", "x", "--out", str(tmp_path)]
     assert main(detach) == 2
     assert not (tmp_path / "stack-supervisor.log").exists()  # refused before spawning
-    stack_file(tmp_path, os.getpid(), procutil.start_time(os.getpid()), tmp_path / "r")
+    stack_file(tmp_path, os.getpid(), processes.start_time(os.getpid()), tmp_path / "r")
     assert main(["stack", "up", "--out", str(tmp_path)]) == 2
     assert "a stack is already up" in capsys.readouterr().err
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.runner import procutil
-from chaos.runner.state import (
+from chaos.host import processes
+from chaos.host.runs import (
     CurrentStack,
     RunFolder,
     StackService,
@@ -34,7 +34,7 @@ def test_layout_and_initial_state(tmp_path: Path) -> None:
     state = json.loads(run.state_path.read_text())
     assert state["run_id"] == run.run_id == run.path.name
     assert state["pid"] == os.getpid()
-    assert state["pid_start_time"] == procutil.start_time(os.getpid())
+    assert state["pid_start_time"] == processes.start_time(os.getpid())
     assert state["status"] == "running" and state["started_at"] == NOW
     assert state["processes"] == [] and state["proxy"] is None
     assert load_state(run.path).runner_alive()
@@ -121,7 +121,7 @@ def test_current_stack_file_round_trip(tmp_path: Path) -> None:
     stack = CurrentStack(
         run_dir="/r",
         pid=os.getpid(),
-        pid_start_time=procutil.start_time(os.getpid()),
+        pid_start_time=processes.start_time(os.getpid()),
         backend="process",
         toxiproxy_url="http://127.0.0.1:1",
         services={"db": StackService("127.0.0.1:5", 42, "core", "pg", "/health")},

@@ -1,4 +1,4 @@
-"""chaos.truth: the true market is a pure function of (seed, epoch, recorded moves)."""
+"""chaos.world: the true market is a pure function of (seed, epoch, recorded moves)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaos.truth import (
+from chaos.world import (
     FUNDING_INTERVAL_S,
     MAINTENANCE_MARGIN_RATIO,
     MARKETS,

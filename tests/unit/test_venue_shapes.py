@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from chaos.builtins.shapes import default_symbol, kraken_altname, parse_shape, venue_shapes
-from chaos.builtins.venues import Venues, build_app
+from chaos.builtins.quotes import Venues
+from chaos.builtins.symbols import default_symbol, kraken_altname, parse_shape, venue_shapes
+from chaos.builtins.venues import build_app
 from chaos.stackfile import load, problems, resolve
-from chaos.truth import PricePath
+from chaos.world import PricePath
 
 EPOCH = 1_000.0
 MARKETS = ("BTC-PERP", "ETH-PERP")

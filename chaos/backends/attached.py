@@ -287,9 +287,9 @@ class AttachedBackend:
         if self.control is not None:
             self.control.set_link_upstream(link, upstream)
             return
-        from chaos.faults.proxyapi import proxy_control
+        from chaos.proxy.client import ToxiproxyClient
 
-        proxy_control(self.toxiproxy_url).update(link, upstream=str(upstream))
+        ToxiproxyClient(self.toxiproxy_url).update(link, upstream=str(upstream))
 
     def start_stack(self) -> None:
         raise FaultError("the stack is owned by `tradechaos stack up`")

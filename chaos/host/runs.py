@@ -12,7 +12,7 @@ Contract
 - Every ``record_*``/``forget_*`` call rewrites ``state.json`` atomically (temporary file,
   fsync, rename), so a reader sees the old or the new state, never half of one.
 - Status moves running -> finished (clean stop) or running -> cleaned (swept after a crash).
-- ``start_time`` values are ``/proc/<pid>/stat`` field 22 (see ``chaos.runner.procutil``).
+- ``start_time`` values are ``/proc/<pid>/stat`` field 22 (see ``chaos.host.processes``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from chaos.runner import procutil
+from chaos.files.atomic import replace_json
+from chaos.host import processes
 
 RunStatus = Literal["running", "finished", "cleaned"]
 STATE_FILE = "state.json"
@@ -83,22 +84,11 @@ class RunState:
 
     def runner_alive(self) -> bool:
         """True when the process that owns this run is still the one that started it."""
-        return procutil.is_same_process(self.pid, self.pid_start_time)
+        return processes.is_same_process(self.pid, self.pid_start_time)
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
-
-
-def write_json_atomic(path: Path, content: dict[str, Any], sort_keys: bool = True) -> None:
-    """Replace ``path`` with ``content`` so that readers never see a partial file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(content, handle, indent=2, sort_keys=sort_keys)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def load_state(run_dir: Path) -> RunState:
@@ -140,7 +130,7 @@ class RunFolder:
             (path / sub).mkdir()
         me = os.getpid()
         state = RunState(
-            run_id=path.name, pid=me, pid_start_time=procutil.start_time(me), started_at=started
+            run_id=path.name, pid=me, pid_start_time=processes.start_time(me), started_at=started
         )
         folder = cls(path.resolve(), state)
         folder._write()
@@ -184,7 +174,7 @@ class RunFolder:
             return RunState.from_json(self._state.to_json())
 
     def _write(self) -> None:
-        write_json_atomic(self.state_path, self._state.to_json())
+        replace_json(self.state_path, self._state.to_json(), sort_keys=True, durable=True)
 
     def record_process(self, service: str, pid: int, pgid: int, start_time: int | None) -> None:
         """Remember that ``service`` runs as ``pid`` (replacing an earlier record of it)."""
@@ -257,7 +247,7 @@ class RunFolder:
         with self._lock:
             me = os.getpid()
             self._state.pid = me
-            self._state.pid_start_time = procutil.start_time(me)
+            self._state.pid_start_time = processes.start_time(me)
             self._write()
 
 
@@ -318,7 +308,7 @@ class CurrentStack:
         return cls(**fields)
 
     def owner_alive(self) -> bool:
-        return procutil.is_same_process(self.pid, self.pid_start_time)
+        return processes.is_same_process(self.pid, self.pid_start_time)
 
 
 def current_stack_path(out_dir: Path | str) -> Path:
@@ -327,7 +317,7 @@ def current_stack_path(out_dir: Path | str) -> Path:
 
 def write_current_stack(out_dir: Path | str, stack: CurrentStack) -> None:
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    write_json_atomic(current_stack_path(out_dir), stack.to_json(), sort_keys=False)
+    replace_json(current_stack_path(out_dir), stack.to_json(), durable=True)
 
 
 def read_current_stack(out_dir: Path | str) -> CurrentStack | None:

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chaos.checkers import band, chain, liquidations, orders, recovery, sequence, staleness
+from chaos.checkers import (
+    band,
+    chain,
+    liquidations,
+    offmarket,
+    orders,
+    recovery,
+    sequence,
+    staleness,
+)
 from chaos.checkers.base import Checker, FunctionChecker, Verdict, unknown
 from chaos.checkers.params import CheckParams
 from chaos.history.reader import History, HistoryError
@@ -15,7 +24,9 @@ from chaos.history.reader import History, HistoryError
 REGISTRY: dict[str, Checker] = {
     c.name: c
     for c in (
-        FunctionChecker(liquidations.NAME, liquidations.check, "liquidations were intended"),
+        FunctionChecker(
+            liquidations.NAME, liquidations.check, "liquidations were intended, not caused by harm"
+        ),
         FunctionChecker(chain.NAME, chain.check, "chain intact, equal to the db, true data"),
         FunctionChecker(orders.LOST, orders.check_lost, "acknowledged orders are recorded"),
         FunctionChecker(orders.DUPLICATE, orders.check_duplicates, "no intent executed twice"),
@@ -23,6 +34,7 @@ REGISTRY: dict[str, Checker] = {
         FunctionChecker(band.NAME, band.check, "non-normal-mode fills near the true price"),
         FunctionChecker(staleness.NAME, staleness.check, "no execution on a stale price"),
         FunctionChecker(recovery.NAME, recovery.check, "trading resumes within the RTO"),
+        FunctionChecker(offmarket.NAME, offmarket.check, "every fill near the true price"),
     )
 }
 

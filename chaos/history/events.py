@@ -207,6 +207,15 @@ class RunInfo:
     params: Mapping[str, Any]
     # each market's parameters (chaos.truth.MarketSpec fields) as the run recorded them
     market_specs: tuple[Mapping[str, Any], ...] = ()
+    # wall-clock s when the method's clock started (the end of the steady-state check):
+    # t=0 of the experiment file's ``at`` times; None for runs recorded before it was kept
+    method_t0: float | None = None
+
+    @property
+    def t0(self) -> float:
+        """The time base every report uses: the method's t=0, else (an older run) the
+        price epoch."""
+        return self.epoch if self.method_t0 is None else self.method_t0
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> RunInfo:
@@ -227,7 +236,14 @@ class RunInfo:
             market_specs=tuple(
                 dict(m) for m in obj.get("market_specs") or () if isinstance(m, dict)
             ),
+            method_t0=_number_or_none(obj.get("method_t0")),
         )
+
+
+def _number_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _target_text(target: object) -> str | None:

@@ -586,7 +586,7 @@ def plant_slow_recovery(b: Builder, downtime: float = 15.0) -> Obj:
     b.t += downtime
     b.trade(3, 4, "ETH-PERP", 0.0)
     b.build_chain()
-    return {"fault_id": "loss2", "lost_at": round(lost_at, 6)}
+    return {"fault_id": "loss2", "wall_time": round(lost_at, 6)}
 
 
 # -- bulk histories for the benchmark ----------------------------------------------------

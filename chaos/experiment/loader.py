@@ -31,7 +31,7 @@ from chaos.experiment.yamlsource import LineDict, LineList, YamlSyntaxError, par
 
 TOP_LEVEL = (
     "name", "description", "incident", "seed", "duration", "stack", "load", "params",
-    "steady_state", "safety", "variants", "method", "invariants",
+    "steady_state", "safety", "variants", "method", "invariants", "require_evidence",
 )  # fmt: skip
 REQUIRED = ("name", "duration", "method", "invariants")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
@@ -115,6 +115,7 @@ def _read(r: Reader, document: Any) -> Experiment | None:
         params=_params(r, top),
         steady_state=_probes(r, top),
         abort_when=_aborts(r, top),
+        require_evidence=_evidence(r, top, "require_evidence", invariants or ()),
     )
     return experiment if not r.problems else None
 
@@ -243,10 +244,16 @@ def _variants(
             continue
         mitigations = _mitigations(r, body, field, names) if "mitigations" in body else None
         violated: tuple[str, ...] = ()
+        evidence: tuple[str, ...] = ()
         if "expect" in body:
             expect = r.mapping(
-                body["expect"], body.line_of("expect"), f"{field}.expect", ("violated",)
+                body["expect"],
+                body.line_of("expect"),
+                f"{field}.expect",
+                ("violated", "require_evidence"),
             )
+            if expect is not None:
+                evidence = _evidence(r, expect, f"{field}.expect.require_evidence", invariants)
             if expect is not None and "violated" in expect:
                 violated = (
                     r.names(
@@ -262,8 +269,21 @@ def _variants(
         if "description" in body:
             r.string(body, "description", f"{field}.description")
         on = tuple(sorted(names.mitigations)) if mitigations is None else mitigations
-        result.append(Variant(name, on, violated, line))
+        result.append(Variant(name, on, violated, line, evidence))
     return tuple(result)
+
+
+def _evidence(
+    r: Reader, section: LineDict, field: str, invariants: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``require_evidence``: invariants of this experiment whose "unknown for lack of
+    evidence" fails the run (``field`` names the key in messages)."""
+    if "require_evidence" not in section:
+        return ()
+    picked = r.names(
+        section, "require_evidence", field, invariants, "invariant", "checked by this experiment"
+    )
+    return picked or ()
 
 
 def _mitigations(

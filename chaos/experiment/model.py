@@ -103,12 +103,15 @@ class AbortCondition:
 @dataclass(frozen=True)
 class Variant:
     """``mitigations``: the switches that are ON (sorted). ``expect_violated``: invariants
-    that must be found violated (a subset of the experiment's invariants)."""
+    that must be found violated (a subset of the experiment's invariants).
+    ``require_evidence``: invariants whose verdict must not be "unknown" for lack of
+    evidence in this variant's run with faults (``expect.require_evidence``)."""
 
     name: str
     mitigations: tuple[str, ...]
     expect_violated: tuple[str, ...] = ()
     line: int = 0
+    require_evidence: tuple[str, ...] = ()
 
     @property
     def mitigations_flag(self) -> str:
@@ -170,6 +173,7 @@ class Experiment:
     params: Mapping[str, Any] = field(default_factory=dict)
     steady_state: tuple[Probe, ...] = ()
     abort_when: tuple[AbortCondition, ...] = ()
+    require_evidence: tuple[str, ...] = ()  # in every run, controls too (top level)
 
     @property
     def variant_names(self) -> tuple[str, ...]:
@@ -180,6 +184,13 @@ class Experiment:
             if variant.name == name:
                 return variant
         raise KeyError(name)
+
+    def evidence_required(self, variant: str, no_faults: bool = False) -> tuple[str, ...]:
+        """The invariants a run of ``variant`` must have evidence for: the top-level
+        ``require_evidence``, plus the variant's own unless it is a control run (a control
+        drops the variant's expectation, as it drops ``expect.violated``)."""
+        own = () if no_faults else self.variant(variant).require_evidence
+        return tuple(dict.fromkeys((*self.require_evidence, *own)))
 
     def steps_for(self, variant: str, no_faults: bool = False) -> list[Step]:
         """The steps that run in ``variant``, in file order; with ``no_faults`` the fault

@@ -280,8 +280,8 @@ _PLOTS: tuple[_PlotSpec, ...] = (
         plots.price_plot,
         "Price per market",
         "True price (chaos.truth with the recorded price moves) against the oracle's "
-        "published mark; liquidations: green = intended, red X = unintended (listed by "
-        "no_unintended_liquidations). Shaded: faults (red), maintenance (blue).",
+        "published mark; liquidations: green = intended, red X = unintended or consequential "
+        "(listed by no_unintended_liquidations). Shaded: faults (red), maintenance (blue).",
         _missing("oracle.jsonl"),
     ),
     (

@@ -160,7 +160,7 @@ def _liquidation_marks(ax: Axes, data: RunData, market: str) -> bool:
     drawn = False
     for intended, colour, marker, label in (
         (True, "#2ca02c", "^", "liquidation (intended)"),
-        (False, FAULT_COLOUR, "X", "liquidation (UNINTENDED)"),
+        (False, FAULT_COLOUR, "X", "liquidation (UNINTENDED or consequential)"),
     ):
         points = [
             (liq.time, liq.mark_price)

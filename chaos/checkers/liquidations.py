@@ -154,22 +154,25 @@ class _Replay:
         self.ledger.trade(maker, event["market"], -signed, event["price"], t)
 
     def _own_harm(self, event: FillEvent) -> _Harm | None:
+        """The fill's own harm, if any (it must be called once per fill, in log order: it
+        counts the fill against its orders)."""
+        again = [order_id for _, order_id in self.tracker.fill(event)]
+        if self.reaccepted:
+            again += [
+                order_id
+                for order_id in (event.get("taker_order_id"), event.get("maker_order_id"))
+                if order_id is not None and order_id in self.reaccepted
+            ]
+        bad = None if again else off_market(self.truth, event, self.params)
+        if not again and bad is None:
+            return None
         base: Cause = {
             "seq": event["seq"],
             "t": rel(self.history, event["time"]),
             "market": event["market"],
         }
-        again = [order_id for _, order_id in self.tracker.fill(event)]
-        again += [
-            order_id
-            for order_id in (event.get("taker_order_id"), event.get("maker_order_id"))
-            if order_id is not None and order_id in self.reaccepted
-        ]
-        if again:
-            return _Harm({"kind": DUPLICATE, **base, "order_id": again[0]}, None)
-        bad = off_market(self.truth, event, self.params)
         if bad is None:
-            return None
+            return _Harm({"kind": DUPLICATE, **base, "order_id": again[0]}, None)
         cause: Cause = {
             "kind": OFF_MARKET,
             **base,

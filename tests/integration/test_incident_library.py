@@ -5,8 +5,8 @@ experiments/incidents/*.yaml --controls --jobs 2`` (every variant with faults in
 a control) must exit 0. Then, per incident: the vulnerable variants find exactly their
 expected violations, with counterexamples that tell the incident's story; every other
 variant holds every invariant or had nothing to check (unknown for lack of evidence:
-never a pass, not a failure); every control run does the same with its faults skipped. The pytest plugin route (``pytest FILE --tradechaos-no-faults``) is run for one
-incident.
+never a pass, not a failure); every control run does the same with its faults skipped.
+The pytest plugin route (``pytest FILE --tradechaos-no-faults``) is run for one incident.
 """
 
 from __future__ import annotations

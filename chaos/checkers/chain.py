@@ -22,17 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from io import BytesIO
 from itertools import islice
-from typing import Any, BinaryIO, TypeGuard
+from typing import Any, BinaryIO
 
-from chaos.checkers.base import Findings, Verdict, rounded
+from chaos.checkers.base import Findings, Verdict
+from chaos.checkers.marketdata import MarketDataCheck
 from chaos.checkers.params import CheckParams
 from chaos.history.events import Block, Event
 from chaos.history.reader import History, orjson
-from chaos.history.truth import RunTruth
 
 NAME = "no_corrupt_chain_writes"
 HASH_EXCLUDED = frozenset({"hash"})
@@ -162,7 +161,7 @@ def check(history: History, params: CheckParams) -> Verdict:
     place = _Place()
     with history.open_lines("events") or BytesIO() as lines:
         db = _DbCursor(history, lines, lambda event: _on_no_block(found, place, event))
-        _check_blocks(history, db, _MarketDataCheck(truth, params, found), found, place)
+        _check_blocks(history, db, MarketDataCheck(truth, params, found), found, place)
     return found.verdict("blocks", nothing="the chain has no block")
 
 
@@ -211,7 +210,7 @@ def _on_no_block(found: Findings, place: _Place, event: Event) -> None:
 def _check_blocks(
     history: History,
     db: _DbCursor,
-    market_check: _MarketDataCheck,
+    market_check: MarketDataCheck,
     found: Findings,
     place: _Place,
 ) -> None:
@@ -370,98 +369,3 @@ def _diff(db_event: Mapping[str, Any], chain_event: Mapping[str, Any]) -> list[d
         for f in fields
         if db_event.get(f) != chain_event.get(f) or (f in db_event) != (f in chain_event)
     ]
-
-
-def _finite_number(x: object) -> TypeGuard[float]:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-class _MarketDataCheck:
-    """Validates each on-chain market data entry against truth; remembers, per market, the
-    last entry that matched truth, to bound the funding step from it."""
-
-    def __init__(self, truth: RunTruth, params: CheckParams, found: Findings) -> None:
-        self.truth = truth
-        self.params = params
-        self.found = found
-        self.last_valid: dict[str, tuple[float, float]] = {}  # market -> (funding index, ts)
-
-    def check(self, unit: Hashable, height: object, entry: Mapping[str, Any]) -> None:
-        market, ts = entry.get("market"), entry.get("ts")
-        add = self.found.add
-        mark, funding = entry.get("mark_price"), entry.get("funding_index")
-        where = {"height": height, "market": market, "ts": ts}
-        if not isinstance(market, str) or market not in self.truth.markets:
-            add(
-                {"problem": f"block {height} carries unknown market {market!r}", **where}, unit=unit
-            )
-            return
-        if not _finite_number(ts):
-            add({"problem": f"block {height} {market} data has no valid ts", **where}, unit=unit)
-            return
-        assert isinstance(ts, int | float)
-        true_price = self.truth.price(market, ts)
-        true_funding = self.truth.funding_index(market, ts)
-        where |= {"true_price": rounded(true_price), "true_funding_index": rounded(true_funding)}
-        if (
-            not _finite_number(mark)
-            or mark <= 0
-            or abs(mark / true_price - 1) > (self.params.price_tolerance)
-        ):
-            add(
-                {
-                    "problem": f"block {height} carries {market} mark price {mark!r}; "
-                    f"true {rounded(true_price)}",
-                    "mark_price": mark,
-                    **where,
-                },
-                unit=unit,
-            )
-        if not _finite_number(funding) or abs(funding - true_funding) > (
-            self.params.funding_tolerance * abs(true_funding)
-        ):
-            add(
-                {
-                    "problem": f"block {height} carries {market} funding index {funding!r}; "
-                    f"true {rounded(true_funding)}",
-                    "funding_index": funding,
-                    **where,
-                },
-                unit=unit,
-            )
-            return
-        assert isinstance(funding, int | float)
-        self._check_step(unit, height, market, float(funding), float(ts), where)
-        self.last_valid[market] = (float(funding), float(ts))
-
-    def _check_step(
-        self,
-        unit: Hashable,
-        height: object,
-        market: str,
-        funding: float,
-        ts: float,
-        where: dict[str, Any],
-    ) -> None:
-        last = self.last_valid.get(market)
-        if last is None or last[0] == funding:
-            return
-        prev_funding, prev_ts = last
-        intervals = self.truth.funding_intervals_between(prev_ts, ts)
-        price = max(self.truth.price(market, prev_ts), self.truth.price(market, ts))
-        bound = self.truth.max_funding_rate(market) * price * (intervals + 1)
-        step = abs(funding - prev_funding)
-        if step > bound * (1 + 1e-9):
-            self.found.add(
-                {
-                    "problem": f"block {height} {market} funding index stepped by "
-                    f"{rounded(step)} over {intervals} interval(s); at most {rounded(bound)}",
-                    "funding_index": funding,
-                    "previous_funding_index": prev_funding,
-                    "previous_ts": prev_ts,
-                    "step": rounded(step),
-                    "max_step": rounded(bound),
-                    **where,
-                },
-                unit=unit,
-            )

@@ -100,10 +100,16 @@ class FairWorld:
     must be applied here too (``trade``), harmful ones skipped or repriced by the caller.
     """
 
-    def __init__(self, truth: RunTruth) -> None:
+    def __init__(self, truth: RunTruth, follow: frozenset[int] | None = None) -> None:
+        """``follow``: the only accounts that may diverge (None: every account)."""
         self.ledger = Ledger(truth)
+        self.follow = follow
         self.causes: dict[int, list[Cause]] = {}
         self.cause_counts: dict[int, int] = {}
+
+    def follows(self, *accounts: int) -> bool:
+        """True when one of ``accounts`` may diverge (their harm matters)."""
+        return self.follow is None or any(a in self.follow for a in accounts)
 
     def diverged(self, account: int) -> bool:
         return account in self.ledger.accounts
@@ -113,13 +119,16 @@ class FairWorld:
         return self.ledger.accounts.get(account)
 
     def fork(self, account: int, actual: Account) -> None:
-        """Start following ``account`` from ``actual`` (copied), if not already."""
-        if account not in self.ledger.accounts:
+        """Start following ``account`` from ``actual`` (copied), if not already (and if it
+        is one of the accounts followed)."""
+        if account not in self.ledger.accounts and (self.follow is None or account in self.follow):
             self.ledger.accounts[account] = actual.copy()
 
     def note(self, account: int, cause: Cause) -> None:
         """Remember ``cause`` as one of the harm events that made ``account`` diverge (the
         same cause noted twice in a row, as by a liquidation and its fills, counts once)."""
+        if account not in self.ledger.accounts:
+            return  # not followed
         kept = self.causes.get(account)
         if kept and kept[-1] is cause:
             return

@@ -59,15 +59,23 @@ def check(history: History, params: CheckParams) -> Verdict:
     found = Findings(NAME, params.max_counterexamples)
     if not history.has("events"):
         return found.verdict("liquidations", unknown="no events.jsonl in the history")
-    replay = _Replay(history, params, frozenset())
+    nothing = "no liquidation in the event log"
+    # First the actual replay alone: only an account with an intended liquidation can have
+    # a consequential one, so without any the causal replay has nothing to find.
+    replay = _Replay(history, params, frozenset(), follow=None)
+    replay.run()
+    if not replay.intended_accounts:
+        return replay.found.verdict("liquidations", nothing=nothing)
+    follow = frozenset(replay.intended_accounts)
+    replay = _Replay(history, params, frozenset(), follow)
     replay.run()
     repeated = replay.tracker.repeated_intents()
     if repeated:  # rare: an intent accepted twice; its second order's fills are harm too
         again = frozenset(a.order_id for a in orders.reacceptances(history, repeated))
         if again:
-            replay = _Replay(history, params, again)
+            replay = _Replay(history, params, again, follow)
             replay.run()
-    return replay.found.verdict("liquidations", nothing="no liquidation in the event log")
+    return replay.found.verdict("liquidations", nothing=nothing)
 
 
 @dataclass(frozen=True)
@@ -89,15 +97,26 @@ class _Harm:
 
 
 class _Replay:
-    """One pass over the log: the actual replay, the fair one, and the verdicts."""
+    """One pass over the log: the actual replay, the fair one, and the verdicts.
 
-    def __init__(self, history: History, params: CheckParams, reaccepted: frozenset[object]):
+    ``follow``: the accounts the fair replay follows (None: none, and no harm is looked
+    for; the pass then only judges liquidations and notes ``intended_accounts``)."""
+
+    def __init__(
+        self,
+        history: History,
+        params: CheckParams,
+        reaccepted: frozenset[object],
+        follow: frozenset[int] | None,
+    ):
         self.history = history
         self.params = params
         self.found = Findings(NAME, params.max_counterexamples)
         self.truth = history.truth()
         self.ledger = Ledger(self.truth)
-        self.fair = FairWorld(self.truth)
+        self.causal = follow is not None
+        self.fair = FairWorld(self.truth, follow or frozenset())
+        self.intended_accounts: set[int] = set()
         self.modes = ModeTracker(history)
         self.tracker = orders.ExecutionTracker()
         self.reaccepted = reaccepted
@@ -121,9 +140,9 @@ class _Replay:
                     self.fair.deposit(event["account"], event["amount"])
                 elif event["kind"] == "mode":
                     self.modes.observe_mode_event(event["mode"])
-                elif event["kind"] == "order_accepted":
+                elif event["kind"] == "order_accepted" and self.causal:
                     self.tracker.accept(event)
-                elif event["kind"] == "order_cancelled":
+                elif event["kind"] == "order_cancelled" and self.causal:
                     self.tracker.cancel(event)
             self.before_run.clear()
         self._end_run()
@@ -132,7 +151,7 @@ class _Replay:
 
     def _fill(self, event: FillEvent) -> None:
         taker, maker = event["taker_account"], event["maker_account"]
-        harm = self._own_harm(event)
+        harm = self._own_harm(event) if self.causal else None
         if event.get("liquidation"):
             key = (taker, event["market"])
             if key in self.fate:  # its liquidation came first and was judged
@@ -157,6 +176,8 @@ class _Replay:
         """The fill's own harm, if any (it must be called once per fill, in log order: it
         counts the fill against its orders)."""
         again = [order_id for _, order_id in self.tracker.fill(event)]
+        if not self.fair.follows(event["taker_account"], event["maker_account"]):
+            return None  # harm to accounts never liquidated as intended changes no verdict
         if self.reaccepted:
             again += [
                 order_id
@@ -247,8 +268,10 @@ class _Replay:
         if not intended or mode == "halt":
             self._unintended(event, state, margins, intended, mode)
             harm = {"kind": UNINTENDED, **base}
-        elif fair_state is not None and self._consequential(event, state, fair_state, mode):
-            harm = {"kind": CONSEQUENTIAL, **base}
+        else:
+            self.intended_accounts.add(acct)
+            if fair_state is not None and self._consequential(event, state, fair_state, mode):
+                harm = {"kind": CONSEQUENTIAL, **base}
         if harm is not None:
             self.fair.fork(acct, self.before_run.get(acct) or self.ledger.account(acct))
             self.fair.note(acct, harm)

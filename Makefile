@@ -4,9 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+N ?= 10
+BACKENDS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo incidents test test-unit test-integration test-docker bench lint images clean
+.PHONY: help setup demo incidents soak test test-unit test-integration test-docker bench lint images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -25,6 +27,9 @@ demo: setup ## run the Paradex incident experiment, both variants, and print the
 
 incidents: setup ## the whole incident library, every variant with faults and as a control, 2 at once
 	$(BIN)/tradechaos run experiments/incidents/*.yaml --controls --jobs 2
+
+soak: setup ## the incident library N times per backend (N=10; BACKENDS="process docker"); flakes per variant
+	$(BIN)/python -m bench.soak --passes $(N) $(if $(BACKENDS),--backends "$(BACKENDS)")
 
 test: setup ## run the whole test suite (unit, integration, docker when an engine runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests

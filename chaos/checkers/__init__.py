@@ -11,6 +11,7 @@ from chaos.checkers import (
     band,
     chain,
     liquidations,
+    offmarket,
     orders,
     recovered_chain,
     recovered_orders,
@@ -26,7 +27,9 @@ from chaos.history.reader import History, HistoryError
 REGISTRY: dict[str, Checker] = {
     c.name: c
     for c in (
-        FunctionChecker(liquidations.NAME, liquidations.check, "liquidations were intended"),
+        FunctionChecker(
+            liquidations.NAME, liquidations.check, "liquidations were intended, not caused by harm"
+        ),
         FunctionChecker(chain.NAME, chain.check, "chain intact, equal to the db, true data"),
         FunctionChecker(orders.LOST, orders.check_lost, "acknowledged orders are recorded"),
         FunctionChecker(orders.DUPLICATE, orders.check_duplicates, "no intent executed twice"),
@@ -50,6 +53,7 @@ REGISTRY: dict[str, Checker] = {
         FunctionChecker(
             recovered_state.NAME, recovered_state.check, "recovered state = fair replay"
         ),
+        FunctionChecker(offmarket.NAME, offmarket.check, "every fill near the true price"),
     )
 }
 

@@ -3,12 +3,13 @@
 Holds when every fill (liquidation fills included) executed while the trading mode was not
 ``normal`` is priced within +-``band_bps`` of the true price at the fill's time. The mode
 in force is taken from the log's ``mode`` events (exact, by seq) or, if the log has none,
-from ``modes.jsonl`` by time.
+from ``modes.jsonl`` by time. Unit: fills outside normal mode; with none, there is no
+evidence (unknown).
 """
 
 from __future__ import annotations
 
-from chaos.checkers.base import Findings, ModeTracker, Verdict, bps, rounded
+from chaos.checkers.base import Findings, ModeTracker, Verdict, bps, rounded, since_t0, when
 from chaos.checkers.params import CheckParams
 from chaos.history.reader import History
 
@@ -38,12 +39,13 @@ def check(history: History, params: CheckParams) -> Verdict:
         if abs(off) > params.band_bps:
             found.add(
                 {
-                    "problem": f"seq {event['seq']}: {market} fill at {price} in {mode} mode is "
+                    "problem": f"seq {event['seq']} ({since_t0(history, t)}): {market} fill at "
+                    f"{price} in {mode} mode is "
                     f"{off:+.0f} bps from the true price {rounded(true_price)} "
                     f"(band +-{params.band_bps:g} bps)",
                     "seq": event["seq"],
                     "market": market,
-                    "time": t,
+                    **when(history, t),
                     "mode": mode,
                     "price": price,
                     "true_price": rounded(true_price),
@@ -55,4 +57,6 @@ def check(history: History, params: CheckParams) -> Verdict:
                     "liquidation": bool(event.get("liquidation")),
                 }
             )
-    return found.verdict("fills outside normal mode")
+    return found.verdict(
+        "fills outside normal mode", nothing="no fill while the trading mode was not normal"
+    )

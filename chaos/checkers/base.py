@@ -6,8 +6,9 @@ and the truth recomputed from run.json and world events, never a service, never 
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -22,9 +23,14 @@ Counterexample = dict[str, object]
 class Verdict:
     """The outcome of one invariant on one History.
 
-    ``valid`` is True (held), False (violated: ``count`` > 0 and counterexamples say where)
-    or "unknown" (the history cannot tell: a source is missing, nothing to check...).
-    ``checked`` is how many things were examined (events, blocks, liquidations...).
+    ``valid`` is True (held), False (violated) or "unknown" (the history cannot tell).
+    ``checked`` counts the things examined and ``count`` the violated ones, in one unit
+    (``unit``: blocks, liquidations, fills...), so ``0 <= count <= checked`` always; a
+    violated verdict has ``count`` >= 1 and counterexamples say where.
+    ``no_evidence`` is True for an "unknown" that says there was nothing to check (no
+    liquidation, no node loss...): the history is fine, it just holds no evidence either
+    way. An "unknown" with ``no_evidence`` False means the history could not be judged (a
+    source is missing or malformed, the run ended too soon).
     """
 
     invariant: str
@@ -33,6 +39,8 @@ class Verdict:
     checked: int
     counterexamples: list[Counterexample]
     message: str
+    unit: str = ""
+    no_evidence: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -40,6 +48,8 @@ class Verdict:
             "valid": self.valid,
             "count": self.count,
             "checked": self.checked,
+            "unit": self.unit,
+            "no_evidence": self.no_evidence,
             "counterexamples": self.counterexamples,
             "message": self.message,
         }
@@ -66,36 +76,87 @@ class FunctionChecker:
 
 @dataclass
 class Findings:
-    """Collects violations: counts all, keeps the first ``limit`` as counterexamples."""
+    """Collects the problems of one invariant, in the unit the invariant counts.
+
+    ``add(example, unit=key)`` records one problem; problems with the same ``unit`` key
+    (one block, one event, one order) count as one violated unit, so ``count`` never
+    exceeds ``checked`` when ``checked`` counts those units. Without a key every problem is
+    its own unit. Counterexamples: the first ``limit`` problems, or, when problems carry a
+    ``severity``, the ``limit`` most severe ones, worst first.
+    """
 
     invariant: str
     limit: int
     count: int = 0
     checked: int = 0
+    problems: int = 0
     examples: list[Counterexample] = field(default_factory=list)
+    _units: set[Hashable] = field(default_factory=set, repr=False)
+    _worst: list[tuple[float, int, Counterexample]] = field(default_factory=list, repr=False)
 
-    def add(self, example: Counterexample) -> None:
-        self.count += 1
-        if len(self.examples) < self.limit:
+    def add(
+        self,
+        example: Counterexample,
+        unit: Hashable | None = None,
+        severity: float | None = None,
+    ) -> None:
+        self.problems += 1
+        if unit is None:
+            self.count += 1
+        elif unit not in self._units:
+            self._units.add(unit)
+            self.count += 1
+        if severity is not None:
+            item = (severity, -self.problems, example)
+            if len(self._worst) < self.limit:
+                heapq.heappush(self._worst, item)
+            elif item > self._worst[0]:
+                heapq.heapreplace(self._worst, item)
+        elif len(self.examples) < self.limit:
             self.examples.append(example)
 
-    def verdict(self, what: str, unknown: str | None = None) -> Verdict:
-        """The verdict: False if anything was found, else "unknown" if ``unknown`` (a
-        reason) is given, else True. ``what`` names what ``checked`` counts."""
+    def counterexamples(self) -> list[Counterexample]:
+        """The kept counterexamples: severity-ranked ones worst first, then the others."""
+        ranked = [example for _, _, example in sorted(self._worst, reverse=True)]
+        return (ranked + self.examples)[: self.limit]
+
+    def verdict(self, what: str, unknown: str | None = None, nothing: str | None = None) -> Verdict:
+        """The verdict, counting ``checked`` in ``what`` (a plural noun: "blocks").
+
+        False if anything was found; else "unknown" if ``unknown`` (a reason the history
+        cannot be judged) is given; else, when nothing was checked, "unknown" with no
+        evidence, saying ``nothing`` (default: "no <what> to check"); else True.
+        """
+        examples = self.counterexamples()
         if self.count:
             valid: Validity = False
-            first = self.examples[0].get("problem", "") if self.examples else ""
-            message = f"{self.count} violation(s) in {self.checked} {what}; first: {first}"
+            first = examples[0].get("problem", "") if examples else ""
+            extra = f" ({self.problems} problems)" if self.problems != self.count else ""
+            message = f"{self.count} of {self.checked} {what} violated{extra}; first: {first}"
+            no_evidence = False
         elif unknown is not None:
-            valid = "unknown"
+            valid, no_evidence = "unknown", False
             message = f"cannot tell: {unknown} ({self.checked} {what} checked)"
+        elif self.checked == 0:
+            valid, no_evidence = "unknown", True
+            message = f"no evidence: {nothing or f'no {what} to check'}"
         else:
-            valid = True
+            valid, no_evidence = True, False
             message = f"held over {self.checked} {what}"
-        return Verdict(self.invariant, valid, self.count, self.checked, self.examples, message)
+        return Verdict(
+            self.invariant,
+            valid,
+            self.count,
+            self.checked,
+            examples,
+            message,
+            unit=what,
+            no_evidence=no_evidence,
+        )
 
 
 def unknown(invariant: str, reason: str, checked: int = 0) -> Verdict:
+    """An "unknown" verdict for a history that cannot be judged (not a lack of evidence)."""
     return Verdict(invariant, "unknown", 0, checked, [], f"cannot tell: {reason}")
 
 
@@ -106,11 +167,25 @@ def rounded(x: float | None, digits: int = 6) -> float | None:
     return round(x, max(0, digits - 1 - math.floor(math.log10(abs(x)))))
 
 
-def since_epoch(history: History, t: object) -> str:
-    """``t`` (wall-clock s) as the run's relative time, e.g. ``t=+12.345s``."""
-    if not isinstance(t, int | float):
-        return "t=?"
-    return f"t={t - history.run.epoch:+.3f}s"
+def rel(history: History, t: object) -> float | None:
+    """``t`` (wall-clock s) as seconds from the method's t=0 (``RunInfo.t0``), to the ms;
+    None for anything that is not a number."""
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        return None
+    return round(float(t) - history.run.t0, 3)
+
+
+def since_t0(history: History, t: object) -> str:
+    """``t`` (wall-clock s) as the run's time in words, e.g. ``t=+12.345s`` (seconds from
+    the method's t=0, the time base of every report)."""
+    value = rel(history, t)
+    return "t=?" if value is None else f"t={value:+.3f}s"
+
+
+def when(history: History, t: object) -> Counterexample:
+    """The time fields of a counterexample: ``t`` (s from the method's t=0, what reports
+    show) and ``wall_time`` (wall-clock s, for logs; shown on hover in report.html)."""
+    return {"t": rel(history, t), "wall_time": t if isinstance(t, int | float) else None}
 
 
 def bps(price: float, truth: float) -> float:

@@ -12,27 +12,29 @@ Holds when, over ``chain.jsonl`` (the chain as exported, in height order):
   is finite and within ``funding_tolerance`` of the true funding index at its ``ts``, and
   it moved from the market's previous on-chain value by at most
   ``max_funding_rate * true price * (funding intervals elapsed + 1)``.
+Unit: blocks (by position in the file, so both blocks of a fork count). A block with any
+problem is one violated block, whatever the number of its problems; a db event that no
+block carries counts against the block whose range holds its seq (else the block being
+read when it was passed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Mapping
 from io import BytesIO
 from itertools import islice
-from typing import Any, BinaryIO, TypeGuard
+from typing import Any, BinaryIO
 
-from chaos.checkers.base import Findings, Verdict, rounded
+from chaos.checkers.base import Findings, Verdict
+from chaos.checkers.marketdata import MarketDataCheck
 from chaos.checkers.params import CheckParams
 from chaos.history.events import Block, Event
 from chaos.history.reader import History, orjson
-from chaos.history.truth import RunTruth
 
 NAME = "no_corrupt_chain_writes"
 HASH_EXCLUDED = frozenset({"hash"})
-_SKIPPED_KEPT = 50
 _BATCH = 100
 
 
@@ -77,14 +79,15 @@ class _DbCursor:
     events as the exporter writes them (compact JSON in the same key order), so nothing
     needs decoding. Otherwise lines are decoded in batches and looked up by seq."""
 
-    def __init__(self, history: History, lines: BinaryIO) -> None:
+    def __init__(
+        self, history: History, lines: BinaryIO, on_skipped: Callable[[Event], None]
+    ) -> None:
         self._history = history
         self._lines = lines
         self._lineno = 0  # lines read so far
         self._buffer: list[Event] = []  # decoded, not yet passed
         self._at = 0
-        self.skipped: list[Event] = []  # db events passed over (on no block): the first few
-        self.skipped_count = 0
+        self._on_skipped = on_skipped  # told of each db event passed over (on no block)
 
     def _read(self, count: int) -> list[bytes]:
         lines = list(islice(self._lines, count))
@@ -121,9 +124,7 @@ class _DbCursor:
             event = self._buffer[self._at]
             if event["seq"] >= seq:
                 return event
-            if len(self.skipped) < _SKIPPED_KEPT:
-                self.skipped.append(event)
-            self.skipped_count += 1
+            self._on_skipped(event)
             self._at += 1
         return None
 
@@ -157,46 +158,86 @@ def check(history: History, params: CheckParams) -> Verdict:
     if not history.has("chain"):
         return found.verdict("blocks", unknown="no chain.jsonl in the history")
     truth = history.truth()
+    place = _Place()
     with history.open_lines("events") or BytesIO() as lines:
-        db = _DbCursor(history, lines)
-        _check_blocks(history, db, _MarketDataCheck(truth, params, found), found)
-    for event in db.skipped:
-        found.add(
-            {
-                "problem": f"db event seq {event.get('seq')} ({event.get('kind')} by sequencer "
-                f"{event.get('sequencer')!r}, epoch {event.get('epoch')}) is on no block, "
-                "though the chain goes past it",
-                "seq": event.get("seq"),
-                "db_event": dict(event),
-            }
-        )
-    found.count += db.skipped_count - len(db.skipped)  # beyond those kept
-    return found.verdict("blocks")
+        db = _DbCursor(history, lines, lambda event: _on_no_block(found, place, event))
+        _check_blocks(history, db, MarketDataCheck(truth, params, found), found, place)
+    return found.verdict("blocks", nothing="the chain has no block")
+
+
+class _Place:
+    """Where the check is: the block being read and the one before (unit, seq range)."""
+
+    def __init__(self) -> None:
+        self.unit = 0
+        self.previous: tuple[int, object, object] = (0, None, None)  # unit, first, last seq
+        self._first: object = None
+        self._last: object = None
+
+    def move(self, unit: int, block: Block) -> None:
+        if self.unit:
+            self.previous = (self.unit, self._first, self._last)
+        self.unit = unit
+        self._first, self._last = block.get("first_seq"), block.get("last_seq")
+
+    def owner(self, seq: object) -> int:
+        """The block (unit) whose range holds ``seq``: the previous one, else this one."""
+        unit, first, last = self.previous
+        if (
+            unit
+            and isinstance(seq, int)
+            and isinstance(first, int)
+            and isinstance(last, int)
+            and first <= seq <= last
+        ):
+            return unit
+        return self.unit
+
+
+def _on_no_block(found: Findings, place: _Place, event: Event) -> None:
+    found.add(
+        {
+            "problem": f"db event seq {event.get('seq')} ({event.get('kind')} by sequencer "
+            f"{event.get('sequencer')!r}, epoch {event.get('epoch')}) is on no block, "
+            "though the chain goes past it",
+            "seq": event.get("seq"),
+            "db_event": dict(event),
+        },
+        unit=place.owner(event.get("seq")),
+    )
 
 
 def _check_blocks(
-    history: History, db: _DbCursor, market_check: _MarketDataCheck, found: Findings
+    history: History,
+    db: _DbCursor,
+    market_check: MarketDataCheck,
+    found: Findings,
+    place: _Place,
 ) -> None:
     prev_height = 0
     prev_hash: object = None
     prev_last_seq = 0
-    n_blocks = 0
-    for block in history.blocks():
-        n_blocks += 1
+    for n_blocks, block in enumerate(history.blocks(), 1):
+        place.move(n_blocks, block)
         height = block.get("height")
-        _check_links(found, block, prev_height, prev_hash, prev_last_seq)
-        _check_events(found, block, db)
+        _check_links(found, n_blocks, block, prev_height, prev_hash, prev_last_seq)
+        _check_events(found, n_blocks, block, db)
         for entry in block.get("market_data") or ():
-            market_check.check(height, entry)
+            market_check.check(n_blocks, height, entry)
         prev_height = height if isinstance(height, int) else prev_height + 1
         prev_hash = block.get("hash")
         last_seq = block.get("last_seq")
         prev_last_seq = last_seq if isinstance(last_seq, int) else prev_last_seq
-    found.checked = n_blocks
+        found.checked = n_blocks
 
 
 def _check_links(
-    found: Findings, block: Block, prev_height: int, prev_hash: object, prev_last_seq: int
+    found: Findings,
+    unit: int,
+    block: Block,
+    prev_height: int,
+    prev_hash: object,
+    prev_last_seq: int,
 ) -> None:
     height = block.get("height")
     if height != prev_height + 1:
@@ -204,7 +245,7 @@ def _check_links(
             what = f"fork: a second block at height {height} (after height {prev_height})"
         else:
             what = f"heights jump from {prev_height} to {height}"
-        found.add({"problem": what, "height": height, "previous_height": prev_height})
+        found.add({"problem": what, "height": height, "previous_height": prev_height}, unit=unit)
     if prev_hash is not None and block.get("prev_hash") != prev_hash:
         found.add(
             {
@@ -213,7 +254,8 @@ def _check_links(
                 "height": height,
                 "prev_hash": block.get("prev_hash"),
                 "previous_block_hash": prev_hash,
-            }
+            },
+            unit=unit,
         )
     stored = block.get("hash")
     if not _hash_matches(block, stored):
@@ -224,7 +266,8 @@ def _check_links(
                 "height": height,
                 "hash": stored,
                 "recomputed_hash": block_hash(block),
-            }
+            },
+            unit=unit,
         )
     first_seq = block.get("first_seq")
     if first_seq != prev_last_seq + 1:
@@ -235,11 +278,12 @@ def _check_links(
                 "height": height,
                 "first_seq": first_seq,
                 "previous_last_seq": prev_last_seq,
-            }
+            },
+            unit=unit,
         )
 
 
-def _check_events(found: Findings, block: Block, db: _DbCursor) -> None:
+def _check_events(found: Findings, unit: int, block: Block, db: _DbCursor) -> None:
     first_seq, last_seq = block.get("first_seq"), block.get("last_seq")
     events = block.get("events") or []
     if (
@@ -258,10 +302,10 @@ def _check_events(found: Findings, block: Block, db: _DbCursor) -> None:
         if taken == events:
             return
         db.give_back(taken)
-    _check_events_one_by_one(found, block, db)
+    _check_events_one_by_one(found, unit, block, db)
 
 
-def _check_events_one_by_one(found: Findings, block: Block, db: _DbCursor) -> None:
+def _check_events_one_by_one(found: Findings, unit: int, block: Block, db: _DbCursor) -> None:
     height = block.get("height")
     first_seq, last_seq = block.get("first_seq"), block.get("last_seq")
     expected = first_seq if isinstance(first_seq, int) else None
@@ -275,7 +319,8 @@ def _check_events_one_by_one(found: Findings, block: Block, db: _DbCursor) -> No
                     "height": height,
                     "seq": seq,
                     "expected_seq": expected,
-                }
+                },
+                unit=unit,
             )
             expected = seq if isinstance(seq, int) else None
         if expected is not None:
@@ -288,7 +333,8 @@ def _check_events_one_by_one(found: Findings, block: Block, db: _DbCursor) -> No
                     "height": height,
                     "seq": seq,
                     "chain_event": dict(event),
-                }
+                },
+                unit=unit,
             )
         elif db_event != event:
             diffs = _diff(db_event, event)
@@ -300,7 +346,8 @@ def _check_events_one_by_one(found: Findings, block: Block, db: _DbCursor) -> No
                     "height": height,
                     "seq": seq,
                     "differences": diffs,
-                }
+                },
+                unit=unit,
             )
     if expected is not None and isinstance(last_seq, int) and expected != last_seq + 1:
         found.add(
@@ -310,7 +357,8 @@ def _check_events_one_by_one(found: Findings, block: Block, db: _DbCursor) -> No
                 "height": height,
                 "first_seq": first_seq,
                 "last_seq": last_seq,
-            }
+            },
+            unit=unit,
         )
 
 
@@ -321,88 +369,3 @@ def _diff(db_event: Mapping[str, Any], chain_event: Mapping[str, Any]) -> list[d
         for f in fields
         if db_event.get(f) != chain_event.get(f) or (f in db_event) != (f in chain_event)
     ]
-
-
-def _finite_number(x: object) -> TypeGuard[float]:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-class _MarketDataCheck:
-    """Validates each on-chain market data entry against truth; remembers, per market, the
-    last entry that matched truth, to bound the funding step from it."""
-
-    def __init__(self, truth: RunTruth, params: CheckParams, found: Findings) -> None:
-        self.truth = truth
-        self.params = params
-        self.found = found
-        self.last_valid: dict[str, tuple[float, float]] = {}  # market -> (funding index, ts)
-
-    def check(self, height: object, entry: Mapping[str, Any]) -> None:
-        market, ts = entry.get("market"), entry.get("ts")
-        mark, funding = entry.get("mark_price"), entry.get("funding_index")
-        where = {"height": height, "market": market, "ts": ts}
-        if not isinstance(market, str) or market not in self.truth.markets:
-            self.found.add(
-                {"problem": f"block {height} carries unknown market {market!r}", **where}
-            )
-            return
-        if not _finite_number(ts):
-            self.found.add({"problem": f"block {height} {market} data has no valid ts", **where})
-            return
-        assert isinstance(ts, int | float)
-        true_price = self.truth.price(market, ts)
-        true_funding = self.truth.funding_index(market, ts)
-        where |= {"true_price": rounded(true_price), "true_funding_index": rounded(true_funding)}
-        if (
-            not _finite_number(mark)
-            or mark <= 0
-            or abs(mark / true_price - 1) > (self.params.price_tolerance)
-        ):
-            self.found.add(
-                {
-                    "problem": f"block {height} carries {market} mark price {mark!r}; "
-                    f"true {rounded(true_price)}",
-                    "mark_price": mark,
-                    **where,
-                }
-            )
-        if not _finite_number(funding) or abs(funding - true_funding) > (
-            self.params.funding_tolerance * abs(true_funding)
-        ):
-            self.found.add(
-                {
-                    "problem": f"block {height} carries {market} funding index {funding!r}; "
-                    f"true {rounded(true_funding)}",
-                    "funding_index": funding,
-                    **where,
-                }
-            )
-            return
-        assert isinstance(funding, int | float)
-        self._check_step(height, market, float(funding), float(ts), where)
-        self.last_valid[market] = (float(funding), float(ts))
-
-    def _check_step(
-        self, height: object, market: str, funding: float, ts: float, where: dict[str, Any]
-    ) -> None:
-        last = self.last_valid.get(market)
-        if last is None or last[0] == funding:
-            return
-        prev_funding, prev_ts = last
-        intervals = self.truth.funding_intervals_between(prev_ts, ts)
-        price = max(self.truth.price(market, prev_ts), self.truth.price(market, ts))
-        bound = self.truth.max_funding_rate(market) * price * (intervals + 1)
-        step = abs(funding - prev_funding)
-        if step > bound * (1 + 1e-9):
-            self.found.add(
-                {
-                    "problem": f"block {height} {market} funding index stepped by "
-                    f"{rounded(step)} over {intervals} interval(s); at most {rounded(bound)}",
-                    "funding_index": funding,
-                    "previous_funding_index": prev_funding,
-                    "previous_ts": prev_ts,
-                    "step": rounded(step),
-                    "max_step": rounded(bound),
-                    **where,
-                }
-            )

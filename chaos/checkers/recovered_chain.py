@@ -73,7 +73,7 @@ def check_market_data(history: History, params: CheckParams) -> Verdict:
             if why is not None:
                 found.add(_corrupt(block, entry, why))
     if found.checked == 0:
-        return found.verdict("market data entries", unknown="no market data on the chain")
+        return found.verdict("market data entries", nothing="no market data on the chain")
     return found.verdict("market data entries")
 
 
@@ -81,7 +81,7 @@ def check_snapshot(history: History, params: CheckParams) -> Verdict:
     found = Findings(SNAPSHOT, params.max_counterexamples)
     response = response_log(history)
     if not response.rollbacks:
-        return found.verdict("rollbacks", unknown="no chain_rollback in the history")
+        return found.verdict("rollbacks", nothing="no chain_rollback in the history")
     if not history.has("chain"):
         return found.verdict("rollbacks", unknown="no chain.jsonl in the history")
     targets = [_target(response, r) for r in response.rollbacks]

@@ -18,6 +18,7 @@ log as written up to that point.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,14 +80,7 @@ def check_lost(history: History, params: CheckParams) -> Verdict:
         f"; the runbook's cancel_all cancelled {_per_account(cancelled)}, its rollbacks "
         f"reverted {_per_account(reverted)}"
     )
-    return Verdict(
-        verdict.invariant,
-        verdict.valid,
-        verdict.count,
-        verdict.checked,
-        verdict.counterexamples,
-        verdict.message + report,
-    )
+    return dataclasses.replace(verdict, message=verdict.message + report)
 
 
 def _reverted(history: History, rollbacks: list[RollbackRecord]) -> list[tuple[Any, str]]:
@@ -188,7 +182,7 @@ def check_survive(history: History, params: CheckParams) -> Verdict:
     found = Findings(SURVIVE, params.max_counterexamples)
     response = response_log(history)
     if not response.cancel_alls:
-        return found.verdict("orders", unknown="no cancel_all in the history")
+        return found.verdict("orders", nothing="no cancel_all in the history")
     tracker = _OpenOrders(response.cancel_alls)
     timeline = replay_as_written(
         history.events,

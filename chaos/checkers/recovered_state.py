@@ -92,7 +92,7 @@ def check(history: History, params: CheckParams) -> Verdict:
     found = Findings(NAME, params.max_counterexamples)
     response = response_log(history)
     if not response.state_reports:
-        return found.verdict("accounts", unknown="no response step reported the recovered accounts")
+        return found.verdict("accounts", nothing="no response step reported the recovered accounts")
     replayer = _StateReplayer(history, response.state_reports, response.rollbacks)
     timeline = replay_as_written(
         history.events,

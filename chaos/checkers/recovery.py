@@ -9,14 +9,14 @@ its ``begin`` time plus its ``ramp`` (a cooling-style loss degrades first), else
 first client ``ok`` whose ``invoke`` was issued at or after the outage start. It holds when
 that is at most ``rto_s`` after the start. If no client op succeeded afterwards, it is
 violated when the client history runs on past start + ``rto_s``, and unknown when the run
-ended sooner. With no loss in the history it holds with ``checked`` 0.
+ended sooner. Unit: losses. With no loss in the history there is no evidence (unknown).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chaos.checkers.base import Findings, Verdict, since_epoch
+from chaos.checkers.base import Findings, Verdict, rel, since_t0, when
 from chaos.checkers.params import CheckParams
 from chaos.history.events import FaultRecord
 from chaos.history.reader import History
@@ -67,8 +67,9 @@ def check(history: History, params: CheckParams) -> Verdict:
     found = Findings(NAME, params.max_counterexamples)
     losses = outages(history)
     if not losses:
-        found.checked = 0
-        return found.verdict("node losses")
+        return found.verdict(
+            "node losses", nothing="no node loss or sequencer kill in faults.jsonl"
+        )
     if not history.has("client"):
         return found.verdict("node losses", unknown="no client.jsonl in the history")
     resumed: list[float | None] = [None] * len(losses)
@@ -99,16 +100,17 @@ def check(history: History, params: CheckParams) -> Verdict:
         found.add(
             {
                 "problem": f"trading {took} following {what} at "
-                f"{since_epoch(history, loss.start)} "
+                f"{since_t0(history, loss.start)} "
                 f"(RTO {params.rto_s:g}s)",
                 "fault_id": loss.fault_id,
                 "action": loss.action,
                 "target": loss.target,
-                "lost_at": loss.start,
-                "resumed_at": at,
+                **when(history, loss.start),
+                "resumed_t": rel(history, at),
                 "downtime_s": None if at is None else round(at - loss.start, 3),
                 "rto_s": params.rto_s,
-                "last_client_op_at": last_time,
-            }
+                "last_client_op_t": rel(history, last_time),
+            },
+            unit=loss.fault_id,
         )
     return found.verdict("node losses", unknown=unknown_reason)

@@ -3,12 +3,13 @@
 Holds when, over ``events.jsonl`` in the order written: seq starts at 1 and increases by
 exactly 1 (no gap, no duplicate, no reordering); every event of an epoch names the same
 sequencer instance; and no event of epoch e follows the first event of a later epoch (a
-deposed primary writing after the standby took over: split brain).
+deposed primary writing after the standby took over: split brain). Unit: events (the
+n-th line of the log); an event with several problems is one violated event.
 """
 
 from __future__ import annotations
 
-from chaos.checkers.base import Findings, Verdict
+from chaos.checkers.base import Findings, Verdict, when
 from chaos.checkers.params import CheckParams
 from chaos.history.reader import History
 
@@ -28,7 +29,7 @@ def check(history: History, params: CheckParams) -> Verdict:
         n += 1
         seq = event["seq"]
         if seq != expected:
-            _seq_problem(found, seq, expected, event.get("time"))
+            _seq_problem(found, n, seq, expected, when(history, event.get("time")))
             if seq < expected:
                 seq = expected - 1  # keep expecting the successor of the highest seen
         expected = seq + 1
@@ -44,8 +45,9 @@ def check(history: History, params: CheckParams) -> Verdict:
                     "epoch": epoch,
                     "sequencer": sequencer,
                     "epoch_writer": writer,
-                    "time": event.get("time"),
-                }
+                    **when(history, event.get("time")),
+                },
+                unit=n,
             )
         if isinstance(epoch, int):
             if newest_epoch is None or epoch > newest_epoch:
@@ -61,14 +63,17 @@ def check(history: History, params: CheckParams) -> Verdict:
                         "sequencer": sequencer,
                         "newer_epoch": newest_epoch,
                         "newer_epoch_first_seq": newest_epoch_seq,
-                        "time": event.get("time"),
-                    }
+                        **when(history, event.get("time")),
+                    },
+                    unit=n,
                 )
     found.checked = n
-    return found.verdict("events")
+    return found.verdict("events", nothing="the event log is empty")
 
 
-def _seq_problem(found: Findings, seq: int, expected: int, time: object) -> None:
+def _seq_problem(
+    found: Findings, n: int, seq: int, expected: int, times: dict[str, object]
+) -> None:
     if seq > expected:
         missing = seq - expected
         what = f"seq jumps from {expected - 1} to {seq} ({missing} missing)"
@@ -76,4 +81,4 @@ def _seq_problem(found: Findings, seq: int, expected: int, time: object) -> None
         what = f"seq {seq} written twice"
     else:
         what = f"seq {seq} written after seq {expected - 1} (duplicate or out of order)"
-    found.add({"problem": what, "seq": seq, "expected_seq": expected, "time": time})
+    found.add({"problem": what, "seq": seq, "expected_seq": expected, **times}, unit=n)

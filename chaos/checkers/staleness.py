@@ -3,12 +3,13 @@
 Holds when every fill and every liquidation whose event records the oracle timestamp it
 used (``oracle_ts``) executed at most ``stale_after_s`` after that timestamp. Executions
 that record no ``oracle_ts`` cannot be judged; if none of the executions records one, the
-verdict is unknown.
+verdict is unknown; with no execution at all there is no evidence (unknown). Unit:
+executions that record their oracle_ts.
 """
 
 from __future__ import annotations
 
-from chaos.checkers.base import Findings, Verdict, rounded
+from chaos.checkers.base import Findings, Verdict, rel, rounded, since_t0, when
 from chaos.checkers.params import CheckParams
 from chaos.history.reader import History
 
@@ -42,14 +43,15 @@ def check(history: History, params: CheckParams) -> Verdict:
         true_now = truth.price(market, t) if market in truth.markets else None
         found.add(
             {
-                "problem": f"seq {event['seq']}: {event['kind']} of {who} on {market} used an "
+                "problem": f"seq {event['seq']} ({since_t0(history, t)}): {event['kind']} of "
+                f"{who} on {market} used an "
                 f"oracle price {age:.2f}s old (limit {params.stale_after_s:g}s): "
                 f"{rounded(used)} vs true {rounded(true_now)}",
                 "seq": event["seq"],
                 "kind": event["kind"],
                 "market": market,
-                "time": t,
-                "oracle_ts": oracle_ts,
+                **when(history, t),
+                "oracle_t": rel(history, oracle_ts),
                 "age_s": round(age, 3),
                 "oracle_price_used": used,
                 "true_price": rounded(true_now),
@@ -60,4 +62,4 @@ def check(history: History, params: CheckParams) -> Verdict:
         return found.verdict(
             "executions", unknown=f"none of {unjudged} executions recorded its oracle_ts"
         )
-    return found.verdict("executions")
+    return found.verdict("executions", nothing="no fill or liquidation in the event log")

@@ -13,8 +13,10 @@ EXAMPLE = """example:
   tradechaos check runs/20260119-101500-paradex-2026-db-upgrade-vulnerable
   tradechaos check RUN_DIR --json
 
-exit codes: 0 every invariant holds, or the findings match the expectation recorded for
-the run (the output says which); 1 otherwise; 2 not a run folder."""
+exit codes: 0 the findings match the expectation recorded for the run (the rule `run`
+applies: exactly the expected violations; an invariant with nothing to check is unknown,
+which fails only if the run expected a violation there or required evidence for it);
+1 otherwise; 2 not a run folder."""
 
 
 def register(subparsers: Any) -> None:
@@ -30,8 +32,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def _recorded(run_dir: Path) -> tuple[list[str], list[str], dict[str, Any]]:
-    """Invariants, expected violations and checker params recorded for the run."""
+def _recorded(run_dir: Path) -> tuple[list[str], list[str], list[str], dict[str, Any]]:
+    """Invariants, expected violations, required evidence and checker params recorded for
+    the run."""
     run_json = run_dir / "history" / "run.json"
     if not run_json.is_file():
         raise UsageError(f"{run_dir}: not a run folder (no history/run.json)")
@@ -45,11 +48,17 @@ def _recorded(run_dir: Path) -> tuple[list[str], list[str], dict[str, Any]]:
         v["invariant"] for v in journal.get("verdicts", []) if isinstance(v, dict)
     ]
     expected = run.get("expected_violations", journal.get("expected_violations", []))
+    required = run.get("require_evidence", journal.get("require_evidence")) or []
     if not invariants:
         from chaos.checkers import REGISTRY
 
         invariants = list(REGISTRY)
-    return [str(i) for i in invariants], [str(e) for e in expected], dict(run.get("params") or {})
+    return (
+        [str(i) for i in invariants],
+        [str(e) for e in expected],
+        [str(r) for r in required],
+        dict(run.get("params") or {}),
+    )
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -59,12 +68,15 @@ def handle(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run folder")
-    invariants, expected, params = _recorded(run_dir)
+    invariants, expected, required, params = _recorded(run_dir)
     verdicts = check(run_dir, tuple(invariants), params)
-    all_hold = all(v.get("valid") is True for v in verdicts)
-    matches = judge(verdicts, invariants, expected)
+    all_hold = all(v.get("valid") is True or v.get("no_evidence") is True for v in verdicts)
+    matches = judge(verdicts, invariants, expected, required)
+    unknown = [str(v.get("invariant")) for v in verdicts if v.get("valid") not in (True, False)]
     if all_hold and matches:
-        summary = "every invariant holds"
+        summary = "every invariant holds" + (
+            f" or had nothing to check (unknown: {', '.join(unknown)})" if unknown else ""
+        )
     elif all_hold:
         summary = (
             f"every invariant holds, but the run expected violations of {', '.join(expected)} "
@@ -85,6 +97,7 @@ def handle(args: argparse.Namespace) -> int:
                     "ok": ok,
                     "summary": summary,
                     "expected_violations": expected,
+                    "require_evidence": required,
                     "verdicts": verdicts,
                 },
                 indent=2,
@@ -103,5 +116,6 @@ def _line(verdict: dict[str, Any], expected: list[str]) -> str:
     word = "held" if valid is True else "VIOLATED" if valid is False else "unknown"
     note = " (expected)" if name in expected else ""
     message = verdict.get("message") or ""
-    counts = f"count {verdict.get('count', 0)}, checked {verdict.get('checked', 0)}"
+    unit = f" {verdict['unit']}" if verdict.get("unit") else ""
+    counts = f"violated {verdict.get('count', 0)} of {verdict.get('checked', 0)}{unit}"
     return f"{word:<9} {name}{note}: {counts}. {message}".rstrip()

@@ -39,7 +39,7 @@ from chaos.stackfile.model import StackFile
 
 TOP_LEVEL = (
     "name", "description", "incident", "seed", "duration", "stack", "load", "params",
-    "steady_state", "safety", "variants", "method", "invariants", "checks",
+    "steady_state", "safety", "variants", "method", "invariants", "checks", "require_evidence",
     "explore",  # the search space of `tradechaos explore`, read by chaos.explore.spaceload
 )  # fmt: skip
 REQUIRED = ("name", "duration", "method", "invariants")
@@ -130,6 +130,7 @@ def _read(r: Reader, document: Any, stack_override: str | Path | None) -> Experi
         steady_state=_probes(r, top),
         abort_when=_aborts(r, top),
         checks=own_checks,
+        require_evidence=_evidence(r, top, "require_evidence", invariants or ()),
     )
     if definitions is not None:
         _check_probes(r, top, experiment, definitions)
@@ -338,10 +339,16 @@ def _variants(
         mitigations = _mitigations(r, body, field, every) if "mitigations" in body else None
         options = _options(r, body, f"{field}.options", stack, dict(ref.options))
         violated: tuple[str, ...] = ()
+        evidence: tuple[str, ...] = ()
         if "expect" in body:
             expect = r.mapping(
-                body["expect"], body.line_of("expect"), f"{field}.expect", ("violated",)
+                body["expect"],
+                body.line_of("expect"),
+                f"{field}.expect",
+                ("violated", "require_evidence"),
             )
+            if expect is not None:
+                evidence = _evidence(r, expect, f"{field}.expect.require_evidence", invariants)
             if expect is not None and "violated" in expect:
                 violated = (
                     r.names(
@@ -357,8 +364,21 @@ def _variants(
         if "description" in body:
             r.string(body, "description", f"{field}.description")
         on = every if mitigations is None else mitigations
-        result.append(Variant(name, on, violated, line, options))
+        result.append(Variant(name, on, violated, line, options, evidence))
     return tuple(result)
+
+
+def _evidence(
+    r: Reader, section: LineDict, field: str, invariants: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``require_evidence``: invariants of this experiment whose "unknown for lack of
+    evidence" fails the run (``field`` names the key in messages)."""
+    if "require_evidence" not in section:
+        return ()
+    picked = r.names(
+        section, "require_evidence", field, invariants, "invariant", "checked by this experiment"
+    )
+    return picked or ()
 
 
 def _mitigations(

@@ -94,13 +94,16 @@ class AbortCondition:
 class Variant:
     """``mitigations``: the switches that are ON (sorted). ``expect_violated``: invariants
     that must be found violated (a subset of the experiment's invariants). ``options``: the
-    stack option values of this variant (the experiment's, overridden by the variant's)."""
+    stack option values of this variant (the experiment's, overridden by the variant's).
+    ``require_evidence``: invariants whose verdict must not be "unknown" for lack of
+    evidence in this variant's run with faults (``expect.require_evidence``)."""
 
     name: str
     mitigations: tuple[str, ...]
     expect_violated: tuple[str, ...] = ()
     line: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
+    require_evidence: tuple[str, ...] = ()
 
     @property
     def mitigations_flag(self) -> str:
@@ -165,6 +168,7 @@ class Experiment:
     steady_state: tuple[Probe, ...] = ()
     abort_when: tuple[AbortCondition, ...] = ()
     checks: tuple[SqlCheck, ...] = ()  # its own SQL checks (the stack file may add more)
+    require_evidence: tuple[str, ...] = ()  # in every run, controls too (top level)
 
     def sql_checks(self, stack_checks: tuple[SqlCheck, ...]) -> tuple[SqlCheck, ...]:
         """The SQL checks this experiment runs: those of ``invariants``, its own or the
@@ -181,6 +185,13 @@ class Experiment:
             if variant.name == name:
                 return variant
         raise KeyError(name)
+
+    def evidence_required(self, variant: str, no_faults: bool = False) -> tuple[str, ...]:
+        """The invariants a run of ``variant`` must have evidence for: the top-level
+        ``require_evidence``, plus the variant's own unless it is a control run (a control
+        drops the variant's expectation, as it drops ``expect.violated``)."""
+        own = () if no_faults else self.variant(variant).require_evidence
+        return tuple(dict.fromkeys((*self.require_evidence, *own)))
 
     def steps_for(self, variant: str, no_faults: bool = False) -> list[Step]:
         """The steps that run in ``variant``, in file order; with ``no_faults`` the fault

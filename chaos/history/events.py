@@ -237,6 +237,9 @@ class RunInfo:
 
     # the stack's insurance-fund account, when it has one (the harm ledger shows its side)
     insurance_fund: int | None = None
+    # wall-clock s when the method's clock started (the end of the steady-state check):
+    # t=0 of the experiment file's ``at`` times; None for runs recorded before it was kept
+    method_t0: float | None = None
 
     @property
     def order_services(self) -> tuple[str, ...]:
@@ -247,6 +250,12 @@ class RunInfo:
         """The sources the stack's history binding exports (None: not recorded)."""
         sources = self.stack.get("history_sources")
         return None if sources is None else tuple(str(s) for s in sources)
+
+    @property
+    def t0(self) -> float:
+        """The time base every report uses: the method's t=0, else (an older run) the
+        price epoch."""
+        return self.epoch if self.method_t0 is None else self.method_t0
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> RunInfo:
@@ -272,6 +281,7 @@ class RunInfo:
                 obj.get("insurance_fund", (obj.get("stack") or {}).get("insurance_fund"))
             ),
             checks=tuple(str(c) for c in obj.get("checks") or ()),
+            method_t0=_number_or_none(obj.get("method_t0")),
         )
 
 
@@ -282,6 +292,12 @@ def _account_or_none(value: object) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+def _number_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _target_text(target: object) -> str | None:

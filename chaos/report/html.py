@@ -1,9 +1,11 @@
 """report.html: one self-contained page per run, readable at a glance.
 
-Order: headline verdict, the verdict table (red/green, counterexamples in plain words), the
-run error if any, the fault and maintenance timeline, then the plots over time. Plots are
-base64 PNGs inline; the page has no scripts, no external references and no URLs, so it
-opens offline and from a CI artefact store.
+Order: headline verdict, the verdict table (red/green/amber: PASS/FAIL/UNKNOWN,
+counterexamples in plain words), the run error if any, the fault and maintenance timeline,
+then the plots over time. Every time shown is seconds from the method's t=0 (the time base
+of ``chaos.report.rundata.time_base``); the wall clock of a time is in its ``title`` (on
+hover). Plots are base64 PNGs inline; the page has no scripts, no external references and
+no URLs, so it opens offline and from a CI artefact store.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ th,td{border:1px solid #ddd;padding:6px 8px;text-align:left;vertical-align:top}
 th{background:#f5f5f5}
 tr.pass td.outcome{background:#1e8e3e;color:#fff;font-weight:700;text-align:center}
 tr.fail td.outcome{background:#c5221f;color:#fff;font-weight:700;text-align:center}
-tr.fail{background:#fdecea}tr.pass{background:#eef7ee}
+tr.unknown td.outcome{background:#b06000;color:#fff;font-weight:700;text-align:center}
+tr.fail{background:#fdecea}tr.pass{background:#eef7ee}tr.unknown{background:#fef7e0}
+[title]{text-decoration:underline dotted #999}
 ul.examples{margin:4px 0 0 0;padding-left:18px;font-family:ui-monospace,monospace;font-size:12px}
 .error{background:#fdecea;border:1px solid #c5221f;padding:10px;border-radius:4px}
 figure{margin:16px 0}figure img{max-width:100%;border:1px solid #eee}
@@ -53,8 +57,8 @@ def render_html(run_dir: Path, journal: Mapping[str, Any]) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>tradechaos: {_e(title)}</title><style>{_CSS}{harm_css()}</style></head><body>",
-        _header(title, journal, met),
-        _verdict_section(run_cases),
+        _header(title, journal, met, data),
+        _verdict_section(run_cases, journal),
         harm_section(journal),
         _error_section(journal),
         _timeline_section(journal, data),
@@ -80,7 +84,7 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _header(title: str, journal: Mapping[str, Any], met: bool) -> str:
+def _header(title: str, journal: Mapping[str, Any], met: bool, data: RunData) -> str:
     banner = "EXPECTATION MET" if met else "EXPECTATION NOT MET"
     expected = ", ".join(str(x) for x in journal.get("expected_violations") or []) or "none"
     facts = [
@@ -89,6 +93,7 @@ def _header(title: str, journal: Mapping[str, Any], met: bool) -> str:
         ("backend", journal.get("backend")),
         ("duration", f"{run_duration(journal):.1f}s"),
         ("started", _utc(journal.get("started_at"))),
+        ("times", f"seconds from {data.t0_label} ({_utc_precise(data.t0)})"),
         ("expected violations", expected),
         ("control run (no faults)", "yes" if journal.get("no_faults") else None),
         ("file", journal.get("file")),
@@ -111,21 +116,21 @@ def _utc(value: Any) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _verdict_section(run_cases: list[Case]) -> str:
+def _verdict_section(run_cases: list[Case], journal: Mapping[str, Any]) -> str:
+    walls = _counterexample_walls(journal)
     rows = []
     for case in run_cases:
-        status = "pass" if case.passed else "fail"
+        status = case.outcome.lower()
         expected = "violated" if case.expected_violation else "holds"
+        if case.evidence_required and not case.expected_violation:
+            expected = "holds, with evidence"
         if case.name in ("steady_state_hypothesis", "run"):
             expected = "holds" if case.name != "run" else "completes"
-        count = "" if case.count is None else str(case.count)
-        if case.checked is not None:
-            count += f" of {case.checked}"
-        examples = "".join(f"<li>{_e(line)}</li>" for line in case.details)
+        examples = "".join(_example_item(line, walls.get(case.name, [])) for line in case.details)
         rows.append(
-            f'<tr class="{status}"><td class="outcome">{status.upper()}</td>'
+            f'<tr class="{status}"><td class="outcome">{case.outcome}</td>'
             f"<td><strong>{_e(case.name)}</strong></td><td>{_e(expected)}</td>"
-            f"<td>{_e(case.result_word)}</td><td>{_e(count)}</td>"
+            f"<td>{_e(case.result_word)}</td><td>{_e(case.count_text)}</td>"
             f"<td>{_e(case.summary)}"
             + (f'<ul class="examples">{examples}</ul>' if examples else "")
             + "</td></tr>"
@@ -133,12 +138,43 @@ def _verdict_section(run_cases: list[Case]) -> str:
     return (
         '<section id="verdicts"><h2>Verdicts</h2>'
         '<table id="verdict-table"><thead><tr><th>outcome</th><th>case</th><th>expected</th>'
-        "<th>found</th><th>count</th><th>what happened</th></tr></thead><tbody>"
+        "<th>found</th><th>violated/checked</th><th>what happened</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
         '<p class="meta">An invariant the variant expects to be violated passes when it is '
-        "violated: the experiment caught the incident.</p></section>"
+        "violated: the experiment caught the incident. UNKNOWN: there was nothing to check "
+        "(no evidence either way); it is not a pass, and it fails the variant only when the "
+        "experiment requires evidence for it. Times: seconds from the method's t=0; hover a "
+        "counterexample for its wall clock.</p></section>"
     )
+
+
+def _counterexample_walls(journal: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Each invariant's counterexamples' wall clocks (``wall_time``), in order."""
+    walls: dict[str, list[Any]] = {}
+    for verdict in journal.get("verdicts") or []:
+        if isinstance(verdict, Mapping):
+            examples = verdict.get("counterexamples") or []
+            walls[str(verdict.get("invariant"))] = [
+                e.get("wall_time") if isinstance(e, Mapping) else None for e in examples
+            ]
+    return walls
+
+
+def _example_item(line: str, walls: list[Any]) -> str:
+    """One detail line; a counterexample (``#i: ...``) carries its wall clock on hover."""
+    number = line[1 : line.find(":")] if line.startswith("#") else ""
+    index = int(number) - 1 if number.isdigit() else -1
+    wall = _utc_precise(walls[index]) if 0 <= index < len(walls) else None
+    title = f' title="wall clock {_e(wall)}"' if wall else ""
+    return f"<li{title}>{_e(line)}</li>"
+
+
+def _utc_precise(value: Any) -> str | None:
+    epoch = to_epoch(value)
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def _error_section(journal: Mapping[str, Any]) -> str:
@@ -169,17 +205,17 @@ def _timeline_section(journal: Mapping[str, Any], data: RunData) -> str:
         elif step.get("started") is None and not state:
             state = "not reached"
         cells = [
-            step.get("id"),
-            step.get("action"),
-            _target(step.get("target")),
+            _cell(step.get("id")),
+            _cell(step.get("action")),
+            _cell(_target(step.get("target"))),
             _when(step.get("scheduled"), data),
             _when(step.get("started"), data),
             _when(step.get("ended"), data),
-            step.get("lateness_ms"),
+            _cell(step.get("lateness_ms")),
         ]
         rows.append(
             "<tr>"
-            + "".join(f"<td>{_e('' if c is None else c)}</td>" for c in cells)
+            + "".join(cells)
             + f'<td class="{"fault" if fault else "maint"}">{kind}</td><td>{_e(state)}</td></tr>'
         )
     table = (
@@ -194,7 +230,7 @@ def _timeline_section(journal: Mapping[str, Any], data: RunData) -> str:
         plots.timeline_plot,
         "Fault and maintenance timeline",
         "Rows: faults (red) and maintenance steps (blue) from faults.jsonl; "
-        "top row: trading mode from modes.jsonl.",
+        f"top row: trading mode from modes.jsonl. Times: seconds from {data.t0_label}.",
         _missing("faults.jsonl", "modes.jsonl")(data),
     )
     return (
@@ -208,14 +244,19 @@ def _target(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _cell(value: Any) -> str:
+    return f"<td>{_e('' if value is None else value)}</td>"
+
+
 def _when(value: Any, data: RunData) -> str:
-    """A time cell: absolute times relative to the run start, offsets as given."""
+    """A time cell: a wall-clock time as seconds from the time base (``data.t0``), its wall
+    clock on hover; an offset as given."""
     epoch = to_epoch(value)
     if epoch is None:
-        return "" if value is None else str(value)
+        return _cell(value)
     if epoch > 1e8:
-        return f"{epoch - data.t0:+.2f}s"
-    return f"{epoch:.2f}s"
+        return f'<td title="wall clock {_e(_utc_precise(epoch))}">{epoch - data.t0:+.2f}s</td>'
+    return _cell(f"{epoch:.2f}s")
 
 
 _PlotSpec = tuple[Callable[[RunData], bytes], str, str, Callable[[RunData], str | None]]
@@ -246,8 +287,8 @@ _PLOTS: tuple[_PlotSpec, ...] = (
         plots.price_plot,
         "Price per market",
         "True price (chaos.world with the recorded price moves) against the oracle's "
-        "published mark; liquidations: green = intended, red X = unintended (listed by "
-        "no_unintended_liquidations). Shaded: faults (red), maintenance (blue).",
+        "published mark; liquidations: green = intended, red X = unintended or consequential "
+        "(listed by no_unintended_liquidations). Shaded: faults (red), maintenance (blue).",
         _missing("oracle.jsonl"),
     ),
     (

@@ -2,9 +2,11 @@
 
 Shape: ``<testsuites><testsuite name=EXPERIMENT.VARIANT ...><properties/><testcase
 classname=EXPERIMENT.VARIANT name=CASE time=S>[<failure message=... type=...>text</failure>
-| <error ...>][<system-out>run folder</system-out>]</testcase>...<system-out/></testsuite>
-</testsuites>``. The cases and their outcomes come from ``chaos.report.outcomes``: a violated
-invariant that the variant expected passes; a failure's text lists its counterexamples.
+| <error ...> | <skipped message=REASON/>][<system-out>run folder</system-out>]</testcase>
+...<system-out/></testsuite></testsuites>``. The cases and their outcomes come from
+``chaos.report.outcomes``: a violated invariant that the variant expected passes; a
+failure's text lists its counterexamples; an UNKNOWN case (no evidence, not required) is
+skipped with its reason, never a pass.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 def render_junit(journals: Sequence[Mapping[str, Any]]) -> str:
     """The JUnit XML document (UTF-8 text with declaration) for one or more runs."""
     root = ET.Element("testsuites", name="tradechaos")
-    totals = {"tests": 0, "failures": 0, "errors": 0}
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
     for journal in journals:
         suite = _suite(journal)
@@ -55,13 +57,14 @@ def _suite(journal: Mapping[str, Any]) -> ET.Element:
     run_cases = cases(journal)
     failures = sum(1 for c in run_cases if not c.passed and c.kind != "error")
     errors = sum(1 for c in run_cases if c.kind == "error")
+    skipped = sum(1 for c in run_cases if c.outcome == "UNKNOWN")
     suite = ET.Element(
         "testsuite",
         name=name,
         tests=str(len(run_cases)),
         failures=str(failures),
         errors=str(errors),
-        skipped="0",
+        skipped=str(skipped),
         time=f"{duration:.3f}",
         timestamp=_timestamp(journal.get("started_at")),
         hostname=socket.gethostname(),
@@ -92,6 +95,8 @@ def _testcase(classname: str, case: Case, seconds: float, out_text: str) -> ET.E
             element, tag, message=_clean(f"{case.name}: {case.summary}"), type=case.kind
         )
         problem.text = _clean("\n".join([case.summary, *case.details]))
+    elif case.outcome == "UNKNOWN":
+        ET.SubElement(element, "skipped", message=_clean(f"{case.name}: {case.summary}"))
     elif case.details:
         out_text = "\n".join([case.summary, *case.details, "", out_text])
     ET.SubElement(element, "system-out").text = _clean(out_text)

@@ -1,8 +1,9 @@
 """The report's plots, as PNG bytes drawn with matplotlib's Agg canvas (no pyplot, no
 global state, no display). matplotlib is imported inside the functions, never at import.
 
-Every plot shares the x axis "seconds since the run started" (``RunData.t0``) and shades
-the fault windows (red) and maintenance steps (blue). A panel without data says so.
+Every plot shares the x axis "seconds from the method's t=0" (``RunData.t0``, the time base
+of every report; negative before the method: stack start, steady state) and shades the
+fault windows (red) and maintenance steps (blue). A panel without data says so.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _shade(ax: Axes, data: RunData) -> None:
             ax.axvline(start, color=colour, alpha=0.5, lw=1, ls="--")
         else:
             ax.axvspan(start, end, color=colour, alpha=0.12 if window.fault else 0.07, lw=0)
-    ax.set_xlim(0, max(1.0, data.t_end - data.t0))
+    ax.set_xlim(data.t_start - data.t0, max(data.t_start - data.t0 + 1.0, data.t_end - data.t0))
     ax.grid(True, alpha=0.3)
 
 
@@ -72,8 +73,8 @@ def _no_data(ax: Axes, why: str) -> None:
     )
 
 
-def _finish(fig: Figure, axes: Sequence[Axes], title: str) -> bytes:
-    axes[-1].set_xlabel("seconds since the run started")
+def _finish(fig: Figure, axes: Sequence[Axes], title: str, data: RunData) -> bytes:
+    axes[-1].set_xlabel(f"seconds from {data.t0_label}")
     fig.suptitle(title, fontsize=12)
     return _png(fig)
 
@@ -88,7 +89,7 @@ def _panels(
     for ax, key in zip(axes, keys, strict=False):
         _shade(ax, data)
         draw(ax, key)
-    return _finish(fig, axes, title)
+    return _finish(fig, axes, title, data)
 
 
 def _truth(data: RunData) -> Any:
@@ -110,8 +111,8 @@ def _truth(data: RunData) -> Any:
 
 
 def _grid(data: RunData) -> list[float]:
-    span = data.t_end - data.t0
-    return [data.t0 + span * i / (TRUTH_POINTS - 1) for i in range(TRUTH_POINTS)]
+    span = data.t_end - data.t_start
+    return [data.t_start + span * i / (TRUTH_POINTS - 1) for i in range(TRUTH_POINTS)]
 
 
 def _known_market(path: Any, market: str) -> bool:
@@ -162,7 +163,7 @@ def _liquidation_marks(ax: Axes, data: RunData, market: str) -> bool:
     drawn = False
     for intended, colour, marker, label in (
         (True, "#2ca02c", "^", "liquidation (intended)"),
-        (False, FAULT_COLOUR, "X", "liquidation (UNINTENDED)"),
+        (False, FAULT_COLOUR, "X", "liquidation (UNINTENDED or consequential)"),
     ):
         points = [
             (liq.time, liq.mark_price)
@@ -231,7 +232,7 @@ def load_plot(data: RunData) -> bytes:
     if series is None:
         _no_data(lat_ax, "client.jsonl and load.jsonl missing or empty")
         _no_data(err_ax, "client.jsonl and load.jsonl missing or empty")
-        return _finish(fig, (lat_ax, err_ax), "Orders: latency and error rate")
+        return _finish(fig, (lat_ax, err_ax), "Orders: latency and error rate", data)
     times, p50, p99, errors, source = series
     if any(v is not None for v in p50 + p99):
         lat_ax.plot(times, [math.nan if v is None else v for v in p50], label="p50", lw=1)
@@ -242,7 +243,7 @@ def load_plot(data: RunData) -> bytes:
     err_ax.plot(times, errors, color=FAULT_COLOUR, lw=1, label=f"errors ({source})")
     err_ax.set_ylim(bottom=0)
     err_ax.legend(loc="upper left", fontsize=8)
-    return _finish(fig, (lat_ax, err_ax), "Orders: latency and error rate")
+    return _finish(fig, (lat_ax, err_ax), "Orders: latency and error rate", data)
 
 
 _Series = tuple[list[float], list[float | None], list[float | None], list[float], str]
@@ -251,7 +252,7 @@ _Series = tuple[list[float], list[float | None], list[float | None], list[float]
 def _client_series(data: RunData) -> _Series:
     buckets: dict[int, list[tuple[str, float | None]]] = {}
     for t, kind, latency in data.client_ops:
-        buckets.setdefault(int(_rel(data, t)), []).append((kind, latency))
+        buckets.setdefault(math.floor(_rel(data, t)), []).append((kind, latency))
     times, p50, p99, errors = [], [], [], []
     for second in sorted(buckets):
         ops = buckets[second]
@@ -320,7 +321,7 @@ def chain_plot(data: RunData) -> bytes:
         ax.legend(loc="upper left", fontsize=8)
     else:
         _no_data(ax, "events.jsonl and chain.jsonl missing or empty")
-    return _finish(fig, (ax,), "Chain height against the event-log sequence")
+    return _finish(fig, (ax,), "Chain height against the event-log sequence", data)
 
 
 def timeline_plot(data: RunData) -> bytes:
@@ -339,7 +340,7 @@ def timeline_plot(data: RunData) -> bytes:
     ax.set_ylim(len(labels) - 0.5, -0.5)
     if not windows and not data.modes:
         _no_data(ax, "faults.jsonl and modes.jsonl missing or empty")
-    return _finish(fig, (ax,), "Faults (red) and maintenance (blue)")
+    return _finish(fig, (ax,), "Faults (red) and maintenance (blue)", data)
 
 
 _MODE_COLOURS = {

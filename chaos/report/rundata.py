@@ -2,7 +2,10 @@
 
 Tolerant by contract: a missing, empty or partly written file (a truncated last line, a
 record without a field) yields fewer points, never an exception. Times stay wall-clock
-seconds; ``RunData.t0`` is the origin the plots subtract.
+seconds; ``RunData.t0`` is the origin the plots and tables subtract: the method's t=0 (the
+end of the steady-state check, where the experiment file's ``at`` times count from), as
+run.json or the journal records it; a run recorded before that was kept falls back to the
+price epoch, and ``RunData.t0_label`` says so.
 """
 
 from __future__ import annotations
@@ -42,11 +45,16 @@ class Liquidation:
     intended: bool
 
 
+METHOD_T0 = "the method's t=0"
+
+
 @dataclass
 class RunData:
     run: dict[str, Any]
     t0: float
     t_end: float
+    t_start: float = 0.0  # the earliest time shown (before t0: stack start, steady state)
+    t0_label: str = METHOD_T0
     windows: list[Window] = field(default_factory=list)
     moves: list[dict[str, Any]] = field(default_factory=list)
     published: dict[str, list[tuple[float, float, float | None]]] = field(default_factory=dict)
@@ -234,12 +242,25 @@ def _set_span(data: RunData, journal: Mapping[str, Any]) -> None:
     times += [t for t, *_ in data.chain[:1] + data.chain[-1:]]
     times += [w.start for w in data.windows] + [w.end for w in data.windows if w.end < math.inf]
     times += [num(s.get("time")) or 0.0 for s in data.load_samples[:1] + data.load_samples[-1:]]
-    start = to_epoch(data.run.get("started_at")) or to_epoch(journal.get("started_at"))
-    if start is None:
-        start = num(data.run.get("epoch"))
-    data.t0 = start if start is not None else min(times, default=0.0)
+    t0, label = time_base(data.run, journal)
+    data.t0, data.t0_label = (t0, label) if t0 is not None else (min(times, default=0.0), label)
+    data.t_start = min([*times, data.t0])
     end = to_epoch(journal.get("ended_at"))
     data.t_end = max([*times, end or data.t0, data.t0 + 1.0])
+
+
+def time_base(run: Mapping[str, Any], journal: Mapping[str, Any]) -> tuple[float | None, str]:
+    """(t0, what it is): the method's t=0 from run.json or the journal; else the price
+    epoch, else the run's start (older runs); (None, ...) when nothing says."""
+    for value in (run.get("method_t0"), journal.get("method_t0")):
+        t0 = num(value)
+        if t0 is not None:
+            return t0, METHOD_T0
+    epoch = num(run.get("epoch"))
+    if epoch is not None:
+        return epoch, "the price epoch (this run recorded no method t=0)"
+    start = to_epoch(run.get("started_at")) or to_epoch(journal.get("started_at"))
+    return start, "the run's start (this run recorded no method t=0)"
 
 
 def _close_open_windows(data: RunData) -> None:

@@ -1,8 +1,10 @@
 """The end-of-run summary for the terminal: plain text, no colours, fits 100 columns.
 
 Per run: a headline (experiment / variant / verdict), a table of cases (invariant,
-expected, found, count, outcome), the first counterexample of each failing or caught
-invariant, and the paths of journal.json, junit.xml and report.html.
+expected, found, violated/checked in the invariant's unit, outcome PASS / FAIL / UNKNOWN),
+the first counterexample of each failing or caught invariant, the reason of each UNKNOWN,
+and the paths of journal.json, junit.xml and report.html. Times are seconds from the
+method's t=0 (as the experiment file's ``at``).
 """
 
 from __future__ import annotations
@@ -38,11 +40,16 @@ def _run_block(journal: Mapping[str, Any]) -> str:
         extras.append("no faults (control run)")
     expected = ", ".join(str(x) for x in journal.get("expected_violations") or []) or "none"
     extras.append(f"expected violations: {expected}")
+    required = ", ".join(str(x) for x in journal.get("require_evidence") or [])
+    if required:
+        extras.append(f"evidence required: {required}")
     lines = [f"== {name} / {variant}: {verdict}", "   " + "; ".join(extras)]
     run_cases = cases(journal)
     lines.extend(_table(run_cases))
     for case in run_cases:
-        if not case.passed or case.kind == "caught":
+        if case.outcome == "UNKNOWN":
+            lines.append(_clip(f"   {case.name}: {case.summary}"))
+        elif not case.passed or case.kind == "caught":
             first = case.examples[0] if case.examples else (case.details or (case.summary,))[0]
             lines.append(_clip(f"   {case.name}: {first}"))
     lines.extend(_paths(journal))
@@ -50,14 +57,12 @@ def _run_block(journal: Mapping[str, Any]) -> str:
 
 
 def _table(run_cases: list[Case]) -> list[str]:
-    rows = [("case", "expected", "found", "count", "outcome")]
+    rows = [("case", "expected", "found", "violated/checked", "outcome")]
     for case in run_cases:
         expected = "violated" if case.expected_violation else "-"
-        count = "" if case.count is None else str(case.count)
-        if case.checked is not None:
-            count = f"{count or 0}/{case.checked}"
-        outcome = "PASS" if case.passed else "FAIL"
-        rows.append((case.name, expected, case.result_word, count, outcome))
+        if case.evidence_required and not case.expected_violation:
+            expected = "evidence"
+        rows.append((case.name, expected, case.result_word, case.count_text, case.outcome))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = []
     for index, row in enumerate(rows):

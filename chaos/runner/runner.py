@@ -36,6 +36,7 @@ from chaos.errors import (
 )
 from chaos.experiment.model import Experiment, Variant
 from chaos.history.recorder import Recorder
+from chaos.report.outcomes import invariants_met
 from chaos.runner import wiring
 from chaos.runner.probes import AbortWatcher, ProbeEnv, steady_state
 from chaos.runner.progress import Progress
@@ -98,16 +99,15 @@ class _Run:
 
 
 def judge(
-    verdicts: Sequence[Mapping[str, Any]], checked: Sequence[str], expected: Sequence[str]
+    verdicts: Sequence[Mapping[str, Any]],
+    checked: Sequence[str],
+    expected: Sequence[str],
+    required: Sequence[str] = (),
 ) -> bool:
-    """Exactly the expected violations: each expected invariant valid is False, every other
-    checked invariant valid is True; unknown or missing counts as not met."""
-    by_name = {v.get("invariant"): v.get("valid") for v in verdicts}
-    for name in checked:
-        want = name not in expected
-        if by_name.get(name) is not want:
-            return False
-    return all(name in checked for name in expected)
+    """Exactly the expected violations (``chaos.report.outcomes.invariants_met``, the one
+    rule): each expected invariant violated, every other checked invariant held or unknown
+    for lack of evidence (unless ``required``); missing or undecidable counts as not met."""
+    return invariants_met(verdicts, checked, expected, required)
 
 
 def run_variant(
@@ -204,9 +204,10 @@ def _lifecycle(
     if funded:
         progress.event(f"funded {funded} accounts (bindings.accounts.fund)")
     recorder = stack.enter_context(Recorder(folder.history))
-    recorder.write_run(
-        _run_record(experiment, variant, seed, epoch, load_seed, options, folder, definition)
+    run_record = _run_record(
+        experiment, variant, seed, epoch, load_seed, options, folder, definition
     )
+    recorder.write_run(run_record)
     load = deps.load(backend, definition, folder, load_seed, experiment.load)
     if load is None:
         progress.event("no load: the stack file declares no bindings.orders")
@@ -232,7 +233,10 @@ def _lifecycle(
     progress.active = lambda: schedule.active
     progress.set_phase("method", experiment.duration_s)
     with AbortWatcher(experiment.abort_when, env, lambda reason: schedule.stop()) as watcher:
-        schedule.run(clock.mono(), experiment.duration_s)
+        t0 = clock.mono()  # the method's t=0: every report's time base (docs/reports.md)
+        run_record["method_t0"] = state.journal["method_t0"] = round(clock.wall(t0), 6)
+        recorder.write_run(run_record)
+        schedule.run(t0, experiment.duration_s)
     _heal(schedule, state)
     if watcher.reason is not None:
         state.error = f"run aborted: {watcher.reason}"
@@ -270,7 +274,8 @@ def _check(
     except Exception as err:
         state.journal["harm"] = {"error": f"{type(err).__name__}: {err}"}
     expected = () if options.no_faults else variant.expect_violated
-    met = judge(verdicts, experiment.invariants, expected)
+    required = experiment.evidence_required(variant.name, options.no_faults)
+    met = judge(verdicts, experiment.invariants, expected, required)
     after = state.journal["steady_state"].get("after")
     if not expected and after is not None and not after.get("ok", True):
         met = False  # the stack did not come back: reported as the steady-state case
@@ -324,7 +329,9 @@ def _new_journal(
         "run_dir": None,
         "backend": options.backend,
         "expected_violations": [] if options.no_faults else list(variant.expect_violated),
+        "require_evidence": list(experiment.evidence_required(variant.name, options.no_faults)),
         "expectation_met": False,
+        "method_t0": None,
         "steady_state": {"before": None, "after": None},
         "timeline": [],
         "verdicts": [],
@@ -357,6 +364,7 @@ def _run_record(
         "invariants": list(experiment.invariants),
         "checks": [c.name for c in experiment.sql_checks(definition.checks)],
         "expected_violations": [] if options.no_faults else list(variant.expect_violated),
+        "require_evidence": list(experiment.evidence_required(variant.name, options.no_faults)),
     }
 
 

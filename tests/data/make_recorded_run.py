@@ -9,7 +9,10 @@ restores BTC-PERP's funding index as 0 (published until 20 s); risk liquidates t
 accounts on that index (unintended), one ETH account is liquidated on a real 3 % drop
 (intended). The writer stalls while the database is upgraded and catches up afterwards.
 Verdicts: the expected no_unintended_liquidations violation is caught (pass), an
-unexpected fills_within_band violation (fail), sequence_integrity unknown (fail).
+unexpected fills_within_band violation (fail), sequence_integrity unknown (fail), and
+recovery_within_rto unknown for lack of evidence (no node loss: UNKNOWN, not a failure).
+The story's times are seconds from the price epoch; the method's t=0 (``method_t0``, the
+time base of every report) is 1 s after it, so reports show the upgrade at t=+9 s.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from chaos.world import PriceMove, PricePath
 OUT = Path(__file__).resolve().parent / "recorded_run"
 SEED = 7
 EPOCH = 1_790_000_000.0
+METHOD_T0 = EPOCH + 1.0
 DURATION = 30.0
 MOVE = PriceMove("ETH-PERP", EPOCH + 3.0, 3.0, -3.0)
 MARKETS = ("BTC-PERP", "ETH-PERP")
@@ -45,6 +49,7 @@ def main() -> None:
         "seed": SEED,
         "epoch": EPOCH,
         "started_at": EPOCH,
+        "method_t0": METHOD_T0,
         "mitigations": [],
         "markets": list(MARKETS),
         "params": {"band_bps": 500},
@@ -299,6 +304,8 @@ def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
             "funding_index_used": e["funding_index"],
             "true_equity": 2350.0,
             "maintenance": e["maintenance"],
+            "t": round(e["time"] - METHOD_T0, 3),
+            "wall_time": e["time"],
         }
         for e in liqs
     ]
@@ -311,6 +318,7 @@ def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
         "seed": SEED,
         "no_faults": False,
         "started_at": EPOCH,
+        "method_t0": METHOD_T0,
         "ended_at": EPOCH + DURATION + 2.0,
         "run_dir": "runs/20260719-120000-paradex-funding-restore-vulnerable",
         "backend": "process",
@@ -331,7 +339,7 @@ def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
                 "id": "cancel",
                 "action": "trading_mode",
                 "target": "sequencer",
-                "scheduled": 9.0,
+                "scheduled": EPOCH + 9.0,
                 "started": EPOCH + 9.0,
                 "ended": EPOCH + 9.05,
                 "lateness_ms": 3,
@@ -342,7 +350,7 @@ def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
                 "id": "upgrade",
                 "action": "db_upgrade",
                 "target": "db",
-                "scheduled": 10.0,
+                "scheduled": EPOCH + 10.0,
                 "started": EPOCH + 10.0,
                 "ended": EPOCH + 16.0,
                 "lateness_ms": 5,
@@ -353,7 +361,7 @@ def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
                 "id": "restart-oracle",
                 "action": "restart",
                 "target": "oracle",
-                "scheduled": 12.0,
+                "scheduled": EPOCH + 12.0,
                 "started": EPOCH + 12.0,
                 "ended": EPOCH + 13.0,
                 "lateness_ms": 2,
@@ -364,7 +372,7 @@ def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
                 "id": "post",
                 "action": "trading_mode",
                 "target": "sequencer",
-                "scheduled": 16.0,
+                "scheduled": EPOCH + 16.0,
                 "started": EPOCH + 16.0,
                 "ended": EPOCH + 16.05,
                 "lateness_ms": 1,
@@ -375,7 +383,7 @@ def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
                 "id": "normal",
                 "action": "trading_mode",
                 "target": "sequencer",
-                "scheduled": 22.0,
+                "scheduled": EPOCH + 22.0,
                 "started": EPOCH + 22.0,
                 "ended": EPOCH + 22.05,
                 "lateness_ms": 1,
@@ -389,6 +397,8 @@ def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
                 "valid": False,
                 "count": 2,
                 "checked": 3,
+                "unit": "liquidations",
+                "no_evidence": False,
                 "counterexamples": unintended,
                 "message": "2 of 3 liquidations were not justified under true prices and funding",
             },
@@ -397,6 +407,8 @@ def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
                 "valid": True,
                 "count": 0,
                 "checked": 24,
+                "unit": "blocks",
+                "no_evidence": False,
                 "counterexamples": [],
                 "message": "24 blocks hash-linked and equal to the event log",
             },
@@ -405,6 +417,8 @@ def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
                 "valid": False,
                 "count": 1,
                 "checked": 40,
+                "unit": "fills outside normal mode",
+                "no_evidence": False,
                 "counterexamples": [
                     {
                         "seq": 61,
@@ -425,6 +439,16 @@ def _journal(events: list[dict[str, Any]]) -> dict[str, Any]:
                 "checked": 0,
                 "counterexamples": [],
                 "message": "events.jsonl ends before the final flush: history incomplete",
+            },
+            {
+                "invariant": "recovery_within_rto",
+                "valid": "unknown",
+                "count": 0,
+                "checked": 0,
+                "unit": "node losses",
+                "no_evidence": True,
+                "counterexamples": [],
+                "message": "no evidence: no node loss or sequencer kill in faults.jsonl",
             },
         ],
     }

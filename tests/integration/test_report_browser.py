@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from junitparser import Failure, JUnitXml
+from junitparser import Failure, JUnitXml, Skipped
 
 from chaos.report import HTML_FILE, JUNIT_FILE, write_reports
 
@@ -98,6 +98,8 @@ def test_chromium_renders_verdict_table_and_plots(
     dom = done.stdout
     assert 'id="verdict-table"' in dom
     assert re.search(r'<tr class="fail">.*?fills_within_band', dom, re.DOTALL)
+    assert re.search(r'<tr class="unknown"><td class="outcome">UNKNOWN</td>.*?recovery_within_rto',
+                     dom, re.DOTALL)  # fmt: skip
     match = re.search(r'<pre id="measured">(.*?)</pre>', dom, re.DOTALL)
     assert match, "the page's load event never fired"
     measured = json.loads(match.group(1).replace("&quot;", '"'))
@@ -129,8 +131,9 @@ def test_chromium_screenshot_is_a_real_page(rendered: dict[str, Path], tmp_path:
     assert pixels.shape[:2] == (3000, 1400)
     colours = {tuple(p) for p in pixels[::4, ::4].reshape(-1, 3).tolist()}
     assert len(colours) > 200, f"only {len(colours)} colours: a blank or broken page"
-    # the verdict table's red (FAIL) and green (PASS) cells are on screen
+    # the verdict table's red (FAIL), green (PASS) and amber (UNKNOWN) cells are on screen
     assert (0xC5, 0x22, 0x1F) in colours and (0x1E, 0x8E, 0x3E) in colours
+    assert (0xB0, 0x60, 0x00) in colours
 
 
 def test_failing_run_junit_is_read_by_a_junit_parser(rendered: dict[str, Path]) -> None:
@@ -142,4 +145,6 @@ def test_failing_run_junit_is_read_by_a_junit_parser(rendered: dict[str, Path]) 
         if isinstance(result, Failure)
     }
     assert set(failures) == {"fills_within_band", "sequence_integrity"}
+    skipped = {case.name for case in suite for result in case.result if isinstance(result, Skipped)}
+    assert skipped == {"recovery_within_rto"}
     assert "fill 6.5% above the true price while post_only" in failures["fills_within_band"]

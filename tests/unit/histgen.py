@@ -586,7 +586,7 @@ def plant_slow_recovery(b: Builder, downtime: float = 15.0) -> Obj:
     b.t += downtime
     b.trade(3, 4, "ETH-PERP", 0.0)
     b.build_chain()
-    return {"fault_id": "loss2", "lost_at": round(lost_at, 6)}
+    return {"fault_id": "loss2", "wall_time": round(lost_at, 6)}
 
 
 # -- bulk histories for the benchmark ----------------------------------------------------
@@ -735,3 +735,76 @@ def _write_block(
     digest = hashlib.sha256((head + tail).encode()).hexdigest()
     fh.write(f'{head}"hash":"{digest}",{tail}\n')
     return digest
+
+
+# -- harm: off-market fills and their consequences ----------------------------------------
+
+
+def plant_off_market_fill(b: Builder, ratio: float = 10.0, account: int = 70) -> Obj:
+    """In normal mode, ``account`` (deep collateral) buys 1 BTC at ``ratio`` x the true price
+    from account 1: an off-market execution, nothing else."""
+    quiet(b)
+    b.deposit(account, DEEP)
+    price = round(b.truth.price("BTC-PERP", b.t + 0.01) * ratio, 2)
+    fill = b.fill("BTC-PERP", price, 1.0, taker=account, maker=1)
+    b.build_chain()
+    return {"seq": fill["seq"], "mode": "normal", "taker_account": account}
+
+
+def plant_harm_chain(
+    b: Builder, ratio: float = 10.0, account: int = 71, fills_first: bool = False
+) -> Obj:
+    """A chain of harm: ``account``, healthy with half a BTC's price as collateral, trades 1
+    BTC at ``ratio`` x the true price (buys when ratio > 1, sells when < 1) and is then
+    liquidated. Under true prices the liquidation is justified (the bad price took its
+    equity), but without the bad fill the account would be far above maintenance: the
+    liquidation is consequential, caused by the fill. ``fills_first``: the stack writes the
+    liquidation's fill before the liquidation event."""
+    quiet(b)
+    market = "BTC-PERP"
+    b.deposit(account, round(0.5 * b.truth.price(market, b.t), 2))
+    price = round(b.truth.price(market, b.t + 0.01) * ratio, 2)
+    side = "buy" if ratio > 1 else "sell"
+    bad = b.fill(market, price, 1.0, taker=account, maker=1, taker_side=side)
+    b.tick(0.2)
+    liquidation = b.liquidate(account, market, 1.0)
+    if side == "sell":  # a short is closed by buying
+        b.events[-1]["taker_side"] = "buy"
+    if fills_first:
+        fill = b.events.pop()
+        b.events.insert(b.events.index(liquidation), fill)
+        for seq, e in enumerate(b.events, 1):
+            e["seq"] = seq
+    b.build_chain()
+    return {
+        "fill_seq": bad["seq"],
+        "liquidation_seq": liquidation["seq"],
+        "account": account,
+        "ratio": ratio,
+    }
+
+
+def plant_duplicate_harm_chain(b: Builder, account: int = 72) -> Obj:
+    """A duplicate execution leads to a liquidation: ``account`` buys 1 BTC with collateral
+    at 1.9x the maintenance of 1 BTC; its order is filled twice (2 BTC: below maintenance),
+    and it is liquidated. Without the duplicate execution it would not have been."""
+    quiet(b)
+    market = "BTC-PERP"
+    price = round(b.truth.price(market, b.t + 0.05), 2)
+    b.deposit(account, round(1.9 * MAINTENANCE_MARGIN_RATIO * price, 2))
+    maker = b.order(1, market, "sell", price, 2.0)
+    taker = b.order(account, market, "buy", price, 1.0)
+    for _ in range(2):
+        b.fill(
+            market,
+            price,
+            1.0,
+            taker=account,
+            maker=1,
+            taker_order=taker["order_id"],
+            maker_order=maker["order_id"],
+        )
+    again = b.events[-1]
+    liquidation = b.liquidate(account, market, 2.0)
+    b.build_chain()
+    return {"duplicate_seq": again["seq"], "liquidation_seq": liquidation["seq"]}

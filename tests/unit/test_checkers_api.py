@@ -21,6 +21,7 @@ INVARIANTS = [
     "fills_within_band",
     "no_stale_price_execution",
     "recovery_within_rto",
+    "no_off_market_execution",
 ]
 RECOVERED = [  # after the response (issue 21): unknown when the history has no response
     "rollback_restores_snapshot",
@@ -31,7 +32,7 @@ RECOVERED = [  # after the response (issue 21): unknown when the history has no 
 ]
 
 
-def test_registry_has_the_eight_invariants_and_the_recovered_ones() -> None:
+def test_registry_has_the_nine_invariants_and_the_recovered_ones() -> None:
     assert sorted(REGISTRY) == sorted(INVARIANTS + RECOVERED)
     assert all(REGISTRY[name].name == name for name in REGISTRY)
 
@@ -47,7 +48,15 @@ def test_params_defaults_are_documented_values() -> None:
         "price_tolerance": 0.05,
         "harm_off_market_bps": 500.0,
         "max_counterexamples": 5,
+        "off_market_bps": None,
     }
+    assert CheckParams().off_market_tolerance_bps == 502.0  # the band + the venues' noise
+    assert CheckParams.from_mapping({"band_bps": 200}).off_market_tolerance_bps == 502.0
+    assert CheckParams.from_mapping({"band_bps": 800}).off_market_tolerance_bps == 802.0
+    assert CheckParams.from_mapping({"off_market_bps": 50}).off_market_tolerance_bps == 50.0
+    assert CheckParams.from_mapping({"off_market_bps": None}).off_market_bps is None
+    with pytest.raises(ValueError, match="must be a number"):
+        CheckParams.from_mapping({"band_bps": None})
 
 
 def test_params_from_mapping_overrides_and_validates() -> None:
@@ -79,7 +88,17 @@ def test_run_all_keeps_order_and_verdicts_serialise(tmp_path: Path) -> None:
     assert [v.invariant for v in verdicts] == names
     doc = json.loads(json.dumps([v.to_dict() for v in verdicts]))
     assert doc[0]["valid"] is True and doc[0]["checked"] > 0
-    assert set(doc[0]) == {"invariant", "valid", "count", "checked", "counterexamples", "message"}
+    assert set(doc[0]) == {
+        "invariant",
+        "valid",
+        "count",
+        "checked",
+        "unit",
+        "no_evidence",
+        "counterexamples",
+        "message",
+    }
+    assert doc[0]["unit"] == "events" and doc[1]["unit"] == "blocks"
 
 
 def test_missing_sources_give_unknown_not_a_pass(tmp_path: Path) -> None:
@@ -118,11 +137,12 @@ def test_block_hash_is_sha256_of_canonical_json_without_hash() -> None:
     assert block_hash({**block, "hash": "anything"}) == block["hash"]
 
 
-def test_no_node_loss_holds_with_nothing_checked(tmp_path: Path) -> None:
+def test_no_node_loss_is_unknown_for_lack_of_evidence(tmp_path: Path) -> None:
     b = histgen.clean_history(1, 10)
     b.faults = [f for f in b.faults if f["action"] != "node_loss"]
     verdict = run_all(History.open(b.write(tmp_path)), ["recovery_within_rto"])[0]
-    assert verdict.valid is True and verdict.checked == 0
+    assert verdict.valid == "unknown" and verdict.no_evidence and verdict.checked == 0
+    assert "no node loss" in verdict.message
 
 
 def test_run_ending_before_the_rto_is_unknown(tmp_path: Path) -> None:
@@ -155,7 +175,7 @@ def test_node_loss_outage_starts_at_the_lost_evidence(tmp_path: Path) -> None:
     want = histgen.plant_slow_recovery(b, downtime=15.0)
     b.faults.append(
         {
-            "time": want["lost_at"] + 6.0,
+            "time": want["wall_time"] + 6.0,
             "id": "loss2",
             "action": "node_loss",
             "target": "a",

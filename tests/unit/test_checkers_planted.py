@@ -84,7 +84,8 @@ def test_liquidation_of_a_healthy_account_is_caught(seed: int, above: float) -> 
         "true_funding_index",
         "service_equity",
         "mode",
-        "time",
+        "t",
+        "wall_time",
     ):
         assert key in example
     all_valid_but(vs, "no_unintended_liquidations")

@@ -115,6 +115,57 @@ def test_each_problem_names_file_line_and_field(
     assert expected in str(caught.value)
 
 
+def test_require_evidence_at_the_top_and_per_variant(tmp_path: Path) -> None:
+    text = (
+        GOOD.replace(
+            "  mitigated: {mitigations: all}",
+            "  mitigated: {mitigations: all, expect: {require_evidence: [fills_within_band]}}",
+        )
+        + "require_evidence: [no_corrupt_chain_writes]\n"
+    )
+    experiment = load(write(tmp_path, text))
+    assert experiment.require_evidence == ("no_corrupt_chain_writes",)
+    assert experiment.variant("mitigated").require_evidence == ("fills_within_band",)
+    assert experiment.evidence_required("mitigated") == (
+        "no_corrupt_chain_writes",
+        "fills_within_band",
+    )
+    assert experiment.evidence_required("mitigated", no_faults=True) == ("no_corrupt_chain_writes",)
+    assert experiment.evidence_required("vulnerable") == ("no_corrupt_chain_writes",)
+
+
+@pytest.mark.parametrize(
+    ("addition", "variant_expect", "expected"),
+    [
+        (
+            "require_evidence: [no_lost_acked_orders]\n",
+            None,
+            ":26: require_evidence[0]: unknown invariant 'no_lost_acked_orders' (checked by "
+            "this experiment: ",
+        ),
+        (
+            "",
+            "{require_evidence: nope}",
+            ":19: variants.mitigated.expect.require_evidence: unknown invariant 'nope'",
+        ),
+        ("require_evidence: 3\n", None, ":26: require_evidence: expected a list of invariants"),
+    ],
+)
+def test_require_evidence_names_only_this_experiments_invariants(
+    tmp_path: Path, addition: str, variant_expect: str | None, expected: str
+) -> None:
+    text = GOOD + addition
+    if variant_expect is not None:
+        text = text.replace(
+            "  mitigated: {mitigations: all}",
+            f"  mitigated: {{mitigations: all, expect: {variant_expect}}}",
+        )
+    path = write(tmp_path, text)
+    with pytest.raises(InvalidExperiment) as caught:
+        load(path)
+    assert expected in str(caught.value), str(caught.value)
+
+
 def test_unknown_target_lists_the_known_names(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("target: oracle,", "target: orcale,"))
     message = str(problems(path)[0])

@@ -45,7 +45,7 @@ def test_verdict_table_comes_first_with_red_and_green_rows(report: str) -> None:
     rows = {
         name: status
         for status, name in re.findall(
-            r'<tr class="(pass|fail)">.*?<strong>([a-z_]+)</strong>', report
+            r'<tr class="(pass|fail|unknown)">.*?<strong>([a-z_]+)</strong>', report
         )
     }
     assert rows == {
@@ -54,7 +54,10 @@ def test_verdict_table_comes_first_with_red_and_green_rows(report: str) -> None:
         "no_corrupt_chain_writes": "pass",
         "fills_within_band": "fail",
         "sequence_integrity": "fail",
+        "recovery_within_rto": "unknown",
     }
+    assert '<td class="outcome">UNKNOWN</td><td><strong>recovery_within_rto' in report
+    assert "unknown: no evidence: no node loss" in report
     assert "#1: fill 6.5% above the true price while post_only" in report
     assert "the experiment caught it" in report
 
@@ -81,11 +84,18 @@ def test_page_is_self_contained(report: str) -> None:
     assert re.findall(r'(?:src|href)="([^"]*)"', text) == []
 
 
-def test_timeline_table_lists_steps_relative_to_the_start(report: str) -> None:
+def test_times_are_seconds_from_the_method_t0_with_the_wall_clock_on_hover(report: str) -> None:
+    """The method starts 1 s after the price epoch: the upgrade at epoch + 10 s is +9 s."""
     table = report[report.index('id="timeline-table"') :]
-    assert "<td>upgrade</td><td>db_upgrade</td><td>db</td><td>10.00s</td><td>+10.00s</td>" in (
-        table
+    wall = '<td title="wall clock 2026-09-21 14:13:30.000 UTC">+9.00s</td>'
+    assert f"<td>upgrade</td><td>db_upgrade</td><td>db</td>{wall}{wall}" in table
+    assert "times: <code>seconds from the method&#x27;s t=0 (2026-09-21 14:13:21.000 UTC)" in (
+        report
     )
+    liquidation = re.search(r'<li title="wall clock ([^"]+)">#1: liquidated on a funding', report)
+    assert liquidation is not None and liquidation.group(1).endswith(" UTC")
+    assert "wall_time=" not in report  # the wall clock is a detail (hover), not the text
+    assert "seconds from the method's t=0" in report
 
 
 def test_liquidations_listed_by_the_checker_are_unintended() -> None:

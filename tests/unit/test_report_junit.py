@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from junitparser import Error, Failure, JUnitXml
+from junitparser import Error, Failure, JUnitXml, Skipped
 
 from chaos.report.junit import render_junit, write_junit
 
@@ -29,7 +29,7 @@ def test_failing_run_reads_back_with_failure_texts(
     assert len(suites) == 1
     suite = suites[0]
     assert suite.name == "paradex-funding-restore.vulnerable"
-    assert (suite.tests, suite.failures, suite.errors) == (5, 2, 0)
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (6, 2, 0, 1)
     outcome = {case.name: case for case in suite}
     assert set(outcome) == {
         "steady_state_hypothesis",
@@ -37,6 +37,7 @@ def test_failing_run_reads_back_with_failure_texts(
         "no_corrupt_chain_writes",
         "fills_within_band",
         "sequence_integrity",
+        "recovery_within_rto",
     }
     for case in outcome.values():
         assert case.classname == "paradex-funding-restore.vulnerable"
@@ -46,11 +47,21 @@ def test_failing_run_reads_back_with_failure_texts(
     assert outcome["no_corrupt_chain_writes"].is_passed
     (band,) = outcome["fills_within_band"].result
     assert isinstance(band, Failure)
-    assert band.message == "fills_within_band: violated unexpectedly: 1 violation(s) in 40 checked"
+    assert band.message == (
+        "fills_within_band: violated unexpectedly: 1 violation(s) of 40 fills outside normal mode"
+    )
     assert "#1: fill 6.5% above the true price while post_only (seq=61" in band.text
     (unknown,) = outcome["sequence_integrity"].result
     assert isinstance(unknown, Failure)
     assert "events.jsonl ends before the final flush" in unknown.text
+    # nothing to check: skipped with the reason, neither a pass nor a failure
+    (skipped,) = outcome["recovery_within_rto"].result
+    assert isinstance(skipped, Skipped)
+    assert skipped.message == (
+        "recovery_within_rto: unknown: no evidence: no node loss or sequencer kill in "
+        "faults.jsonl (not a pass)"
+    )
+    assert not outcome["recovery_within_rto"].is_passed
     assert outcome["fills_within_band"].system_out.startswith(
         "run folder: runs/20260719-120000-paradex-funding-restore-vulnerable"
     )

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from chaos.report.outcomes import cases, describe_mapping, expectation_met, first_failure_line
+from chaos.report.outcomes import (
+    cases,
+    describe_mapping,
+    expectation_met,
+    first_failure_line,
+    invariants_met,
+)
 
 
 def journal(verdicts: list[dict[str, Any]], expected: list[str], **extra: Any) -> dict[str, Any]:
@@ -89,3 +95,46 @@ def test_counterexample_reads_as_its_own_sentence_first() -> None:
         {"seq": 12, "problem": "account 3 liquidated above maintenance", "price": 60123.456789}
     )
     assert text == "account 3 liquidated above maintenance (seq=12, price=60123.457)"
+
+
+@pytest.mark.parametrize(
+    ("expected", "required", "kind", "outcome"),
+    [
+        (False, False, "no_evidence", "UNKNOWN"),  # never shown as a pass, not a failure
+        (False, True, "evidence_required", "FAIL"),
+        (True, False, "expected_not_found", "FAIL"),
+        (True, True, "expected_not_found", "FAIL"),
+    ],
+)
+def test_nothing_to_check_is_unknown_and_fails_only_when_evidence_was_needed(
+    expected: bool, required: bool, kind: str, outcome: str
+) -> None:
+    no_evidence = {
+        **verdict("recovery_within_rto", "unknown", message="no evidence: no node loss"),
+        "checked": 0,
+        "unit": "node losses",
+        "no_evidence": True,
+    }
+    run = journal(
+        [no_evidence],
+        ["recovery_within_rto"] if expected else [],
+        require_evidence=["recovery_within_rto"] if required else [],
+    )
+    case = cases(run)[1]
+    assert (case.kind, case.outcome, case.result_word) == (kind, outcome, "unknown")
+    assert case.count_text == "0/0 node losses"
+    assert "no node loss" in case.summary
+    met = invariants_met(
+        [no_evidence],
+        ["recovery_within_rto"],
+        ["recovery_within_rto"] if expected else [],
+        ["recovery_within_rto"] if required else [],
+    )
+    assert met is (outcome != "FAIL")
+
+
+def test_an_undecided_unknown_still_fails() -> None:
+    """A source missing or malformed is not a lack of evidence: the run cannot be judged."""
+    undecided = verdict("sequence_integrity", "unknown", message="cannot tell: no events.jsonl")
+    assert cases(journal([undecided], []))[1].outcome == "FAIL"
+    assert invariants_met([undecided], ["sequence_integrity"], []) is False

@@ -16,7 +16,27 @@ def test_summary_shows_cases_first_counterexample_and_paths() -> None:
     lines = text.splitlines()
     assert lines[0] == "== paradex-funding-restore / vulnerable: EXPECTATION NOT MET"
     row = next(line for line in lines if line.strip().startswith("no_unintended_liquidations "))
-    assert row.split() == ["no_unintended_liquidations", "violated", "violated", "2/3", "PASS"]
+    assert row.split() == [
+        "no_unintended_liquidations",
+        "violated",
+        "violated",
+        "2/3",
+        "liquidations",
+        "PASS",
+    ]
+    row = next(line for line in lines if line.strip().startswith("recovery_within_rto "))
+    assert row.split() == [
+        "recovery_within_rto",
+        "-",
+        "unknown",
+        "0/0",
+        "node",
+        "losses",
+        "UNKNOWN",
+    ]
+    assert "   recovery_within_rto: unknown: no evidence: no node loss or sequencer kill in " in (
+        text
+    )
     row = next(line for line in lines if line.strip().startswith("fills_within_band "))
     assert row.split()[-1] == "FAIL"
     assert any(

@@ -149,7 +149,7 @@ def make_deps(
         events.add("check")
         if check_hook is not None:
             check_hook()
-        return [{"invariant": n, "valid": valid[n], "count": 0, "checked": 1} for n in invariants]
+        return [_verdict(n, valid[n]) for n in invariants]
 
     return Deps(
         definition=lambda experiment, variant: FAKE_STACK,
@@ -164,9 +164,19 @@ def make_deps(
     )
 
 
-def experiment(tmp_path: Path, method: str = ONE_FAULT, duration: str = "0.5s") -> Any:
+def _verdict(name: str, valid: bool | str) -> dict[str, Any]:
+    """A verdict; ``"no evidence"`` stands for an unknown with nothing to check."""
+    if valid == "no evidence":
+        return {"invariant": name, "valid": "unknown", "no_evidence": True, "count": 0,
+                "checked": 0, "message": "no evidence: nothing to check"}  # fmt: skip
+    return {"invariant": name, "valid": valid, "count": 0, "checked": 1}
+
+
+def experiment(
+    tmp_path: Path, method: str = ONE_FAULT, duration: str = "0.5s", extra: str = ""
+) -> Any:
     path = tmp_path / "fake.yaml"
-    path.write_text(EXPERIMENT.format(method=method, duration=duration))
+    path.write_text(EXPERIMENT.format(method=method, duration=duration) + extra)
     return load(path)
 
 
@@ -333,10 +343,12 @@ def test_signal_while_checking_is_interrupted(tmp_path: Path) -> None:
         ({"a": "unknown", "b": True}, [], False),
         ({"a": "unknown", "b": True}, ["a"], False),
         ({"b": True}, [], False),
+        ({"a": "no evidence", "b": True}, [], True),  # unknown, not a failure by itself
+        ({"a": "no evidence", "b": True}, ["a"], False),  # an expected violation: not met
     ],
 )
 def test_judge(verdicts: dict[str, Any], expected: list[str], met: bool) -> None:
-    found = [{"invariant": k, "valid": v} for k, v in verdicts.items()]
+    found = [_verdict(k, v) for k, v in verdicts.items()]
     assert judge(found, ["a", "b"], expected) is met
 
 
@@ -358,3 +370,65 @@ def test_a_second_run_with_the_same_guard_can_be_interrupted(tmp_path: Path) -> 
     with guard:
         execute_variant(experiment(tmp_path), "calm", options, deps, guard)
     assert seen == [False]
+
+
+def test_judge_with_required_evidence() -> None:
+    found = [_verdict("a", "no evidence"), _verdict("b", True)]
+    assert judge(found, ["a", "b"], [], required=["a"]) is False
+    assert judge(found, ["a", "b"], [], required=["b"]) is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "variant", "no_faults", "met"),
+    [
+        ("", "calm", False, True),
+        ("require_evidence: [sequence_integrity]\n", "calm", False, False),
+        ("require_evidence: [sequence_integrity]\n", "calm", True, False),  # controls too
+    ],
+)
+def test_an_invariant_with_nothing_to_check_fails_only_when_evidence_is_required(
+    tmp_path: Path, extra: str, variant: str, no_faults: bool, met: bool
+) -> None:
+    verdicts: dict[str, bool | str] = {
+        "no_duplicate_orders": True,
+        "sequence_integrity": "no evidence",
+    }
+    exp = experiment(tmp_path, extra=extra)
+    result = run(tmp_path, make_deps(Events(), verdicts), variant, no_faults, exp=exp)
+    journal = result.journal
+    assert journal["expectation_met"] is met
+    assert result.exit_code == (0 if met else 1)
+    assert journal["require_evidence"] == (["sequence_integrity"] if extra else [])
+    from chaos.report.outcomes import cases
+
+    case = next(c for c in cases(journal) if c.name == "sequence_integrity")
+    assert case.outcome == ("UNKNOWN" if met else "FAIL")  # never a pass
+
+
+def test_a_variants_own_required_evidence_is_not_required_of_its_control(tmp_path: Path) -> None:
+    path = tmp_path / "own.yaml"
+    path.write_text(
+        EXPERIMENT.format(method=ONE_FAULT, duration="0.5s").replace(
+            "calm: {mitigations: all}",
+            "calm: {mitigations: all, expect: {require_evidence: [sequence_integrity]}}",
+        )
+    )
+    exp = load(path)
+    verdicts: dict[str, bool | str] = {
+        "no_duplicate_orders": True,
+        "sequence_integrity": "no evidence",
+    }
+    faults = run(tmp_path, make_deps(Events(), verdicts), "calm", False, exp=exp)
+    control = run(tmp_path, make_deps(Events(), verdicts), "calm", True, exp=exp)
+    assert (faults.journal["expectation_met"], control.journal["expectation_met"]) == (False, True)
+
+
+def test_the_method_t0_is_recorded_in_run_json_and_the_journal(tmp_path: Path) -> None:
+    result = run(tmp_path, make_deps(Events()))
+    journal = result.journal
+    run_json = json.loads((result.run_dir / "history" / "run.json").read_text())
+    assert run_json["method_t0"] == journal["method_t0"]
+    assert journal["steady_state"]["before"]["ok"] is True
+    (step,) = journal["timeline"]  # at: 0.1s from the method's t=0
+    assert step["scheduled"] == pytest.approx(journal["method_t0"] + 0.1, abs=0.01)
+    assert run_json["epoch"] < journal["method_t0"]

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import histgen
 import pytest
-from chaos.world import venue_noise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaos.checkers import CheckParams, Verdict, run_all
 from chaos.checkers.harm import OFF_MARKET
 from chaos.history.reader import History
+from chaos.world import venue_noise
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 seeds = st.integers(min_value=0, max_value=2**31 - 1)

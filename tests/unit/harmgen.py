@@ -145,7 +145,9 @@ def plant_duplicate_execution(b: Builder, account: int = 63, maker: int = 2) -> 
 def end_loss_of_duplicate(b: Builder, planted: Obj) -> float:
     """What the duplicated buy cost by the end of the history, at true prices."""
     end = max(e["time"] for e in b.events)
-    return -planted["qty"] * (b.truth.price(BTC, end) - planted["price"])
+    qty: float = planted["qty"]
+    paid: float = planted["price"]
+    return -qty * (b.truth.price(BTC, end) - paid)
 
 
 # -- the response -------------------------------------------------------------------------

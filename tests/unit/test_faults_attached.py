@@ -16,7 +16,7 @@ from chaos.faults.attached import AttachedBackend
 from chaos.stackfile.definition import LinkSpec, ServiceSpec, StackDefinition
 
 DEFINITION = StackDefinition(
-    "t", (ServiceSpec("risk", ("x",), site="core"),), (LinkSpec("risk-db", "risk", "db"),), "n:n"
+    "t", (ServiceSpec("risk", ("x",), site="core"),), (LinkSpec("risk-db", "risk", "db"),)
 )
 
 

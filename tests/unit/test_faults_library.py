@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from chaos.backends.base import Endpoint
+from chaos.builtins import postgres
 from chaos.errors import StackError
-from chaos.faults import maintenance
 from chaos.faults.base import FaultContext
 from chaos.faults.build import build
 from chaos.stackfile.bindings import Bindings, DbUpgradeBinding
@@ -173,8 +173,8 @@ class Step:
 
 def patch_copier(monkeypatch: pytest.MonkeyPatch, copier: Any, tables: list[str]) -> None:
     """The migration's database work replaced: ``copier(src, dst, delay, tables, cancel=)``
-    for the table copy, ``tables`` as the database's tables."""
-    postgres = maintenance.postgres
+    for the table copy, ``tables`` as the database's tables (in the module the migration
+    calls)."""
     monkeypatch.setattr(postgres, "copy_schema", lambda src, dst, dbname: None)
     monkeypatch.setattr(postgres, "table_names", lambda hostport, dbname: list(tables))
     monkeypatch.setattr(

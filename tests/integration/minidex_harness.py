@@ -111,9 +111,12 @@ class Minidex:
             self.root,
         )
         admin = f"postgresql://postgres@{HOST}:{pg_port}/postgres"
-        wait_until(
-            lambda: psycopg.connect(admin, connect_timeout=1).close() or True, 30, "postgres"
-        )
+
+        def accepts() -> bool:
+            psycopg.connect(admin, connect_timeout=1).close()
+            return True
+
+        wait_until(accepts, 30, "postgres")
         feeds = [
             py,
             "-m",

@@ -97,7 +97,7 @@ def test_a_chain_not_rolled_back_to_the_snapshot_is_caught() -> None:
 def test_a_rolled_back_event_back_on_chain_is_caught() -> None:
     b, r = responded(5)
     height = r["snap"]["chain_height"]
-    removed = b.rolled_back[0]  # type: ignore[attr-defined]
+    removed = b.rolled_back[0]
     block = b.blocks[height]  # the first block after the snapshot's
     block["events"][0] = {k: v for k, v in removed.items() if k != "rollback"}
     b.reseal_from(height + 1)

@@ -90,8 +90,11 @@ def test_state_writes_are_atomic_under_concurrency(tmp_path: Path) -> None:
                 errors.append(err)
 
     def record(i: int) -> None:
-        for n in range(40):
-            run.record_process(f"s{i}", n, n, n)
+        try:
+            for n in range(40):
+                run.record_process(f"s{i}", n, n, n)
+        except Exception as err:  # a writer that fails must fail the test, not just its thread
+            errors.append(err)
 
     thread = threading.Thread(target=reader)
     thread.start()

@@ -8,11 +8,12 @@ import yaml
 
 from chaos.backends import compose_gen
 from chaos.stackfile import load, reference_stack_path, resolve
+from chaos.stackfile.definition import StackDefinition
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "compose" / "docker-compose.yml"
 
 
-def reference_stack() -> compose_gen.StackDefinition:
+def reference_stack() -> StackDefinition:
     return resolve(load(reference_stack_path()))
 
 

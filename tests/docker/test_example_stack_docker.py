@@ -1,6 +1,6 @@
 """The second stack (examples/minidex) on the docker backend: its own image, built from
 its Dockerfile with a wheelhouse, and the built-in parts in tradechaos's (see
-tests/example_runs.py)."""
+tests/integration/example_runs.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from example_runs import check_stories, run_example
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -74,7 +74,7 @@ class ContainerMinidex(Minidex):
         super().__init__(root)
         self.client = client
 
-    def launch(self, service: str, env: dict[str, str]) -> Container:  # type: ignore[override]
+    def launch(self, service: str, env: dict[str, str]) -> Container:
         return Container(self.client, service, env)
 
 
@@ -99,7 +99,9 @@ def test_the_services_trade_in_containers(stack: Minidex) -> None:
     for acct in (1, 2):
         stack.credit(acct, "100000")
     px, _ = stack.mark()
-    assert client.order("m", 1, "SELL", "1", f"{px * 1.001:.2f}")["result"] == "RESTING"
-    assert client.order("t", 2, "BUY", "0.5")["result"] == "FILLED"
+    resting = client.order("m", 1, "SELL", "1", f"{px * 1.001:.2f}")
+    assert resting is not None and resting["result"] == "RESTING"
+    filled = client.order("t", 2, "BUY", "0.5")
+    assert filled is not None and filled["result"] == "FILLED"
     kinds = [typ for (typ,) in stack.rows("SELECT typ FROM journal ORDER BY n")]
     assert kinds == ["CREDIT", "CREDIT", "ORDER", "ORDER", "TRADE"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from chaos.stackfile.definition import HealthCheck, LinkSpec, ServiceSpec, StackDefinition
 
 # GET anything -> 200 {"status": "ok", "service": NAME}; argv: PORT NAME
@@ -18,12 +20,20 @@ SERVER = (
 )
 
 
-def server(name: str, **kwargs: object) -> ServiceSpec:
+class ServerOptions(TypedDict, total=False):
+    """The ServiceSpec fields a test sets on a tiny server."""
+
+    depends_on: tuple[str, ...]
+    site: str
+    setup: tuple[tuple[str, ...], ...]
+
+
+def server(name: str, **kwargs: Unpack[ServerOptions]) -> ServiceSpec:
     return ServiceSpec(
         name=name,
         command=("{python}", "-c", SERVER, "{port}", name),
         health=HealthCheck(kind="http", path="/health", timeout_s=30.0),
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import requests
@@ -34,6 +34,16 @@ from chaos.history.reader import History
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "minidex"
 MARKET = "BTC-PERP"  # what the reference feeds serve; minidex trades any symbol it is told
 HOST = "127.0.0.1"
+
+
+class Service(Protocol):
+    """A running minidex service: a process here, a container in tests/docker."""
+
+    def alive(self) -> bool: ...
+
+    def stop(self, grace_s: float = 10.0) -> int | None: ...
+
+    def tail(self) -> str: ...
 
 
 class Proc:
@@ -74,7 +84,7 @@ class Minidex:
         self.epoch = time.time()
         self.ports = {name: free_port() for name in ("pg", "feeds", "pricer", "engine", "settler")}
         self.dsn = f"postgresql://postgres@{HOST}:{self.ports['pg']}/minidex"
-        self.procs: dict[str, Proc] = {}
+        self.procs: dict[str, Service] = {}
         self.engine_env: dict[str, str] = {}
 
     def url(self, service: str) -> str:
@@ -111,9 +121,12 @@ class Minidex:
             self.root,
         )
         admin = f"postgresql://postgres@{HOST}:{pg_port}/postgres"
-        wait_until(
-            lambda: psycopg.connect(admin, connect_timeout=1).close() or True, 30, "postgres"
-        )
+
+        def accepts() -> bool:
+            psycopg.connect(admin, connect_timeout=1).close()
+            return True
+
+        wait_until(accepts, 30, "postgres")
         feeds = [
             py,
             "-m",
@@ -155,7 +168,7 @@ class Minidex:
 
         wait_until(healthy, 30, f"{service} healthy")
 
-    def launch(self, service: str, env: dict[str, str]) -> Proc:
+    def launch(self, service: str, env: dict[str, str]) -> Service:
         """A minidex service as a process (override: e.g. as a container)."""
         return Proc(service, [sys.executable, "-m", f"minidex.{service}"], env, self.root)
 

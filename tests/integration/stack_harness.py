@@ -21,10 +21,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import psycopg
 import requests
@@ -48,6 +48,7 @@ def reference_stack(standby: bool = False, rto_s: float = 5.0) -> StackDefinitio
 
 
 HOST = "127.0.0.1"
+T = TypeVar("T")
 
 
 @dataclass
@@ -105,7 +106,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.05) -> Any:
+def wait_until(
+    predicate: Callable[[], T | Literal[False] | None],
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.05,
+) -> T:
+    """The first truthy value of ``predicate()`` (an exception counts as not yet); a
+    TimeoutError naming ``what`` and the last error after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     last_err: Exception | None = None
     while time.monotonic() < deadline:
@@ -246,7 +254,7 @@ class DirectStack:
     def levels(self) -> list[list[str]]:
         """Services grouped so that each group depends only on earlier groups."""
         done: set[str] = set()
-        levels = []
+        levels: list[list[str]] = []
         for name in self.definition.start_order():
             deps = set(self.definition.service(name).depends_on)
             depth = max((i + 1 for i, lvl in enumerate(levels) if deps & set(lvl)), default=0)
@@ -331,7 +339,8 @@ class DirectStack:
         return int(self.query("SELECT COALESCE(max(seq), 0) FROM events")[0][0])
 
     def chain_head(self) -> dict[str, Any]:
-        return requests.get(f"{self.url('chain')}/head", timeout=5).json()
+        head: dict[str, Any] = requests.get(f"{self.url('chain')}/head", timeout=5).json()
+        return head
 
     def quiesce(self, timeout_s: float = 20.0) -> int:
         """Stop everything that makes events (risk, sequencers), then wait for the chain."""

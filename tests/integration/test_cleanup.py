@@ -156,9 +156,9 @@ def test_proxies_of_a_dead_run_are_deleted_from_an_external_toxiproxy(
     out = tmp_path / "runs"
     with started(kind) as toxiproxy, ToxiproxyClient(toxiproxy.url) as client:
         client.create("someone-else", "127.0.0.1:0", "127.0.0.1:9")
-        started = _crash_a_runner(out, toxiproxy.url)
+        crashed = _crash_a_runner(out, toxiproxy.url)
         assert "api-db" in client.proxies()  # the runner died; its proxy stayed
         removed = sweep_dead_runs(out)
-        run_id = Path(started["run_dir"]).name
+        run_id = Path(crashed["run_dir"]).name
         assert f"{run_id}: deleted proxy api-db on {toxiproxy.url}" in removed
         assert sorted(client.proxies()) == ["someone-else"]

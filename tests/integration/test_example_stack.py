@@ -1,15 +1,12 @@
 """Stacks are plug-ins, proved by a second one: examples/minidex, a different exchange
 described only by its stack file, caught by its incident-style experiments on the process
-backend (see tests/example_runs.py)."""
+backend (see tests/integration/example_runs.py)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from example_runs import EXAMPLE, check_stories, run_example
 
 from chaos.cli import main

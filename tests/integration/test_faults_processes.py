@@ -132,7 +132,8 @@ def link_latency_ms(ctx: FaultContext, link: str, n: int = 5) -> float:
 
 
 def records(ctx: FaultContext, phase: str) -> list[dict[str, Any]]:
-    recorder: Recorder = ctx.recorder  # type: ignore[assignment]
+    recorder = ctx.recorder
+    assert isinstance(recorder, Recorder)  # the harness's fault_context records into one
     path = recorder.history_dir / "faults.jsonl"
     return [r for r in map(json.loads, path.read_text().splitlines()) if r["phase"] == phase]
 

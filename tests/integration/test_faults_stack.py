@@ -86,7 +86,8 @@ def db_rows(endpoint: str, sql: str, *args: object) -> list[tuple[Any, ...]]:
 
 
 def records(ctx: FaultContext, stream: str = "faults") -> list[dict[str, Any]]:
-    recorder: Recorder = ctx.recorder  # type: ignore[assignment]
+    recorder = ctx.recorder
+    assert isinstance(recorder, Recorder)  # the harness's fault_context records into one
     path = recorder.history_dir / f"{stream}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
 

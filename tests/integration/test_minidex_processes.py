@@ -47,7 +47,8 @@ def test_a_cut_reply_and_its_retry_make_a_duplicate_unless_cids_are_deduped(
         for acct in (1, 2, 3):
             assert stack.credit(acct, "100000")["acct"] == acct  # the accounts binding's fund
         px, _ = wait_until(stack.mark, 10, "a mark at the engine")
-        assert client.order("m1", 1, "SELL", "1", f"{px * 1.001:.2f}")["result"] == "RESTING"
+        resting = client.order("m1", 1, "SELL", "1", f"{px * 1.001:.2f}")
+        assert resting is not None and resting["result"] == "RESTING"
         filled = client.order("t1", 2, "BUY", "0.2")
         assert filled is not None and filled["result"] == "FILLED"
         assert filled["trades"] == [{"sz": "0.2", "px": f"{px * 1.001:.2f}"}]
@@ -121,7 +122,8 @@ def test_a_late_pricer_restart_trades_and_liquidates_on_an_old_mark_unless_guard
             stack.credit(acct, "1000")
             px, _ = wait_until(stack.mark, 10, "a mark at the engine")
             client.order(f"ask{acct}", 1, "SELL", "2", f"{px * 1.0005:.2f}")
-            assert client.order(f"long{acct}", acct, "BUY", "0.16")["result"] == "FILLED"
+            long = client.order(f"long{acct}", acct, "BUY", "0.16")
+            assert long is not None and long["result"] == "FILLED"
             stack.stop("engine")
             world.append(stack.move(-10))
             wait_until(lambda: newest_mark(stack)[0] < px * 0.93, 10, "the pricer to see the fall")

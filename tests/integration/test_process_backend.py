@@ -20,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 FAKE = Path(__file__).resolve()
 
@@ -87,11 +88,23 @@ from chaos.stackfile.definition import HealthCheck, LinkSpec, ServiceSpec, Stack
 pytestmark = pytest.mark.integration
 
 
-def fake(name: str, *flags: str, **kw: object) -> ServiceSpec:
+class FakeOptions(TypedDict, total=False):
+    """The ServiceSpec fields a test sets on a fake service."""
+
+    health: HealthCheck
+    depends_on: tuple[str, ...]
+    site: str
+    setup: tuple[tuple[str, ...], ...]
+    after_healthy: tuple[tuple[str, ...], ...]
+    optional: bool
+    stop_grace_s: float
+
+
+def fake(name: str, *flags: str, **kw: Unpack[FakeOptions]) -> ServiceSpec:
     command = ("{python}", str(FAKE), "serve", "--name", name, "--port", "{port}", *flags)
     kw.setdefault("health", HealthCheck(timeout_s=15.0))
     kw.setdefault("stop_grace_s", 2.0)
-    return ServiceSpec(name=name, command=command, **kw)  # type: ignore[arg-type]
+    return ServiceSpec(name=name, command=command, **kw)
 
 
 def two_services(*b_flags: str, links: bool = False) -> StackDefinition:

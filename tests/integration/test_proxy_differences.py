@@ -217,7 +217,7 @@ def _deliver(
     return "delivered" if got == payload else "not delivered"
 
 
-TOXIC_CASES = {
+TOXIC_CASES: dict[str, tuple[dict[str, Any], set[str], set[str]]] = {
     # id: (toxic, ours, real): what each server does with 64 KiB through it
     "no-negative-rate": (
         {"type": "bandwidth", "attributes": {"rate": -1}},

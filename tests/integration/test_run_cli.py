@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from run_cli_helpers import DATA, processes_mentioning, tradechaos
@@ -14,7 +15,8 @@ pytestmark = pytest.mark.integration
 TINY = str(DATA / "tiny-latency.yaml")
 
 
-def journals(stdout: str) -> dict[str, dict[str, object]]:
+def journals(stdout: str) -> dict[str, dict[str, Any]]:
+    """The ``--json`` journals (docs/contracts.md section 3) by variant."""
     return {j["variant"]: j for j in json.loads(stdout)}
 
 
@@ -26,9 +28,9 @@ def test_two_variants_exit_1_and_the_journals_say_why(tmp_path: Path) -> None:
     calm, dup = found["calm"], found["expects-duplicates"]
     assert calm["status"] == "passed", calm.get("error")
     assert calm["expectation_met"] is True and calm["seed"] == 11
-    verdicts = {v["invariant"]: v["valid"] for v in calm["verdicts"]}  # type: ignore[attr-defined]
+    verdicts = {v["invariant"]: v["valid"] for v in calm["verdicts"]}
     assert verdicts == {"no_duplicate_orders": True, "sequence_integrity": True}
-    (step,) = calm["timeline"]  # type: ignore[misc]
+    (step,) = calm["timeline"]
     assert step["id"] == "slow-db" and step["fault"] is True and step["skipped"] is False
     assert step["started"] is not None and step["lateness_ms"] < 250
     assert dup["status"] == "failed" and dup["expectation_met"] is False

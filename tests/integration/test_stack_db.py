@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -46,28 +47,22 @@ def postgres(data_dir: Path, schema: bool = True) -> Iterator[str]:
         start_new_session=True,
     )
     hostport = f"127.0.0.1:{port}"
+
+    def accepts() -> bool:
+        psycopg.connect(
+            host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=1
+        ).close()
+        return True
+
     try:
-        wait_until(
-            lambda: (
-                psycopg.connect(
-                    host="127.0.0.1",
-                    port=port,
-                    user="postgres",
-                    dbname="postgres",
-                    connect_timeout=1,
-                ).close()
-                or True
-            ),
-            30.0,
-            "postgres to accept connections",
-        )
+        wait_until(accepts, 30.0, "postgres to accept connections")
         yield hostport
     finally:
         proc.terminate()
         proc.wait(timeout=20)
 
 
-def rows(hostport: str, sql: str) -> list[tuple]:
+def rows(hostport: str, sql: str) -> list[tuple[Any, ...]]:
     host, port = hostport.split(":")
     with psycopg.connect(
         host=host, port=int(port), user="postgres", dbname="tradechaos", connect_timeout=5
@@ -76,7 +71,9 @@ def rows(hostport: str, sql: str) -> list[tuple]:
 
 
 def test_init_is_idempotent_and_copy_tables_copies_market_state_last(tmp_path: Path) -> None:
-    order = list(load(reference_stack_path()).bindings.db_upgrade.tables)  # type: ignore[union-attr]
+    upgrade = load(reference_stack_path()).bindings.db_upgrade
+    assert upgrade is not None  # the reference stack binds db_upgrade
+    order = list(upgrade.tables)
     assert order[-1] == "market_state"
     with postgres(tmp_path / "src") as src, postgres(tmp_path / "dst", schema=False) as dst:
         assert db.init(src, seed=1) is True

@@ -5,6 +5,7 @@ index on chain; with readiness gates it waits for the rows and then publishes th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -26,7 +27,7 @@ def chain_funding(stack: DirectStack) -> list[float]:
     ]
 
 
-def restart_oracle_without_market_state(stack: DirectStack) -> list[tuple]:
+def restart_oracle_without_market_state(stack: DirectStack) -> list[tuple[Any, ...]]:
     wait_until(lambda: len(chain_funding(stack)) >= 2, 10.0, "market data on chain")
     stack.stop("oracle")
     saved = stack.query("SELECT market, funding_index, interval, mark_price, ts FROM market_state")

@@ -7,12 +7,18 @@ import time
 from pathlib import Path
 
 import pytest
-from stack_harness import TradingClient, make_stack, wait_until
+from stack_harness import DirectStack, TradingClient, make_stack, wait_until
 from test_stack_traffic import assert_chain_equals_event_log, assert_checkers_pass, export
 
 from chaos.world import PricePath
 
 pytestmark = pytest.mark.integration
+
+
+def wait_for_trades(stack: DirectStack, what: str) -> None:
+    """Until the event log has grown by more than 20 events from now."""
+    before = stack.max_seq()
+    wait_until(lambda: stack.max_seq() > before + 20, 15.0, what)
 
 
 def test_restarting_services_under_traffic_keeps_chain_and_sequence(tmp_path: Path) -> None:
@@ -22,13 +28,11 @@ def test_restarting_services_under_traffic_keeps_chain_and_sequence(tmp_path: Pa
         client.start()
         try:
             for service in ("oracle", "writer", "sequencer"):
-                before = stack.max_seq()
-                wait_until(lambda b=before: stack.max_seq() > b + 20, 15.0, "trading progress")
+                wait_for_trades(stack, "trading progress")
                 stack.stop(service)
                 time.sleep(0.5)  # the outage itself, not a readiness wait
                 stack.start(service)
-            before = stack.max_seq()
-            wait_until(lambda: stack.max_seq() > before + 20, 15.0, "trading after restarts")
+            wait_for_trades(stack, "trading after restarts")
         finally:
             client.stop()
         # the restarted sequencer resumed from the db: new orders were accepted after it

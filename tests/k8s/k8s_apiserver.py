@@ -19,9 +19,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:  # kubernetes is imported where it is used (a heavy import)
+    from kubernetes.client import ApiClient
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -54,7 +57,7 @@ def _free_base() -> int:
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
+            base = int(probe.getsockname()[1])
         if base > 65000:
             continue
         try:
@@ -81,10 +84,14 @@ class ApiServer:
     kubeconfig: Path
     folder: Path
 
-    def client(self) -> Any:
+    def client(self) -> ApiClient:
         from kubernetes import config
 
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+        # kubernetes.config carries no annotations (the generated client does)
+        api_client: ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig)
+        )
+        return api_client
 
 
 def crd_documents() -> list[dict[str, Any]]:
@@ -100,17 +107,17 @@ def _install_crds(server: ApiServer) -> None:
 
     api = client.ApiextensionsV1Api(server.client())
     for crd in crd_documents():
-        api.create_custom_resource_definition(crd, _request_timeout=30)
+        # the generated client serializes any JSON body; its annotation names only the model
+        api.create_custom_resource_definition(crd, _request_timeout=30)  # type: ignore[arg-type]
     deadline = time.monotonic() + CRD_TIMEOUT_S
     wanted = {crd["metadata"]["name"] for crd in crd_documents()}
     while True:
-        established = {
-            item.metadata.name
-            for item in api.list_custom_resource_definition(_request_timeout=30).items
-            if any(
-                c.type == "Established" and c.status == "True" for c in item.status.conditions or []
-            )
-        }
+        established: set[str] = set()
+        for item in api.list_custom_resource_definition(_request_timeout=30).items:
+            assert item.metadata is not None and item.metadata.name is not None
+            conditions = (item.status.conditions if item.status else None) or []
+            if any(c.type == "Established" and c.status == "True" for c in conditions):
+                established.add(item.metadata.name)
         if wanted <= established:
             return
         if time.monotonic() > deadline:

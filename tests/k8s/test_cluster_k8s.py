@@ -52,11 +52,11 @@ def export(tmp_path: Path, namespace: str, *files: Path, variant: str | None = N
 
 def make_namespace(server: ApiServer, name: str) -> None:
     from kubernetes import client
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     try:
         client.CoreV1Api(server.client()).create_namespace(
-            {"metadata": {"name": name}}, _request_timeout=20
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=name)), _request_timeout=20
         )
     except ApiException as err:
         if err.status != 409:
@@ -218,6 +218,7 @@ def test_cleanup_after_sigkill_during_apply_leaves_no_labelled_object(
          "--allow-namespace", namespace, "--allow-context", "local"],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
+    assert apply.stdout is not None and apply.stderr is not None
     from kubernetes import client
 
     core = client.CoreV1Api(apiserver.client())
@@ -233,8 +234,8 @@ def test_cleanup_after_sigkill_during_apply_leaves_no_labelled_object(
         apply.send_signal(signal.SIGKILL)
     finally:
         apply.wait(timeout=30)
-        apply.stdout.close()  # type: ignore[union-attr]
-        apply.stderr.close()  # type: ignore[union-attr]
+        apply.stdout.close()
+        apply.stderr.close()
     assert apply.returncode == -signal.SIGKILL, "apply finished before it was killed"
     left = labelled(apiserver, namespace, run_id)
     assert left and not any(x.startswith("Workflow/") for x in left), left  # killed half way
@@ -371,6 +372,8 @@ def test_kubeops_moves_links_scales_and_copies_a_database(
         ops.copy_service("db", "db2", timeout_s=0.5)
     apps = client.AppsV1Api(apiserver.client())
     copy = apps.read_namespaced_stateful_set("db2", namespace, _request_timeout=20)
+    assert copy.metadata is not None and copy.metadata.labels is not None
+    assert copy.spec is not None and copy.spec.template.spec is not None
     assert copy.metadata.labels["app.kubernetes.io/name"] == "db2"
     assert copy.metadata.labels[RUN_LABEL] == run_id
     assert copy.spec.template.spec.containers[0].lifecycle is None  # no genesis in the copy

@@ -78,7 +78,9 @@ def test_every_incident_exports_and_every_resource_validates(tmp_path: Path) -> 
     assert len(folders) == variants
     code, report = validate(out)
     assert code == 0, report
-    documents = int(re.search(r"(\d+) documents, 0 errors", report).group(1))  # type: ignore[union-attr]
+    counted = re.search(r"(\d+) documents, 0 errors", report)
+    assert counted is not None, report
+    documents = int(counted.group(1))
     assert documents >= 25 * variants
     for folder in folders:
         text = (folder / "README.md").read_text()

@@ -5,17 +5,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from chaos.experiment.loader import load
 from chaos.experiment.model import Experiment
-from chaos.explore.engine import Exploration
+from chaos.explore.engine import Exploration, ExploreResult
 from chaos.explore.names import stack_names
 from chaos.explore.schedule import Candidate, FaultStep, Plan
 from chaos.explore.signals import Signal
 from chaos.explore.space import parse_number
 from chaos.explore.spaceload import load_space
 from chaos.explore.state import Settings
-from chaos.explore.trial import TrialOutcome, TrialRequest
+from chaos.explore.trial import TrialFunction, TrialOutcome, TrialRequest
+
+
+class SettingsArgs(TypedDict, total=False):
+    """The explorer ``Settings`` a test names (the rest keep their defaults)."""
+
+    budget: int | None
+    time_s: float | None
+    jobs: int
+    seed: int
+    confirm: int
+    shrink_budget: int
+
 
 STALE = "no_stale_price_execution"
 LIQ = "no_unintended_liquidations"
@@ -113,10 +126,10 @@ class PlantedTrials:
 def explore(
     plan: Plan,
     folder: Path,
-    trials: Callable[[Sequence[TrialRequest]], list[TrialOutcome]],
-    **settings: object,
-) -> tuple[Exploration, object]:
-    exploration = Exploration(plan, Settings(**settings), trials, folder)  # type: ignore[arg-type]
+    trials: TrialFunction,
+    **settings: Unpack[SettingsArgs],
+) -> tuple[Exploration, ExploreResult]:
+    exploration = Exploration(plan, Settings(**settings), trials, folder)
     return exploration, exploration.explore()
 
 

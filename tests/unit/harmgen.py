@@ -37,10 +37,9 @@ def write(b: Builder, run_dir: Path, insurance_fund: int | None = INSURANCE, **e
         run["insurance_fund"] = insurance_fund
     run["params"] = {**run.get("params", {}), **extra}
     run_json.write_text(json.dumps(run))
-    rolled = getattr(b, "rolled_back", [])
-    if rolled:
+    if b.rolled_back:
         with (run_dir / "history" / "rolled_back.jsonl").open("w") as fh:
-            for event in rolled:
+            for event in b.rolled_back:
                 fh.write(json.dumps(event, separators=(",", ":")) + "\n")
     return run_dir
 
@@ -145,7 +144,9 @@ def plant_duplicate_execution(b: Builder, account: int = 63, maker: int = 2) -> 
 def end_loss_of_duplicate(b: Builder, planted: Obj) -> float:
     """What the duplicated buy cost by the end of the history, at true prices."""
     end = max(e["time"] for e in b.events)
-    return -planted["qty"] * (b.truth.price(BTC, end) - planted["price"])
+    qty: float = planted["qty"]
+    paid: float = planted["price"]
+    return -qty * (b.truth.price(BTC, end) - paid)
 
 
 # -- the response -------------------------------------------------------------------------
@@ -179,7 +180,7 @@ def snapshot(b: Builder, label: str = "pre") -> Obj:
         "chain_hash": head["hash"] if head else "",
     }
     record(b, "snap", "snapshot", answer, label=label)
-    b.snapshot_blocks = [json.loads(json.dumps(x)) for x in b.blocks]  # type: ignore[attr-defined]
+    b.snapshot_blocks = [json.loads(json.dumps(x)) for x in b.blocks]
     return answer
 
 
@@ -188,9 +189,7 @@ def rollback(b: Builder, snap: Obj, rollback_id: int = 1, accounts: Obj | None =
     step's record says so (and reports ``accounts`` as the recovered state when given)."""
     to_seq = snap["seq"]
     removed = b.events[to_seq:]
-    b.rolled_back = getattr(b, "rolled_back", []) + [  # type: ignore[attr-defined]
-        {**e, "rollback": rollback_id} for e in removed
-    ]
+    b.rolled_back = b.rolled_back + [{**e, "rollback": rollback_id} for e in removed]
     del b.events[to_seq:]
     b.tick(0.05)
     orders = [
@@ -274,7 +273,8 @@ def chain_after_rollback(b: Builder, per_block: int = 25) -> None:
     blocks of the final log's events after them, hash-linked (``b.blocks``)."""
     from histgen import seal
 
-    kept = [json.loads(json.dumps(x)) for x in b.snapshot_blocks]  # type: ignore[attr-defined]
+    assert b.snapshot_blocks is not None, "chain_after_rollback needs a snapshot() first"
+    kept = [json.loads(json.dumps(x)) for x in b.snapshot_blocks]
     last = kept[-1]["last_seq"] if kept else 0
     prev = kept[-1]["hash"] if kept else "0" * 64
     rest = [dict(e) for e in b.events if e["seq"] > last]

@@ -64,6 +64,9 @@ class Builder:
     mode: str = "normal"
     next_order: int = 1
     process: int = 0
+    # harmgen's recorded response: events a rollback removed, the chain at the snapshot
+    rolled_back: list[Obj] = field(default_factory=list)
+    snapshot_blocks: list[Obj] | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)

@@ -27,7 +27,11 @@ def test_each_runs_after_its_dependencies() -> None:
 
 def test_independent_names_run_concurrently() -> None:
     barrier = threading.Barrier(2, timeout=5)  # deadlocks (BrokenBarrierError) if serial
-    run_in_order(["db", "feeds"], DEPS, lambda name: barrier.wait() and None)
+
+    def meet(name: str) -> None:
+        barrier.wait()
+
+    run_in_order(["db", "feeds"], DEPS, meet)
 
 
 def test_first_failure_stops_new_work_and_calls_on_error_once() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from chaos.bindings.http import MISSING, classify, get, render
+from chaos.bindings.http import MISSING, Rendered, classify, get, render
 from chaos.bindings.orders import HttpOrders, OrderRequest, market_view
 from chaos.stackfile import load, reference_stack_path
 from chaos.stackfile.bindings import Answer, MarketData, OrdersBinding, PricesAt, Request, Rule
@@ -84,9 +85,9 @@ def test_market_data_keyed_by_market_or_as_a_list() -> None:
 
 def test_http_orders_speaks_through_a_transport() -> None:
     assert REFERENCE is not None
-    seen = []
+    seen: list[tuple[str, str, Any]] = []  # method, url, the JSON body
 
-    def transport(rendered, url, timeout_s):  # type: ignore[no-untyped-def]
+    def transport(rendered: Rendered, url: str, timeout_s: float) -> tuple[int, str]:
         seen.append((rendered.method, url, rendered.body))
         return 503, '{"error": "not serving (standby)"}'
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import tempfile
 from pathlib import Path
+from typing import Any, cast
 
 import histgen
 import pytest
@@ -52,7 +53,8 @@ def test_an_off_market_fill_in_normal_mode_is_caught(seed: int, ratio: float) ->
     vs = verdicts(b)
     v = vs[OFF]
     assert v.valid is False and v.count == 1 and v.checked >= 10, v.message
-    (example,) = v.counterexamples
+    (first,) = v.counterexamples
+    example: dict[str, Any] = dict(first)
     assert example["seq"] == want["seq"] and example["mode"] == "normal"
     assert example["ratio"] == pytest.approx(ratio, rel=1e-3)
     assert example["price"] == pytest.approx(example["true_price"] * ratio, rel=1e-3)
@@ -100,14 +102,15 @@ def test_a_liquidation_caused_by_a_bad_fill_is_consequential(
     vs = verdicts(b)
     v = vs[LIQ]
     assert v.valid is False and v.count == 1, v.message
-    (example,) = v.counterexamples
+    (first,) = v.counterexamples
+    example: dict[str, Any] = dict(first)
     assert example["seq"] == want["liquidation_seq"] and example["harm"] == "consequential"
     assert example["account"] == want["account"]
     # under true prices the account really was below maintenance...
     assert example["true_margin_ratio"] is None or example["true_margin_ratio"] < 1.0
     # ...but without the bad fill it would have been far above it
     assert example["fair_margin_ratio"] > 10.0
-    (cause,) = example["caused_by"]
+    (cause,) = cast(list[dict[str, Any]], example["caused_by"])
     assert cause["kind"] == OFF_MARKET and cause["seq"] == want["fill_seq"]
     assert cause["ratio"] == pytest.approx(ratio, rel=1e-3)
     assert f"off-market fill seq {want['fill_seq']}" in str(example["problem"])
@@ -121,9 +124,10 @@ def test_a_liquidation_caused_by_a_duplicate_execution_is_consequential() -> Non
     b = histgen.clean_history(6, 10)
     want = histgen.plant_duplicate_harm_chain(b)
     vs = verdicts(b)
-    (example,) = vs[LIQ].counterexamples
+    (first,) = vs[LIQ].counterexamples
+    example: dict[str, Any] = dict(first)
     assert example["seq"] == want["liquidation_seq"] and example["harm"] == "consequential"
-    (cause,) = example["caused_by"]
+    (cause,) = cast(list[dict[str, Any]], example["caused_by"])
     assert cause["kind"] == "duplicate_execution" and cause["seq"] == want["duplicate_seq"]
     assert vs["no_duplicate_orders"].valid is False
     assert vs[OFF].valid is True

@@ -342,4 +342,5 @@ def test_a_db_event_that_no_block_carries_is_a_corrupt_chain() -> None:
     v = verdicts(b)["no_corrupt_chain_writes"]
     assert v.valid is False
     caught(v, seq=deposed["seq"])
-    assert "is on no block" in v.counterexamples[0]["problem"]
+    problem = v.counterexamples[0]["problem"]
+    assert isinstance(problem, str) and "is on no block" in problem

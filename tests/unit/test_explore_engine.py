@@ -69,6 +69,7 @@ def test_a_planted_two_step_cause_is_found_and_shrunk_to_exactly_it(tmp_path: Pa
     assert minimal.candidate.duration_s < plan.experiment.duration_s
 
     # minimal.yaml: an ordinary experiment that reproduces exactly the found violation
+    assert result.minimal is not None
     written = load(result.minimal)
     assert written.name == "explore-unit-minimal"
     (variant,) = written.variants

@@ -16,7 +16,7 @@ from chaos.errors import BadInput, FaultError
 from chaos.stackfile.definition import LinkSpec, ServiceSpec, StackDefinition
 
 DEFINITION = StackDefinition(
-    "t", (ServiceSpec("risk", ("x",), site="core"),), (LinkSpec("risk-db", "risk", "db"),), "n:n"
+    "t", (ServiceSpec("risk", ("x",), site="core"),), (LinkSpec("risk-db", "risk", "db"),)
 )
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from chaos.backends.base import Endpoint
+from chaos.backends.base import Endpoint, ServiceStatus
+from chaos.builtins import postgres
 from chaos.errors import StackError
-from chaos.faults import maintenance
 from chaos.faults.base import FaultContext
 from chaos.faults.build import build
 from chaos.stackfile.bindings import Bindings, DbUpgradeBinding
@@ -102,6 +102,32 @@ class FakeBackend:
         self.calls.append(("switch", link))
         self.upstreams[link] = str(upstream)
 
+    # the rest of the Backend protocol: no fault under test reaches it
+    def start_stack(self) -> None:
+        raise AssertionError("start_stack: not part of a fault")
+
+    def stop_stack(self) -> None:
+        raise AssertionError("stop_stack: not part of a fault")
+
+    def signal(self, service: str, signum: int) -> None:
+        raise AssertionError(f"signal {service}: not faked")
+
+    def restart(self, service: str, downtime_s: float = 0.0, timeout_s: float = 30.0) -> None:
+        raise AssertionError(f"restart {service}: not faked")
+
+    def wait_healthy(self, service: str, timeout_s: float = 30.0) -> None:
+        raise AssertionError(f"wait_healthy {service}: not faked")
+
+    def status(self) -> list[ServiceStatus]:
+        raise AssertionError("status: not faked")
+
+    def logs(self, service: str, tail: int = 50) -> str:
+        raise AssertionError(f"logs {service}: not faked")
+
+    @property
+    def toxiproxy_url(self) -> str:
+        raise AssertionError("toxiproxy_url: faults talk to ctx.proxy")
+
 
 @dataclass
 class FakeProxy:
@@ -173,8 +199,8 @@ class Step:
 
 def patch_copier(monkeypatch: pytest.MonkeyPatch, copier: Any, tables: list[str]) -> None:
     """The migration's database work replaced: ``copier(src, dst, delay, tables, cancel=)``
-    for the table copy, ``tables`` as the database's tables."""
-    postgres = maintenance.postgres
+    for the table copy, ``tables`` as the database's tables (in the module the migration
+    calls)."""
     monkeypatch.setattr(postgres, "copy_schema", lambda src, dst, dbname: None)
     monkeypatch.setattr(postgres, "table_names", lambda hostport, dbname: list(tables))
     monkeypatch.setattr(
@@ -186,15 +212,30 @@ def patch_copier(monkeypatch: pytest.MonkeyPatch, copier: Any, tables: list[str]
     )
 
 
+def fake_backend(ctx: FaultContext) -> FakeBackend:
+    assert isinstance(ctx.backend, FakeBackend)
+    return ctx.backend
+
+
+def fake_proxy(ctx: FaultContext) -> FakeProxy:
+    assert isinstance(ctx.proxy, FakeProxy)
+    return ctx.proxy
+
+
+def fake_recorder(ctx: FaultContext) -> FakeRecorder:
+    assert isinstance(ctx.recorder, FakeRecorder)
+    return ctx.recorder
+
+
 @pytest.fixture
 def ctx() -> FaultContext:
-    return FaultContext(FakeBackend(), FakeProxy(), FakeRecorder(), DEFINITION)  # type: ignore[arg-type]
+    return FaultContext(FakeBackend(), FakeProxy(), FakeRecorder(), DEFINITION)
 
 
 def test_latency_on_a_service_covers_all_its_links_in_both_directions(ctx: FaultContext) -> None:
     fault = build(Step("latency", "oracle", {"latency": "200ms", "jitter": "20ms"}), ctx)
     fault.inject()
-    proxy: FakeProxy = ctx.proxy  # type: ignore[assignment]
+    proxy = fake_proxy(ctx)
     for link in ("oracle-db", "oracle-feeds", "risk-oracle"):
         toxics = proxy.toxics(link)
         assert sorted(t["stream"] for t in toxics) == ["downstream", "upstream"]
@@ -203,15 +244,15 @@ def test_latency_on_a_service_covers_all_its_links_in_both_directions(ctx: Fault
     fault.heal()
     fault.heal()  # idempotent
     assert proxy.clean()
-    assert ctx.recorder.phases() == ["begin", "evidence", "end"]  # type: ignore[attr-defined]
+    assert fake_recorder(ctx).phases() == ["begin", "evidence", "end"]
 
 
 def test_one_direction_and_heal_before_inject(ctx: FaultContext) -> None:
     fault = build(Step("reset_peer", "clients-sequencer", {"direction": "downstream"}), ctx)
     fault.heal()  # before inject: nothing to undo, nothing recorded
-    assert ctx.recorder.phases() == []  # type: ignore[attr-defined]
+    assert fake_recorder(ctx).phases() == []
     fault.inject()
-    proxy: FakeProxy = ctx.proxy  # type: ignore[assignment]
+    proxy = fake_proxy(ctx)
     assert [t["stream"] for t in proxy.toxics("clients-sequencer")] == ["downstream"]
     fault.heal()
     assert proxy.clean()
@@ -223,7 +264,7 @@ def test_heal_leaves_other_faults_toxics_alone(ctx: FaultContext) -> None:
     a.inject()
     b.inject()
     a.heal()
-    proxy: FakeProxy = ctx.proxy  # type: ignore[assignment]
+    proxy = fake_proxy(ctx)
     assert {t["attributes"]["latency"] for t in proxy.toxics("oracle-db")} == {2000}
     b.heal()
     assert proxy.clean()
@@ -232,14 +273,14 @@ def test_heal_leaves_other_faults_toxics_alone(ctx: FaultContext) -> None:
 def test_partition_cuts_exactly_the_links_between_the_sets(ctx: FaultContext) -> None:
     fault = build(Step("partition", None, {"between": ["oracle"], "and": ["feeds", "risk"]}), ctx)
     fault.inject()
-    proxy: FakeProxy = ctx.proxy  # type: ignore[assignment]
+    proxy = fake_proxy(ctx)
     assert {k for k, v in proxy.enabled.items() if not v} == {"oracle-feeds", "risk-oracle"}
     fault.heal()
     assert proxy.clean()
 
 
 def test_flap_alternates_and_heal_stops_it_clean(ctx: FaultContext) -> None:
-    proxy: FakeProxy = ctx.proxy  # type: ignore[assignment]
+    proxy = fake_proxy(ctx)
     fault = build(
         Step(
             "flap",
@@ -263,12 +304,12 @@ def test_flap_alternates_and_heal_stops_it_clean(ctx: FaultContext) -> None:
     fault.heal()
     assert states == [True, False, True]
     assert proxy.clean()
-    end = next(r for s, r in ctx.recorder.records if r.get("phase") == "end")  # type: ignore[attr-defined]
+    end = next(r for s, r in fake_recorder(ctx).records if r.get("phase") == "end")
     assert end["evidence"]["bad_periods"] >= 2
 
 
 def test_kill_then_heal_starts_it_again(ctx: FaultContext) -> None:
-    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
+    backend = fake_backend(ctx)
     fault = build(Step("kill", "oracle"), ctx)
     fault.inject()
     assert not backend.is_running("oracle")
@@ -279,16 +320,16 @@ def test_kill_then_heal_starts_it_again(ctx: FaultContext) -> None:
 
 
 def test_restart_changes_the_pid(ctx: FaultContext) -> None:
-    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
+    backend = fake_backend(ctx)
     before = backend.pid("sequencer")
     build(Step("restart", ["sequencer"], {"downtime": 0.01}), ctx).inject()
     assert backend.pid("sequencer") not in (None, before)
-    evidence = next(r for s, r in ctx.recorder.records if r.get("phase") == "evidence")  # type: ignore[attr-defined]
+    evidence = next(r for s, r in fake_recorder(ctx).records if r.get("phase") == "evidence")
     assert evidence["evidence"]["pid_changed"] == {"sequencer": True}
 
 
 def test_pause_and_throttle_are_undone_by_heal(ctx: FaultContext) -> None:
-    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
+    backend = fake_backend(ctx)
     pause = build(Step("pause", "risk"), ctx)
     throttle = build(Step("throttle", "oracle", {"cpu": 0.2}, id="t"), ctx)
     pause.inject()
@@ -300,7 +341,7 @@ def test_pause_and_throttle_are_undone_by_heal(ctx: FaultContext) -> None:
 
 
 def test_full_restart_starts_in_order_with_the_oracle_late(ctx: FaultContext) -> None:
-    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
+    backend = fake_backend(ctx)
     fault = build(
         Step(
             "full_restart",
@@ -319,7 +360,7 @@ def test_full_restart_starts_in_order_with_the_oracle_late(ctx: FaultContext) ->
 
 
 def test_stop_then_start_with_delays(ctx: FaultContext) -> None:
-    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
+    backend = fake_backend(ctx)
     stop = build(Step("stop", ["sequencer", "risk", "oracle"], id="halt"), ctx)
     stop.inject()
     assert not any(backend.is_running(s) for s in ("sequencer", "risk", "oracle"))
@@ -333,8 +374,8 @@ def test_stop_then_start_with_delays(ctx: FaultContext) -> None:
 
 
 def test_node_loss_kills_exactly_the_site_and_heal_recovers(ctx: FaultContext) -> None:
-    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
-    proxy: FakeProxy = ctx.proxy  # type: ignore[assignment]
+    backend = fake_backend(ctx)
+    proxy = fake_proxy(ctx)
     others = {s: backend.pid(s) for s in ("db", "feeds", "risk")}
     fault = build(
         Step("node_loss", "a", {"ramp": 0.05, "steps": 3, "max_latency": 0.3, "min_cpu": 0.1}), ctx
@@ -347,12 +388,12 @@ def test_node_loss_kills_exactly_the_site_and_heal_recovers(ctx: FaultContext) -
     fault.heal()
     assert backend.is_running("oracle") and backend.is_running("sequencer")
     assert proxy.clean()
-    lost = [r["evidence"] for s, r in ctx.recorder.records if r["evidence"].get("lost")]  # type: ignore[attr-defined]
+    lost = [r["evidence"] for s, r in fake_recorder(ctx).records if r["evidence"].get("lost")]
     assert lost[0]["others_unchanged"] is True and lost[0]["site_running"] == []
 
 
 def test_heal_cancels_a_running_procedure(ctx: FaultContext) -> None:
-    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
+    backend = fake_backend(ctx)
     fault = build(Step("restart", "oracle", {"downtime": 30}), ctx)
     worker = threading.Thread(target=fault.inject)
     worker.start()
@@ -369,7 +410,7 @@ def test_heal_cancels_a_running_procedure(ctx: FaultContext) -> None:
 def test_db_migrate_switches_before_copy_in_the_online_order(
     ctx: FaultContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
+    backend = fake_backend(ctx)
     copied: list[tuple[Any, ...]] = []
 
     def copier(*args: Any, cancel: Any = None) -> None:
@@ -408,7 +449,7 @@ def test_db_migrate_switches_before_copy_in_the_online_order(
 def test_db_upgrade_with_the_stack_halted_provisions_first_and_restarts_everything(
     ctx: FaultContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
+    backend = fake_backend(ctx)
 
     def copier(*args: Any, cancel: Any = None) -> None:
         backend.calls.append(("copy", ""))
@@ -459,7 +500,7 @@ def test_db_migrate_moves_early_services_before_the_copy_and_the_rest_after(
 ) -> None:
     """early: [oracle]: the oracle's link is switched and the oracle restarted onto the new
     instance before the copy (the Paradex race); every other link follows the copy."""
-    backend: FakeBackend = ctx.backend  # type: ignore[assignment]
+    backend = fake_backend(ctx)
     copy_done = threading.Event()
 
     def copier(*args: Any, cancel: Any = None) -> None:

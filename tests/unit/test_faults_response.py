@@ -209,7 +209,8 @@ def test_a_refusal_stops_at_the_service_that_refused(stack: Any) -> None:
         400, {"error": "except: unknown trailing"})  # fmt: skip
     with pytest.raises(Refused, match=r"sequencer refused cancel_all \(POST /admin/cancel_all "
                        r".*\): HTTP 400 except: unknown trailing"):  # fmt: skip
-        build(step("cancel_all", **{"except": ["take_profit"]}), ctx).inject()
+        params: dict[str, Any] = {"except": ["take_profit"]}  # `except` is a keyword
+        build(step("cancel_all", **params), ctx).inject()
     assert services["sequencer_b"].received == [] and sink.evidence() == []
 
 
@@ -243,13 +244,13 @@ def test_cancel_all_sends_its_exceptions_as_a_list_and_drops_what_is_not_given(
             "kept_orders": kept,
         },
     )
-    build(step("cancel_all", **{"except": ["take_profit", "stop_loss"], "accounts": [3]}),
-          ctx).inject()  # fmt: skip
+    params: dict[str, Any] = {"except": ["take_profit", "stop_loss"], "accounts": [3]}
+    build(step("cancel_all", **params), ctx).inject()
     assert services["sequencer_b"].received == [("/admin/cancel_all", {
         "except": ["take_profit", "stop_loss"], "accounts": [3], "source": "runbook"})]  # fmt: skip
     log = read_response(FaultRecord.from_json(r) for r in sink.records)
     assert log.cancel_alls[0].excepted == ("take_profit", "stop_loss")
-    assert log.cancel_alls[0].kept == tuple(kept) and log.cancel_alls[0].accounts == {3}
+    assert log.cancel_alls[0].kept == tuple(kept) and log.cancel_alls[0].accounts == frozenset({3})
 
 
 def test_access_steps_fail_when_the_stack_reports_the_other_state(stack: Any) -> None:

@@ -165,7 +165,7 @@ def test_a_rollback_without_its_rolled_back_events_is_reported_unknown() -> None
     snap = harmgen.snapshot(b)
     harmgen.plant_off_market_fill(b)
     harmgen.rollback(b, snap)
-    b.rolled_back = []  # type: ignore[attr-defined]
+    b.rolled_back = []
     b.build_chain()
     ledger = ledger_of(b)
     assert any("rolled_back.jsonl" in why for why in ledger["unknown"])

@@ -12,7 +12,9 @@ from chaos.load.ops import op_record
 from chaos.load.worker import Window, parse_accounts, percentile
 from chaos.stackfile import load, reference_stack_path
 
-ANSWER = load(reference_stack_path()).bindings.orders.answer  # type: ignore[union-attr]
+ORDERS = load(reference_stack_path()).bindings.orders
+assert ORDERS is not None  # the reference stack binds orders
+ANSWER = ORDERS.answer
 
 
 @pytest.mark.parametrize(

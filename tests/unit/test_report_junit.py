@@ -17,7 +17,8 @@ RECORDED = Path(__file__).resolve().parents[1] / "data" / "recorded_run"
 
 @pytest.fixture
 def failing_journal() -> dict[str, Any]:
-    return json.loads((RECORDED / "journal.json").read_text())
+    journal: dict[str, Any] = json.loads((RECORDED / "journal.json").read_text())
+    return journal
 
 
 def test_failing_run_reads_back_with_failure_texts(

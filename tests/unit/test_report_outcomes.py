@@ -27,7 +27,9 @@ def journal(verdicts: list[dict[str, Any]], expected: list[str], **extra: Any) -
     }
 
 
-def verdict(name: str, valid: object, *examples: dict[str, Any], message: str = "") -> dict:
+def verdict(
+    name: str, valid: object, *examples: dict[str, Any], message: str = ""
+) -> dict[str, Any]:
     return {
         "invariant": name,
         "valid": valid,

@@ -8,8 +8,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +17,9 @@ import pytest
 from chaos.backends.base import Endpoint, ServiceStatus
 from chaos.errors import StackError
 from chaos.experiment.loader import load
-from chaos.runner.runner import Deps, RunOptions, execute_variant, judge
+from chaos.experiment.model import Experiment, Step, Variant
+from chaos.load.driver import LoadSample
+from chaos.runner.runner import Deps, RunOptions, RunResult, execute_variant, judge
 from chaos.runner.signals import SignalGuard
 from chaos.stackfile.bindings import AccountsBinding, Bindings
 from chaos.stackfile.definition import LinkSpec, ServiceSpec, StackDefinition
@@ -103,12 +105,12 @@ class FakeLoad:
     def stop(self) -> None:
         self.events.add("load.stop")
 
-    def sample(self) -> Any:
-        return SimpleNamespace(rps=5.0, error_rate=self.error_rate, p99_ms=20.0)
+    def sample(self) -> LoadSample:
+        return LoadSample(rps=5.0, error_rate=self.error_rate, p99_ms=20.0)
 
 
 class FakeFault:
-    def __init__(self, step: Any, events: Events, behaviour: dict[str, Any]) -> None:
+    def __init__(self, step: Step, events: Events, behaviour: dict[str, Any]) -> None:
         self.step = step
         self.events = events
         self.behaviour = behaviour
@@ -141,11 +143,13 @@ def make_deps(
     behaviour: dict[str, Any] | None = None,
     error_rate: float = 0.0,
     fail_start: bool = False,
-    check_hook: Any = None,
+    check_hook: Callable[[], None] | None = None,
 ) -> Deps:
     valid = verdicts or {"no_duplicate_orders": True, "sequence_integrity": True}
 
-    def check(run_dir: Path, invariants: tuple[str, ...], params: Any) -> list[dict[str, Any]]:
+    def check(
+        run_dir: Path, invariants: tuple[str, ...], params: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
         events.add("check")
         if check_hook is not None:
             check_hook()
@@ -174,7 +178,7 @@ def _verdict(name: str, valid: bool | str) -> dict[str, Any]:
 
 def experiment(
     tmp_path: Path, method: str = ONE_FAULT, duration: str = "0.5s", extra: str = ""
-) -> Any:
+) -> Experiment:
     path = tmp_path / "fake.yaml"
     path.write_text(EXPERIMENT.format(method=method, duration=duration) + extra)
     return load(path)
@@ -182,7 +186,7 @@ def experiment(
 
 def run(
     tmp_path: Path, deps: Deps, variant: str = "calm", no_faults: bool = False, **kw: Any
-) -> Any:
+) -> RunResult:
     exp = kw.pop("exp", None) or experiment(tmp_path, **kw)
     options = RunOptions(tmp_path / "runs", "process", None, no_faults, None, quiet=True)
     options.recover_within_s = 0.5
@@ -209,6 +213,7 @@ def test_a_clean_run_passes_and_undoes_everything_in_reverse_order(tmp_path: Pat
     assert step["id"] == "slow" and step["fault"] is True and step["skipped"] is False
     assert step["lateness_ms"] is not None and step["lateness_ms"] < 200
     assert step["ended"] - step["started"] == pytest.approx(0.2, abs=0.15)
+    assert result.run_dir is not None
     run_json = json.loads((result.run_dir / "history" / "run.json").read_text())
     assert run_json["seed"] == 5 and run_json["mitigations"] and "epoch" in run_json
 
@@ -272,9 +277,9 @@ class AbortingLoad(FakeLoad):
         super().__init__(events)
         self.calls = 0
 
-    def sample(self) -> Any:
+    def sample(self) -> LoadSample:
         self.calls += 1
-        return SimpleNamespace(rps=5.0, error_rate=0.0 if self.calls <= 1 else 0.95, p99_ms=1.0)
+        return LoadSample(rps=5.0, error_rate=0.0 if self.calls <= 1 else 0.95, p99_ms=1.0)
 
 
 class DegradingLoad(FakeLoad):
@@ -285,9 +290,9 @@ class DegradingLoad(FakeLoad):
         super().__init__(events)
         self.calls = 0
 
-    def sample(self) -> Any:
+    def sample(self) -> LoadSample:
         self.calls += 1
-        return SimpleNamespace(rps=5.0, error_rate=0.0 if self.calls <= 1 else 0.6, p99_ms=1.0)
+        return LoadSample(rps=5.0, error_rate=0.0 if self.calls <= 1 else 0.6, p99_ms=1.0)
 
 
 def test_steady_state_not_back_after_the_method_fails_the_run(tmp_path: Path) -> None:
@@ -361,7 +366,7 @@ def test_a_second_run_with_the_same_guard_can_be_interrupted(tmp_path: Path) -> 
     guard.shield()  # as the previous run left it
     deps = make_deps(events)
 
-    def definition(experiment: Any, variant: Any) -> StackDefinition:
+    def definition(experiment: Experiment, variant: Variant) -> StackDefinition:
         seen.append(guard._shielded)
         return FAKE_STACK
 
@@ -426,6 +431,7 @@ def test_a_variants_own_required_evidence_is_not_required_of_its_control(tmp_pat
 def test_the_method_t0_is_recorded_in_run_json_and_the_journal(tmp_path: Path) -> None:
     result = run(tmp_path, make_deps(Events()))
     journal = result.journal
+    assert result.run_dir is not None
     run_json = json.loads((result.run_dir / "history" / "run.json").read_text())
     assert run_json["method_t0"] == journal["method_t0"]
     assert journal["steady_state"]["before"]["ok"] is True

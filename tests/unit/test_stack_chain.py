@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 from chaos.stack.blocks import GENESIS_HASH, make_block
 from chaos.stack.chain import Chain
 
 
-def block(height: int, prev_hash: str) -> dict:
+def block(height: int, prev_hash: str) -> dict[str, Any]:
     event = {
         "seq": height,
         "epoch": 1,

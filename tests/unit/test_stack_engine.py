@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -48,7 +49,9 @@ def order(
     return body
 
 
-def place(engine: Engine, body: dict[str, object], now: float = NOW) -> tuple[dict, Changes]:
+def place(
+    engine: Engine, body: dict[str, object], now: float = NOW
+) -> tuple[dict[str, Any], Changes]:
     changes = Changes()
     return engine.place_order(body, changes, now), changes
 

@@ -3,6 +3,8 @@ built-in venues."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from chaos.builtins.quotes import Venues
@@ -13,7 +15,7 @@ from chaos.stackfile import load, reference_stack_path, resolve
 from chaos.world import MARKETS, PricePath
 
 
-def _chain(n: int) -> list[dict]:
+def _chain(n: int) -> list[dict[str, Any]]:
     blocks, prev = [], GENESIS_HASH
     for height in range(1, n + 1):
         events = [
@@ -150,6 +152,7 @@ def test_venue_faults() -> None:
     feeds = Venues(seed=3, epoch=1000.0, venues=3)
     t = 1010.0
     clean = feeds.quote(1, "BTC-PERP", t)
+    assert clean is not None
     assert clean == pytest.approx(PricePath(3, 1000.0).price("BTC-PERP", t), rel=3e-4)
     feeds.add_fault({"venue": 1, "market": "BTC-PERP", "kind": "scale", "value": 2.0})
     assert feeds.quote(1, "BTC-PERP", t) == pytest.approx(2 * clean)

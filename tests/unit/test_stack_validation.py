@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ def writer(mitigations: str = "all") -> Writer:
     return Writer(args)
 
 
-def md(index: float, ts: float, price: float = 60_000.0) -> dict:
+def md(index: float, ts: float, price: float = 60_000.0) -> dict[str, Any]:
     return {"market": "BTC-PERP", "mark_price": price, "funding_index": index, "ts": ts}
 
 

@@ -89,14 +89,16 @@ def test_state_writes_are_atomic_under_concurrency(tmp_path: Path) -> None:
             except Exception as err:  # a torn write would show up here
                 errors.append(err)
 
+    def record(i: int) -> None:
+        try:
+            for n in range(40):
+                run.record_process(f"s{i}", n, n, n)
+        except Exception as err:  # a writer that fails must fail the test, not just its thread
+            errors.append(err)
+
     thread = threading.Thread(target=reader)
     thread.start()
-    writers = [
-        threading.Thread(
-            target=lambda i=i: [run.record_process(f"s{i}", n, n, n) for n in range(40)]
-        )
-        for i in range(4)
-    ]
+    writers = [threading.Thread(target=record, args=(i,)) for i in range(4)]
     for writer in writers:
         writer.start()
     for writer in writers:

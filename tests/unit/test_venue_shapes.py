@@ -70,7 +70,7 @@ READERS: dict[str, tuple[int, str, Callable[[Any], float]]] = {
     ),
     "tradechaos": (3, "/v/3/price/BTC-PERP", lambda a: float(a["price"])),
 }
-DROPPED = {  # the shape's own error form, with a 5xx
+DROPPED: dict[str, Callable[[Any], bool]] = {  # the shape's own error form, with a 5xx
     "binance": lambda a: a["code"] == -1001 and "unable to process" in a["msg"],
     "binance-book": lambda a: a["code"] == -1001,
     "coinbase": lambda a: a == {"message": "Service Unavailable"},

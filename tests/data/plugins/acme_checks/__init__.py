@@ -17,15 +17,15 @@ class DepositsPositive:
     def check(self, history: History, params: CheckParams) -> Verdict:
         found = Findings(self.name, params.max_counterexamples)
         for event in history.events():
-            if event.get("kind") != "deposit":
+            if event["kind"] != "deposit":
                 continue
             found.checked += 1
-            if not float(event.get("amount", 0)) > 0:
+            if not event["amount"] > 0:
                 found.add(
                     {
-                        "seq": event.get("seq"),
-                        "account": event.get("account"),
-                        "amount": event.get("amount"),
+                        "seq": event["seq"],
+                        "account": event["account"],
+                        "amount": event["amount"],
                         "problem": "deposit not positive",
                     }
                 )
@@ -36,14 +36,14 @@ def no_self_trades(history: History, params: CheckParams) -> Verdict:
     """No fill has the same account on both sides (a function taking history, params)."""
     found = Findings("no_self_trades", params.max_counterexamples)
     for event in history.events():
-        if event.get("kind") != "fill":
+        if event["kind"] != "fill":
             continue
         found.checked += 1
-        if event.get("maker_account") == event.get("taker_account"):
+        if event["maker_account"] == event["taker_account"]:
             found.add(
                 {
-                    "seq": event.get("seq"),
-                    "account": event.get("taker_account"),
+                    "seq": event["seq"],
+                    "account": event["taker_account"],
                     "problem": "maker and taker are the same account",
                 }
             )

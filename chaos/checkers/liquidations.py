@@ -18,8 +18,10 @@ window): it only happened because of the harm. It is a violation, reported with 
 causes (the harm events, in order).
 
 State "just before" a liquidation: the sequencer writes a liquidation and its fills as one
-contiguous run of events, in either order; fills of the run that precede the liquidation
-event are not counted in the state it is judged on (in either replay).
+contiguous run of events, in either order; the account's own liquidation fills of the run
+that precede the liquidation event are not counted in the state it is judged on (in either
+replay). Its fills as the maker of another account's liquidation earlier in the run are:
+they happened before its own liquidation was decided.
 
 One decision, several positions: risk liquidates every open position of an account from one
 margin snapshot. A liquidation of an account that was liquidated within the last
@@ -121,6 +123,9 @@ class _Replay:
         self.tracker = orders.ExecutionTracker()
         self.reaccepted = reaccepted
         self.before_run: dict[int, Account] = {}  # accounts before this run of liq. fills
+        # each liquidated account before its own liquidation fills of this run (its maker
+        # fills in another account's liquidation earlier in the run do count)
+        self.before_own: dict[int, Account] = {}
         self.decisions: dict[int, _Decision] = {}  # account -> its decision's first leg
         self.pending: list[tuple[FillEvent, _Harm | None]] = []  # liq. fills before their event
         self.fate: dict[tuple[int, str], Cause | None] = {}  # judged liquidations: their harm
@@ -145,6 +150,7 @@ class _Replay:
                 elif event["kind"] == "order_cancelled" and self.causal:
                     self.tracker.cancel(event)
             self.before_run.clear()
+            self.before_own.clear()
         self._end_run()
 
     # -- fills -----------------------------------------------------------------------------
@@ -161,11 +167,14 @@ class _Replay:
             for acct in (taker, maker):
                 if acct not in self.before_run:
                     self.before_run[acct] = self.ledger.account(acct).copy()
+            if taker not in self.before_own:
+                self.before_own[taker] = self.ledger.account(taker).copy()
         else:
             self._end_run()
             self.decisions.pop(taker, None)
             self.decisions.pop(maker, None)
             self.before_run.clear()
+            self.before_own.clear()
             self._fair_apply(event, harm, None, self.ledger.account)
         signed = event["qty"] if event.get("taker_side") == "buy" else -event["qty"]
         t = event["time"]
@@ -252,7 +261,8 @@ class _Replay:
     def _liquidation(self, event: LiquidationEvent) -> None:
         self.found.checked += 1
         acct, market, t = event["account"], event["market"], event["time"]
-        state = self.before_run.get(acct) or self.ledger.account(acct).copy()
+        own = self.before_own.get(acct)
+        state = own if own is not None else self.ledger.account(acct).copy()
         fair_now = self.fair.state(acct)
         fair_state = fair_now.copy() if fair_now is not None else None
         earlier = self.decisions.get(acct)

@@ -469,9 +469,7 @@ def _reading(body: Mapping[str, Any], links: tuple[LinkDecl, ...]) -> B.Reading:
 
 def _history(r: Reader, body: LineDict, links: tuple[LinkDecl, ...]) -> B.HistoryBinding:
     sources = {}
-    for name in B.HISTORY_SOURCES:
-        if name not in body:
-            continue
+    for name in [key for key in body if key in B.HISTORY_SOURCES]:  # read in file order
         items = body[name] if isinstance(body[name], list) else [body[name]]
         for index, item in enumerate(items):
             given = [k for k in ("sql", "http", "file") if k in item]

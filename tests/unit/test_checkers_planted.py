@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from chaos.checkers import REGISTRY, RESPONSE_INVARIANTS, CheckParams, Verdict, run_all
 from chaos.history.reader import History
-from chaos.world import PricePath, market_spec
+from chaos.world import MAINTENANCE_MARGIN_RATIO, PricePath, market_spec
 
 FAST = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False
@@ -329,6 +329,38 @@ def test_every_leg_of_one_liquidation_decision_is_judged_on_the_state_before_it(
     assert v.valid is True, v.message
     assert v.checked >= 2
     assert first["seq"] < second["seq"]
+
+
+@pytest.mark.parametrize("fills_first", [False, True])
+def test_a_maker_of_another_liquidation_is_judged_with_that_fill(fills_first: bool) -> None:
+    """Account 65 takes over account 66's liquidated long as the maker, and is liquidated
+    in the same run of events: its margin counts the position it just took (before, the
+    checker judged it on its state before the whole run and called it unintended)."""
+    b = histgen.clean_history(16, 10)
+    histgen.quiet(b)
+    market = "BTC-PERP"
+    mark = b.truth.price(market, b.t + 0.05)
+    b.deposit(65, 0.5 * MAINTENANCE_MARGIN_RATIO * mark)  # thin for one BTC long
+    b.deposit(66, 1.0)
+    b.fill(market, round(b.truth.price(market, b.t + 0.01), 2), 1.0, taker=66, maker=1,
+           taker_side="buy")  # fmt: skip
+    histgen.quiet(b, 0.5)
+    run = len(b.events)
+    first = b.emit("liquidation", account=66, market=market, qty=1.0,
+                   mark_price=round(mark, 2), oracle_ts=round(b.t - 0.1, 6),
+                   funding_index=b.truth.funding_index(market, b.t), equity=0.0,
+                   maintenance=0.0)  # fmt: skip
+    b.fill(market, round(mark, 2), 1.0, taker=66, maker=65, taker_side="sell",
+           liquidation=True)  # fmt: skip
+    if fills_first:
+        b.events.insert(run, b.events.pop())
+        for seq, e in enumerate(b.events, 1):
+            e["seq"] = seq
+    second = b.liquidate(65, market, 1.0)  # its event, then its fill against the fund
+    b.build_chain()
+    v = verdicts(b)["no_unintended_liquidations"]
+    assert all(c["account"] != 65 for c in v.counterexamples), v.counterexamples
+    assert first["seq"] < second["seq"] and v.checked >= 2
 
 
 def test_a_db_event_that_no_block_carries_is_a_corrupt_chain() -> None:

@@ -161,3 +161,19 @@ def test_stack_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str])
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(schema_json()) == json.loads(json.dumps(STACK_SCHEMA))
     assert printed["required"] == ["name", "services"]
+
+
+def test_history_sources_are_read_in_the_order_the_file_lists_them(tmp_path: Path) -> None:
+    """The reference stack lists its chain before its event log: an export reads them in
+    that order, so every event a block carries is in the log read after it."""
+    reference = load(reference_stack_path()).bindings.history
+    assert reference is not None and list(reference.sources)[:2] == ["chain", "events"]
+    path = tmp_path / "stack.yaml"
+    history = """\
+  history:
+    modes: {sql: {database: api-db, query: SELECT 1}}
+    events: {sql: {database: api-db, query: SELECT 2}}
+"""
+    path.write_text(GOOD + history)
+    binding = load(path).bindings.history
+    assert binding is not None and list(binding.sources) == ["modes", "events"]

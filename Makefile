@@ -43,7 +43,7 @@ test-integration: setup ## tests that start real processes
 test-docker: setup ## tests that need a Docker engine
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/docker
 
-bench: setup ## benchmarks: proxy, sequencer, checkers, schedule, incidents, explore (ratios, same-run baselines)
+bench: setup ## benchmarks: proxy, sequencer, checkers, schedule, incidents, explore, stackup... (ratios, same-run baselines)
 	$(BIN)/python -m bench
 
 # mypy on tests/: one run per folder (tests/*/, new ones included), each folder its own import

@@ -1,7 +1,7 @@
 """Our proxy side by side with the real Toxiproxy 2.12.0 and a direct connection, one run.
 
 Three targets: ``direct`` (no proxy), ``ours`` (``python -m chaos.proxy``) and ``real``
-(Shopify's ``toxiproxy-server``, found as in chaos.proxy.real; left out, with the reason,
+(Shopify's ``toxiproxy-server``, found as in real_toxiproxy; left out, with the reason,
 when there is none). Every figure is measured in ``ROUNDS`` interleaved rounds (each round
 visits every target, in a rotating order) and reported as the median over rounds:
 
@@ -37,9 +37,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaos.proxy import real
+import real_toxiproxy as real
+from tcp_servers import SCRIPT, ProxyProcess
+
 from chaos.proxy.client import ToxiproxyClient
-from chaos.proxy.testing import ProxyProcess
 
 ROUNDS = 5
 ROUND_TRIPS = 3000
@@ -76,7 +77,7 @@ def _test_server(kind: str) -> Iterator[int]:
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
         process = subprocess.Popen(
-            [sys.executable, "-m", "chaos.proxy.testing", kind, "--port-file", str(port_file)]
+            [sys.executable, str(SCRIPT), kind, "--port-file", str(port_file)]
         )
         try:
             deadline = time.monotonic() + 15

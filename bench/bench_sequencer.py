@@ -103,8 +103,9 @@ def _report(label: str, figures: dict[str, Any], baseline: dict[str, Any] | None
 def _proxied(upstream: str) -> tuple[Any, str] | None:
     """A running embedded proxy with one link to ``upstream``, or None if unavailable."""
     try:
+        from tcp_servers import ProxyProcess
+
         from chaos.proxy.client import ToxiproxyClient
-        from chaos.proxy.testing import ProxyProcess
     except ImportError:
         return None
     proxy = ProxyProcess()

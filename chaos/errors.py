@@ -1,7 +1,7 @@
 """One exception hierarchy. The CLI maps each class to an exit code (see ``exit_code``).
 
-Exit codes (DESIGN.md): 0 every variant met its expectation; 1 an expectation was not met;
-2 bad input or usage; 3 infrastructure failure; 130 interrupted.
+Exit codes (README, ``tradechaos --help``): 0 every variant met its expectation; 1 an
+expectation was not met; 2 bad input or usage; 3 infrastructure failure; 130 interrupted.
 """
 
 from __future__ import annotations

@@ -71,13 +71,18 @@ class Engine(TriggerOrders, Liquidations):
         mitigations: frozenset[str],
         band_bps: float = 200.0,
         stale_after_s: float = 3.0,
+        fresh_after: float | None = None,
     ) -> None:
+        """``fresh_after``: with readiness_gates, a price counts as the first fresh one only
+        when published after this instant (the process's start: a price the database held
+        from before it is not one it has seen since start)."""
         self.instance = instance
         self.epoch = epoch
         self.markets = markets
         self.mitigations = mitigations
         self.band_bps = band_bps
         self.stale_after_s = stale_after_s
+        self.fresh_after = fresh_after
         self.seq = 0
         self.mode = "normal"
         self.books: dict[str, Book] = {m: Book() for m in markets}
@@ -101,6 +106,8 @@ class Engine(TriggerOrders, Liquidations):
     def set_price(self, market: str, price: OraclePrice, now: float | None = None) -> None:
         self.prices[market] = price
         now = time.time() if now is None else now
+        if self.fresh_after is not None and price.ts < self.fresh_after:
+            return
         if now - price.ts <= self.stale_after_s and all(
             m in self.prices and now - self.prices[m].ts <= self.stale_after_s for m in self.markets
         ):
@@ -363,9 +370,9 @@ class Engine(TriggerOrders, Liquidations):
                 return "no oracle price for the band"
             if abs(limit / oracle.mark_price - 1.0) * 1e4 > self.band_bps:
                 return f"price outside +-{self.band_bps:g} bps of the oracle price"
-        if crosses:
-            return self.price_block(market, now)
-        return None
+        # no new order on a price the guards distrust, resting or not: a bid quoted on a
+        # stale mark would be hit the moment matching resumes (the dYdX harm)
+        return self.price_block(market, now)
 
     def _forget_open(self, order: Order) -> None:
         ids = self.open_by_client_id.get(order.client_order_id)

@@ -58,13 +58,13 @@ class Sequencer:
         self.role = "loading"  # loading | leader | standby
         self.ready = False
         self.epoch = 0
+        self.started_at = time.time()
         self.engine = self._new_engine(0)
         self.queue: asyncio.Queue[tuple[str, dict[str, Any], asyncio.Future[Any]]] = asyncio.Queue()
         self.in_flight: set[int] = set()  # ids of the futures of the batch being processed
         self.write_lock = asyncio.Lock()  # one batch or one exclusive admin operation at a time
         self.triggers_queued = False
         self.last_renewal = 0.0
-        self.started_at = time.time()
         self.stats = {"batches": 0, "requests": 0, "commit_s": 0.0}
 
     def _new_engine(self, epoch: int) -> Engine:
@@ -75,6 +75,7 @@ class Sequencer:
             self.mitigations,
             band_bps=self.args.band_bps,
             stale_after_s=self.args.stale_after,
+            fresh_after=self.started_at,
         )
 
     # -- state from the db ------------------------------------------------------------

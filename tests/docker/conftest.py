@@ -7,6 +7,7 @@ where a missing engine is a failure: .ci/docker.sh is supposed to have started o
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from chaos.backends import images
 from chaos.errors import InfrastructureError
 
 HERE = Path(__file__).parent
+# the shared harnesses (stack_harness, tcp_servers, real_toxiproxy...)
+sys.path.insert(0, str(HERE.parent / "integration"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

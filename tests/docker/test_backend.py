@@ -149,9 +149,10 @@ def test_an_external_toxiproxy_gets_the_links_and_keeps_running_after_the_stack(
 ) -> None:
     """``kind``: our proxy as an outside server, or the real Toxiproxy 2.12.0 (skipped
     without one, except in CI). Containers reach it on 127.0.0.1 (host networking)."""
+    from real_toxiproxy import RealToxiproxy, find_server, missing_reason
+    from tcp_servers import ProxyProcess
+
     from chaos.proxy.client import ToxiproxyClient
-    from chaos.proxy.real import RealToxiproxy, find_server, missing_reason
-    from chaos.proxy.testing import ProxyProcess
 
     external: ProxyProcess | RealToxiproxy = ProxyProcess()
     if kind == "real":

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from real_toxiproxy import RealToxiproxy, find_server, missing_reason
 
 from chaos.backends.docker import RUN_LABEL, sweep_containers
-from chaos.proxy.real import RealToxiproxy, find_server, missing_reason
 
 REPO = Path(__file__).resolve().parents[2]
 CLOUDFLARE = REPO / "experiments" / "incidents" / "cloudflare-2025-edge.yaml"

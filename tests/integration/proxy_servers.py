@@ -1,5 +1,5 @@
 """Both Toxiproxy servers for side-by-side tests: ours (``python -m chaos.proxy``) and the
-real Toxiproxy 2.12.0 (``chaos.proxy.real``; found through ``$TRADECHAOS_REAL_TOXIPROXY``
+real Toxiproxy 2.12.0 (``real_toxiproxy``; found through ``$TRADECHAOS_REAL_TOXIPROXY``
 or the standard build path).
 
 A test module imports the fixtures it uses::
@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+import real_toxiproxy as real
 import requests
-
-from chaos.proxy import real
-from chaos.proxy.testing import ProxyProcess
+from tcp_servers import ProxyProcess
 
 KINDS = ("ours", "real")
 HEADERS = {"User-Agent": "tradechaos-tests"}

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from minidex_harness import EXAMPLE, MARKET, Client, Minidex, export_history, run_record
 from stack_harness import free_port, wait_until
+from tcp_servers import ProxyProcess
 
 from chaos.checkers import liquidations, orders, staleness
 from chaos.checkers.params import CheckParams
 from chaos.proxy.client import ToxiproxyClient
-from chaos.proxy.testing import ProxyProcess
 
 pytestmark = pytest.mark.integration
 STACK = EXAMPLE / "stack.yaml"

@@ -22,10 +22,10 @@ import requests
 from proxy_servers import HEADERS, ToxiproxyServer, clean
 from proxy_servers import is_real as is_real  # a fixture
 from proxy_servers import toxiproxy_server as toxiproxy_server  # a fixture
+from tcp_servers import BackgroundServer, ProxyProcess
 
 from chaos.errors import ProxyError
 from chaos.proxy.client import ToxiproxyClient
-from chaos.proxy.testing import BackgroundServer, ProxyProcess
 
 pytestmark = pytest.mark.integration
 

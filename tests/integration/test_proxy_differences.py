@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 import requests
 from proxy_servers import HEADERS, ToxiproxyServer, clean, started
-
-from chaos.proxy.testing import BackgroundServer
+from tcp_servers import BackgroundServer
 
 pytestmark = pytest.mark.integration
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from proxy_servers import KINDS, started
+from tcp_servers import SCRIPT
 
 from chaos.proxy.client import ToxiproxyClient
 
@@ -36,9 +37,7 @@ VICTIMS = 50
 @pytest.fixture
 def echo_port(tmp_path: Path) -> Iterator[int]:
     port_file = tmp_path / "echo.port"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chaos.proxy.testing", "echo", "--port-file", str(port_file)]
-    )
+    process = subprocess.Popen([sys.executable, str(SCRIPT), "echo", "--port-file", str(port_file)])
     try:
         deadline = time.monotonic() + 15
         while not port_file.exists():

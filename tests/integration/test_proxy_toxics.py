@@ -17,11 +17,11 @@ import toxiproxy
 from proxy_servers import ToxiproxyServer, clean
 from proxy_servers import is_real as is_real  # a fixture
 from proxy_servers import toxiproxy_server as toxiproxy_server  # a fixture
+from tcp_servers import BackgroundServer
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import NotFound, ProxyExists
 
 from chaos.proxy.client import ToxiproxyClient
-from chaos.proxy.testing import BackgroundServer
 
 pytestmark = pytest.mark.integration
 

@@ -79,7 +79,6 @@ def test_a_stack_of_its_own_is_started_and_a_broken_sql_check_named(tmp_path: Pa
     assert processes_mentioning(str(tmp_path)) == []
 
 
-@pytest.mark.skipif(not MINIDEX.is_file(), reason="no examples/minidex yet")
 def test_the_example_stack_passes(tmp_path: Path) -> None:
     done = tradechaos("stack", "check", "--stack", str(MINIDEX), "--out", str(tmp_path / "runs"),
                       "--json", timeout=240)  # fmt: skip

@@ -174,9 +174,6 @@ def test_draft_is_written_to_stdout_without_o(tmp_path: Path, capsys: Any) -> No
     assert "3 services, 2 links" in out.err
 
 
-@pytest.mark.skipif(
-    not (MINIDEX / "docker-compose.yml").is_file(), reason="no examples/minidex yet"
-)
 def test_the_examples_compose_file_drafts_its_stack_file(tmp_path: Path) -> None:
     """examples/minidex: the draft, with the example's bindings filled in (and the link the
     orders binding calls, which the draft's TODO names), equals the example's stack file on

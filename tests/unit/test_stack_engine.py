@@ -140,11 +140,14 @@ def test_post_only_band_rejects_prices_far_from_the_oracle_while_not_normal() ->
     assert place(engine, order("b", 1, "buy", 1.0, 101.5))[0]["status"] == "accepted"
 
 
-def test_staleness_guard_blocks_matching_and_liquidation_on_an_old_price() -> None:
+def test_staleness_guard_holds_every_new_order_and_liquidation_on_an_old_price() -> None:
+    """A bid resting on a stale mark is hit once matching resumes (dYdX): the guard takes no
+    new order at all while the price is stale, resting or crossing."""
     for mitigations, expected in ((ALL, "rejected"), (frozenset(), "accepted")):
         engine = make_engine(mitigations, price_age=10.0)
         engine.fresh_price_seen = True
-        place(engine, order("s1", 1, "sell", 1.0, 100.0))  # resting is fine
+        resting, _ = place(engine, order("s1", 1, "sell", 1.0, 100.0))
+        assert resting["status"] == expected, mitigations
         result, _ = place(engine, order("b1", 2, "buy", 1.0))
         assert result["status"] == expected, mitigations
         liq = engine.liquidate(
@@ -154,6 +157,21 @@ def test_staleness_guard_blocks_matching_and_liquidation_on_an_old_price() -> No
         )
         if expected == "rejected":
             assert liq["status"] == "rejected"
+            assert resting["reason"] == "stale oracle price"
+
+
+def test_readiness_gates_want_a_price_published_since_start() -> None:
+    """A sequencer restarted next to a database whose last price is a few seconds old has
+    seen no fresh price yet: that row is from before it started."""
+    engine = Engine("a", 1, MARKET_NAMES, ALL, stale_after_s=3.0, fresh_after=NOW)
+    for market in MARKET_NAMES:
+        engine.set_price(market, OraclePrice(100.0, 0.0, NOW - 1.0), now=NOW)
+    assert not engine.fresh_price_seen
+    result, _ = place(engine, order("s1", 1, "sell", 1.0, 100.0))
+    assert result["status"] == "rejected", result
+    for market in MARKET_NAMES:
+        engine.set_price(market, OraclePrice(100.0, 0.0, NOW + 0.5), now=NOW + 0.6)
+    assert engine.fresh_price_seen
 
 
 def test_liquidation_takes_the_book_then_the_insurance_fund_at_the_mark() -> None:

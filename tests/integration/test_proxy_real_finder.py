@@ -1,12 +1,11 @@
-"""Finding the real Toxiproxy server for the side-by-side tests (``chaos.proxy.real``)."""
+"""Finding the real Toxiproxy server for the side-by-side tests (``real_toxiproxy``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-from chaos.proxy import real
+import real_toxiproxy as real
 
 
 def test_the_environment_variable_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -23,6 +22,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from tcp_servers import stop_child
 
 ENV = "TRADECHAOS_REAL_TOXIPROXY"
 VERSION = "2.12.0"
@@ -153,15 +154,7 @@ class RealToxiproxy:
     def stop(self) -> int | None:
         """SIGTERM, ``grace_s``, SIGKILL; reaped. The exit code (None if never started)."""
         process, self.process = self.process, None
-        code = None
-        if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(self.grace_s)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            code = process.wait()
+        code = stop_child(process, self.grace_s)
         self._dir.cleanup()
         return code
 

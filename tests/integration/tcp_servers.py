@@ -10,8 +10,8 @@
 
 ``BackgroundServer`` runs one on its own event loop in a thread (a context manager that stops
 and joins the thread on exit; ``received`` counts the bytes it got, over all connections);
-``python -m chaos.proxy.testing KIND --port-file PATH`` runs one as its own process until
-SIGTERM. ``ProxyProcess`` runs the proxy server itself as a real process
+``python tests/integration/tcp_servers.py KIND --port-file PATH`` (``SCRIPT``) runs one as
+its own process until SIGTERM. ``ProxyProcess`` runs the proxy server itself as a real process
 (``python -m chaos.proxy``) and stops it with SIGTERM, a grace period, SIGKILL.
 """
 
@@ -185,6 +185,22 @@ class BackgroundServer:
         self._thread.join(10.0)
 
 
+SCRIPT = Path(__file__).resolve()
+
+
+def stop_child(process: subprocess.Popen[bytes] | None, grace_s: float) -> int | None:
+    """SIGTERM, ``grace_s``, SIGKILL; reaped. The exit code (None if never started)."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
 class ProxyProcess:
     """``python -m chaos.proxy --port 0`` as a child process; ``url`` once entered.
 
@@ -238,16 +254,8 @@ class ProxyProcess:
         return self
 
     def stop(self) -> int | None:
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(self.grace_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        code = process.wait()
+        process, self.process = self.process, None
+        code = stop_child(process, self.grace_s)
         self._dir.cleanup()
         return code
 
@@ -270,7 +278,7 @@ async def _serve_until_signal(kind: str, port_file: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chaos.proxy.testing")
+    parser = argparse.ArgumentParser(prog="tcp_servers.py")
     parser.add_argument("kind", choices=sorted(PROTOCOLS))
     parser.add_argument("--port-file", type=Path, required=True)
     args = parser.parse_args(argv)

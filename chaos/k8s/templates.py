@@ -23,7 +23,20 @@ CHAOS_FIELDS = {
     "PodChaos": "podChaos",
     "StressChaos": "stressChaos",
 }
-TASK_ACTIONS = ("trading_mode", "db_upgrade", "feed_fault", "price_move", "aggressive_orders")
+TASK_ACTIONS = (
+    "trading_mode",
+    "db_upgrade",
+    "feed_fault",
+    "price_move",
+    "aggressive_orders",
+    "trigger_orders",
+    "snapshot",
+    "cancel_all",
+    "disable_access",
+    "enable_access",
+    "chain_rollback",
+    "replay",
+)
 HOLD_TO_END = ("feed_fault",)  # Task steps whose heal matters: the pod stays until then
 DOWN_ACTIONS = ("stop", "kill", "terminate")
 INSTANT_S = 1.0  # the deadline of an instantaneous chaos (a kill): it acts at creation

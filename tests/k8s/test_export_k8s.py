@@ -19,7 +19,11 @@ from chaos.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "k8s" / "data" / "chaos-mesh"
-INCIDENTS = sorted((REPO / "experiments" / "incidents").glob("*.yaml"))
+ALL_INCIDENTS = sorted((REPO / "experiments" / "incidents").glob("*.yaml"))
+# The response runbook rolls back to a snapshot an earlier step took: an answer one Task
+# pod cannot hand another (test_a_rollback_to_a_snapshot_step_is_refused_naming_its_line).
+RESPONSE = REPO / "experiments" / "incidents" / "paradex-2026-response.yaml"
+INCIDENTS = [p for p in ALL_INCIDENTS if p != RESPONSE]
 
 
 def _validator() -> Any:
@@ -334,6 +338,36 @@ def test_a_step_that_cannot_be_expressed_is_exit_2_naming_it(
     assert not (tmp_path / "out" / "30-workflow.yaml").exists()
 
 
+def test_a_rollback_to_a_snapshot_step_is_refused_naming_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = main(["export", "k8s", str(RESPONSE), "--namespace", "chaos-lab", "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    line = next(
+        i for i, text in enumerate(RESPONSE.read_text().splitlines(), 1) if "to: pre" in text
+    )
+    assert f"{RESPONSE}:{line}: " in err and "(rollback, chain_rollback)" in err, err
+    assert "to: names an earlier step's answer" in err and "seq and chain_height" in err
+    assert not out.exists() or not any(out.rglob("30-workflow.yaml"))
+
+
+def test_runbook_steps_without_an_earlier_answer_are_tasks(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "  - {id: bad, at: 0s, action: latency, target: oracle-db, latency: 1ms, for: 1s}\n"
+        "  - {id: cut, at: 1s, action: cancel_all}\n"
+        "  - {id: back, at: 2s, action: chain_rollback, seq: 10, chain_height: 2}\n",
+    )
+    found = templates(export(tmp_path, path))
+    cut = found["s1-cut"]["task"]["container"]["command"]
+    back = found["s2-back"]["task"]["container"]["command"]
+    assert cut[1:5] == ["step", "cancel_all", "--id", "cut"]
+    assert back[1:5] == ["step", "chain_rollback", "--id", "back"]
+    assert "seq=10" in back and "chain_height=2" in back
+
+
 def test_bad_export_arguments_are_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -430,7 +464,7 @@ def readme_history(readme: str) -> tuple[list[str], list[str]]:
 @pytest.mark.parametrize(
     ("experiment", "reads"),
     [
-        (INCIDENTS[0], {"sequencer-db": "svc/link-sequencer-db", "chain": "svc/chain"}),
+        (INCIDENTS[0], {"chain": "svc/chain", "sequencer-db": "svc/link-sequencer-db"}),
         (
             REPO / "examples" / "minidex" / "experiments" / "late-pricer-restart.yaml",
             {"engine-pg": "svc/link-engine-pg", "pricer-pg": "svc/link-pricer-pg"},

@@ -13,8 +13,8 @@ The quote guard (MINIDEX_QUOTE_GUARD=1; off by default): a quote is used only wh
 price is a positive number and its book is not crossed (bid <= ask), and, of those, only
 when it lies within MINIDEX_QUOTE_BAND_BPS of their median. A symbol left without a usable
 quote gets no mark that round (the engine keeps the last one). With the guard off every
-quote is used as the venue sent it: when half of the venues or more answer zeros, the
-median is zero, and so is the mark.
+quote is used as the venue sent it: when more than half of the venues answer zeros, the
+median is zero, and so is the mark (when half of them do, half the price).
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 PostgreSQL comes from tradechaos's builtin (``python -m chaos.builtins.postgres
 setup/serve``) with a ``minidex`` database and examples/minidex/schema.sql; the venues are
-the builtin venues (``python -m chaos.builtins.venues``: the default market BTC-PERP); the minidex
-services are ``python -m minidex.<service>`` configured by MINIDEX_* variables only.
+the builtin venues (``python -m chaos.builtins.venues``: the default market BTC-PERP; read
+through ``GET /prices``, or with ``shapes`` each venue in a real exchange's API under
+``/v/{i}``); the minidex services are ``python -m minidex.<service>`` configured by
+MINIDEX_* variables only.
 ``export_history`` runs the stack file's history queries the way docs/stack-file.md says a
 ``sql`` source is read, and writes a History folder the checkers can judge.
 """
@@ -78,9 +80,10 @@ class Proc:
 class Minidex:
     """pg + feeds + pricer + engine + settler on free ports; ``with`` stops everything."""
 
-    def __init__(self, root: Path, seed: int = 7) -> None:
+    def __init__(self, root: Path, seed: int = 7, shapes: tuple[str, ...] = ()) -> None:
         self.root = root
         self.seed = seed
+        self.shapes = shapes  # per venue SHAPE:BTC-PERP=SYMBOL, for the venues and the pricer
         self.epoch = time.time()
         self.ports = {name: free_port() for name in ("pg", "feeds", "pricer", "engine", "settler")}
         self.dsn = f"postgresql://postgres@{HOST}:{self.ports['pg']}/minidex"
@@ -114,12 +117,7 @@ class Minidex:
         subprocess.run(setup, check=True, timeout=120)
         pg_port = str(self.ports["pg"])
         serve = [py, "-m", "chaos.builtins.postgres", "serve", "--data-dir", str(data)]
-        self.procs["pg"] = Proc(
-            "pg",
-            [*serve, "--port", pg_port],
-            os.environ,
-            self.root,
-        )
+        self.procs["pg"] = Proc("pg", [*serve, "--port", pg_port], os.environ, self.root)
         admin = f"postgresql://postgres@{HOST}:{pg_port}/postgres"
 
         def accepts() -> bool:
@@ -140,6 +138,8 @@ class Minidex:
             "--venues",
             "3",
         ]
+        for shape in self.shapes:
+            feeds += ["--venue-shape", shape]
         self.procs["feeds"] = Proc("feeds", feeds, os.environ, self.root)
         wait_until(lambda: requests.get(f"{self.url('feeds')}/health", timeout=1).ok, 30, "feeds")
 
@@ -151,6 +151,9 @@ class Minidex:
             MINIDEX_DB=self.dsn,
         )
         env.update(MINIDEX_SYMBOLS=MARKET, MINIDEX_VENUES=self.url("feeds"), MINIDEX_POLL_MS="100")
+        if self.shapes:  # minidex's entries read like the venues' --venue-shape
+            urls = [f"{self.url('feeds')}/v/{i}" for i in range(len(self.shapes))]
+            env.update(MINIDEX_VENUES=",".join(urls), MINIDEX_VENUE_APIS=",".join(self.shapes))
         env.update(extra)
         return env
 
@@ -196,6 +199,18 @@ class Minidex:
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.dsn, connect_timeout=5) as conn:
             return list(conn.execute(sql, params).fetchall())
+
+    def feed_fault(self, **body: Any) -> None:
+        """A data fault on the venues (``kind``, ``venue``, ``value``), until ``heal_feeds``."""
+        url = f"{self.url('feeds')}/admin/fault"
+        requests.post(url, json=body, timeout=5).raise_for_status()
+
+    def heal_feeds(self) -> None:
+        requests.delete(f"{self.url('feeds')}/admin/faults", timeout=5).raise_for_status()
+
+    def true_price(self) -> float:
+        answer = requests.get(f"{self.url('feeds')}/admin/truth/{MARKET}", timeout=5)
+        return float(answer.json()["price"])
 
     def move(self, pct: float) -> dict[str, Any]:
         """The world's price moves now, at once (the feeds' admin API); the world record."""

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from minidex_harness import EXAMPLE, MARKET, Client, Minidex, export_history, run_record
 from stack_harness import free_port, wait_until
 from tcp_servers import ProxyProcess
@@ -174,3 +175,52 @@ def test_a_late_pricer_restart_trades_and_liquidates_on_an_old_mark_unless_guard
         assert old.valid is False, old.message
         assert all(c["seq"] <= guarded_from for c in old.counterexamples)
         assert any(c["kind"] == "fill" for c in old.counterexamples)
+
+
+SHAPES = ("binance:BTC-PERP=BTCUSDT", "kraken:BTC-PERP=XXBTZUSD", "coinbase:BTC-PERP=BTC-USD")
+
+
+def test_the_pricer_reads_three_exchanges_apis_and_zeros_make_a_zero_mark_unless_guarded(
+    tmp_path: Path,
+) -> None:
+    """The builtin venues in Binance's, Kraken's and Coinbase's APIs, the pricer told each
+    one's API: every reader gives a quote near the true price. Zeros from two of the three
+    (a data fault, in each API's own form) make a zero mark with the guard off; with it on,
+    the mark is the third venue's quote."""
+
+    def newest() -> tuple[float, list[float], float]:
+        sql = "SELECT px, inputs, extract(epoch FROM at) FROM marks ORDER BY n DESC LIMIT 1"
+        px, inputs, at = stack.rows(sql)[0]
+        return float(px), [float(x) for x in inputs], float(at)
+
+    with Minidex(tmp_path, shapes=SHAPES) as stack:
+        wait_until(lambda: len(newest()[1]) == 3, 10, "a mark of three quotes")
+        px, inputs, _ = newest()
+        truth = stack.true_price()
+        assert all(abs(q / truth - 1) < 0.003 for q in inputs), (inputs, truth)
+        assert abs(px / truth - 1) < 0.003
+
+        stack.feed_fault(kind="zero", venue=0)
+        stack.feed_fault(kind="zero", venue=1)
+        wait_until(lambda: newest()[0] == 0.0, 10, "a zero mark (guard off)")
+        assert sorted(newest()[1])[:2] == [0.0, 0.0]
+        wait_until(lambda: stack.mark()[0] == 0.0, 10, "the engine to mark at zero")
+
+        stack.stop("pricer")
+        stack.start("pricer", MINIDEX_QUOTE_GUARD="1")
+        started = time.time()
+        wait_until(lambda: newest()[2] > started, 10, "a mark from the guarded pricer")
+        px, inputs, _ = newest()
+        assert len(inputs) == 1 and abs(px / stack.true_price() - 1) < 0.003, (px, inputs)
+        health = requests.get(f"{stack.url('pricer')}/healthz", timeout=5).json()
+        assert health["left_out"] >= 2 and health["venue_errors"] == 0, health
+
+        stack.feed_fault(kind="drop", venue=2)  # the last sane venue answers 503: no mark
+        wait_until(
+            lambda: requests.get(f"{stack.url('pricer')}/healthz", timeout=5).json()[
+                "venue_errors"] > 0, 10, "the dropped venue's error")  # fmt: skip
+        dropped_at = time.time()
+        pass_time_until(dropped_at + 0.5)
+        assert newest()[2] < dropped_at + 0.2  # nothing published from zeros alone
+        stack.heal_feeds()
+        wait_until(lambda: len(newest()[1]) == 3, 10, "three quotes again")

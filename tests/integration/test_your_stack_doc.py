@@ -1,11 +1,13 @@
 """docs/your-stack.md runs as written: every ``sh`` block, in order, from a working folder
-that sees the checkout's ``compose/`` and ``chaos/`` (the tutorial is written for the
-checkout's root), with tradechaos's venv first on PATH. Each block must exit 0; whatever a
-block started (`stack up --detach`) is stopped afterwards in every case."""
+laid out like the checkout's root (the tutorial is written for it) with a copy of
+``examples/minidex`` (the Compose project it walks), with tradechaos's venv first on PATH.
+Each block must exit 0; whatever a block started (`stack up --detach`) is stopped
+afterwards in every case."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +23,9 @@ DOC = REPO / "docs" / "your-stack.md"
 
 def test_every_command_of_the_tutorial_runs(tmp_path: Path) -> None:
     work = tmp_path / "checkout"
-    work.mkdir()
-    for name in ("compose", "chaos"):
-        (work / name).symlink_to(REPO / name)
+    example = REPO / "examples" / "minidex"
+    ignore = shutil.ignore_patterns("wheelhouse", "__pycache__")
+    shutil.copytree(example, work / "examples" / "minidex", ignore=ignore)
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     env = {**os.environ, "PATH": path, "TRADECHAOS_OUT": str(work / "runs")}
     try:

@@ -236,3 +236,22 @@ def test_replaying_the_journal_rebuilds_the_same_exchange(
     assert replayed.open == live.open
     assert replayed.books[BTC].sides == live.books[BTC].sides
     assert replayed.replies == live.replies
+
+
+def test_a_pass_decides_from_one_snapshot_and_a_cascade_waits_for_the_next() -> None:
+    """Account 2's liquidation buys from account 3's stale resting ask, which pushes 3
+    below maintenance: this pass liquidates only 2 (as the pass began, 3 was sound), the
+    next pass 3, on the state it is decided from."""
+    ex = exchange(mark="100")
+    ex.place(order("short", 2, "SELL", "40", "100"), NOW)
+    ex.place(order("take", 5, "BUY", "40"), NOW)  # account 2 short 40 at 100: 4x
+    ex.place(order("small", 3, "SELL", "1", "100"), NOW)
+    ex.place(order("lift", 4, "BUY", "1"), NOW)  # account 3 short 1 at 100
+    ex.place(order("stale", 3, "SELL", "39", "101"), NOW)  # a quote the price runs past
+    ex.marks[BTC] = Mark(Decimal("124"), NOW + 1)  # 2: equity 1000 - 960 = 40 < 99.2
+    first = ex.liquidate(NOW + 1)
+    assert [e.acct for e in first if e.typ == "LIQ"] == [2]
+    assert position(ex, 3) == -40  # sold 39 at 101 to 2's liquidation: equity 79 < 99.2
+    second = [e for e in ex.liquidate(NOW + 2) if e.typ == "LIQ"]
+    assert [e.acct for e in second] == [3]
+    assert second[0].equity == pytest.approx(1000 - 24 - 39 * 23)

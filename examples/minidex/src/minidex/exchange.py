@@ -289,26 +289,32 @@ class Exchange:
         """One pass of the liquidation loop: every account (but the insurance account)
         whose equity at the marks is below its maintenance requirement loses its open
         orders and every position, in the book within the slippage and to the insurance
-        account for the rest. Nothing while HALTED; with the guard, nothing on old marks."""
+        account for the rest. Nothing while HALTED; with the guard, nothing on old marks.
+
+        A pass decides from one snapshot, the accounts as the pass begins: an account that
+        this pass's liquidations push below maintenance (as the maker of their fills) is
+        liquidated by the next pass, on its new state."""
         if self.status == HALTED:
             return []
-        entries: list[Entry] = []
+        below: list[tuple[int, tuple[float, float]]] = []
         for acct in list(self.ledger.accounts()):
-            held = {s: p.size for s, p in self.ledger.open_positions(acct).items()}
+            held = self.ledger.open_positions(acct)
             if acct == self.insurance_acct or any(self.mark_refusal(s, now) for s in held):
                 continue
-            marks = {s: self.marks[s] for s in held if s in self.marks}
-            margin = self.ledger.margin(
-                acct, {s: float(m.px) for s, m in marks.items()}, self.maint_margin
-            )
+            marks = {s: float(self.marks[s].px) for s in held if s in self.marks}
+            margin = self.ledger.margin(acct, marks, self.maint_margin)
             if margin is None or not all(math.isfinite(x) for x in margin):
                 continue
-            equity, maint = margin
-            if equity >= maint:
-                continue
+            if margin[0] < margin[1]:
+                below.append((acct, margin))
+        entries: list[Entry] = []
+        for acct, margin in below:
             entries += [self._cancel(o, now) for o in list(self.open.values()) if o.acct == acct]
-            for sym, size in held.items():
-                entries += self._liquidate_position(now, acct, sym, size, marks[sym], margin)
+            sizes = {s: p.size for s, p in self.ledger.open_positions(acct).items()}
+            for sym, size in sizes.items():
+                if sym in self.marks:
+                    mark = self.marks[sym]
+                    entries += self._liquidate_position(now, acct, sym, size, mark, margin)
         return entries
 
     def _liquidate_position(

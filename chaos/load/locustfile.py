@@ -39,6 +39,7 @@ from requests import ConnectTimeout
 from chaos.bindings.http import classify, render
 from chaos.bindings.orders import OrderRequest, OrdersClient, market_view, python_client
 from chaos.load.ops import op_record
+from chaos.load.partition import process_id
 from chaos.stackfile.bindings import OrdersBinding
 
 TIMEOUT_S = 5.0
@@ -46,6 +47,7 @@ RETRIES = 3
 MARKETS_TTL_S = 1.0
 FAILBACK_AFTER_S = 2.0  # on the standby this long, a client tries the primary again
 DEFAULT_COLLATERAL = 100_000.0
+CONFIGURED_TIMEOUT_S = 60.0
 
 
 class Config:
@@ -56,9 +58,12 @@ class Config:
     modes: dict[str, str] | None = None
     standby_url: str | None = None  # the failover link's URL
     venues_url: str | None = None
-    accounts: list[int] = list(range(1, 37))
+    accounts: list[int] = list(range(1, 37))  # a worker's: its share (chaos.load.partition)
     retry_unknown = True
     ops_fd: int | None = None
+    ops_as_records = False  # each op as {"stream": "client", "record": op} (on Kubernetes)
+    worker: int | None = None  # this process's worker index; None: the single local process
+    configured = threading.Event()  # set once the above hold: no user starts before
     stopping = threading.Event()
 
 
@@ -67,9 +72,14 @@ _lock = threading.Lock()
 
 
 def write_op(record: dict[str, Any]) -> None:
-    """One line, one ``write``: the worker process is this file's only writer here."""
-    if Config.ops_fd is not None:
-        os.write(Config.ops_fd, (json.dumps(record, default=str) + "\n").encode())
+    """One line, one ``write``: the worker process is this file's only writer here. A
+    worker's ops carry its index (``worker``)."""
+    if Config.ops_fd is None:
+        return
+    if Config.worker is not None:
+        record["worker"] = Config.worker
+    line = {"stream": "client", "record": record} if Config.ops_as_records else record
+    os.write(Config.ops_fd, (json.dumps(line, default=str) + "\n").encode())
 
 
 def _outcome_of_error(error: BaseException) -> str:
@@ -108,11 +118,14 @@ class Trader(HttpUser):
     wait_time = between(0.1, 0.3)
 
     def on_start(self) -> None:
+        if not Config.configured.wait(timeout=CONFIGURED_TIMEOUT_S):
+            raise RuntimeError("the load process was not configured in time")
         with _lock:
-            self.process = next(_process_ids)
+            local = next(_process_ids)
+        self.process = process_id(Config.worker, local)  # unique across workers
         self.rng = random.Random(Config.seed * 1_000_003 + self.process)
         accounts = Config.accounts or [self.process]
-        self.account = accounts[(self.process - 1) % len(accounts)]
+        self.account = accounts[(local - 1) % len(accounts)]
         self.leverage = self.rng.uniform(5.0, 45.0)
         self.base = self.host.rstrip("/") if self.host else ""
         self.primary = self.base

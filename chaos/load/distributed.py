@@ -50,7 +50,7 @@ def _environment(args: argparse.Namespace, log_level: str) -> Any:
     setup_logging(log_level)  # type: ignore[no-untyped-call]  # to stderr: the process's log file (workers connecting, ...)
     locust.runners.WORKER_REPORT_INTERVAL = REPORT_INTERVAL_S
     return Environment(
-        user_classes=[locustfile.MarketMaker, locustfile.Taker],
+        user_classes=locustfile.user_classes(distributed=True),
         host=args.host or None,
         stop_timeout=args.stop_timeout,
     )

@@ -21,6 +21,11 @@ accounts end up below maintenance margin in a normal run). In a maintenance wind
 (cancel_only, post_only, halt) makers pull their quotes and wait for normal trading, as
 market makers do, so the book is thin; takers cancel what they have resting and keep
 trying the orders they want (the sequencer rejects them: fail).
+
+In a distributed load (``load.workers``; ``chaos.load.distributed``) each worker process
+runs ``MixedTrader`` users for its own share of the accounts, and every op carries the
+worker's index (``worker``); a user's ``process`` (and so its client_order_ids
+``u<process>-<n>``) comes from ``chaos.load.partition.process_id``, unique across workers.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import threading
 import time
 from typing import Any
 
-from locust import HttpUser, between, task
+from locust import HttpUser, User, between, task
 from requests import ConnectionError as RequestsConnectionError
 from requests import ConnectTimeout
 
@@ -122,6 +127,7 @@ class Trader(HttpUser):
             raise RuntimeError("the load process was not configured in time")
         with _lock:
             local = next(_process_ids)
+        self.local = local  # this user's number in this process
         self.process = process_id(Config.worker, local)  # unique across workers
         self.rng = random.Random(Config.seed * 1_000_003 + self.process)
         accounts = Config.accounts or [self.process]
@@ -137,6 +143,7 @@ class Trader(HttpUser):
         self.open_orders: list[str] = []
         self.position: dict[str, float] = {}
         self.collateral = DEFAULT_COLLATERAL
+        self.direction = "buy"  # a taker's (drawn at its start)
 
     # -- market data (not a client operation) -----------------------------------------------
     def refresh(self) -> bool:
@@ -356,12 +363,9 @@ class Trader(HttpUser):
         qty = self.leverage * self.collateral * fraction / price
         return float(f"{qty:.4g}")
 
-
-class MarketMaker(Trader):
-    weight = 1
-
-    @task
-    def quote(self) -> None:
+    # -- the traders' rounds ------------------------------------------------------------------
+    def quote_round(self) -> None:
+        """A market maker's round: quote both sides around the price (none in a window)."""
         if not self.refresh():
             return
         if self.mode != "normal" or len(self.open_orders) >= 6:
@@ -375,16 +379,8 @@ class MarketMaker(Trader):
         self.order(market, "buy", "limit", qty, price * (1 - spread), post_only=True)
         self.order(market, "sell", "limit", qty, price * (1 + spread), post_only=True)
 
-
-class Taker(Trader):
-    weight = 1
-
-    def on_start(self) -> None:
-        super().on_start()
-        self.direction = self.rng.choice(("buy", "sell"))
-
-    @task
-    def trade(self) -> None:
+    def trade_round(self) -> None:
+        """A taker's round: move toward its target position (``direction`` set at start)."""
         if not self.refresh():
             return
         if self.mode in ("cancel_only", "post_only"):
@@ -407,3 +403,51 @@ class Taker(Trader):
         else:
             cross = 0.005 if side == "buy" else -0.005
             self.order(market, side, "limit", qty, price * (1 + cross))
+
+
+class MarketMaker(Trader):
+    weight = 1
+
+    @task
+    def quote(self) -> None:
+        self.quote_round()
+
+
+class Taker(Trader):
+    weight = 1
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.direction = self.rng.choice(("buy", "sell"))
+
+    @task
+    def trade(self) -> None:
+        self.trade_round()
+
+
+class MixedTrader(Trader):
+    """The one user class of a distributed load: a worker's odd-numbered users make markets,
+    its even-numbered ones take (as a single process's users alternate). Two user classes
+    of equal weight would not do: Locust's dispatcher deals them over the workers in
+    lockstep, so with two workers every maker would be on one worker."""
+
+    weight = 1
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.maker = self.local % 2 == 1
+        if not self.maker:
+            self.direction = self.rng.choice(("buy", "sell"))
+
+    @task
+    def trade(self) -> None:
+        if self.maker:
+            self.quote_round()
+        else:
+            self.trade_round()
+
+
+def user_classes(distributed: bool) -> list[type[User]]:
+    """The user classes of a single process (makers and takers), or of a distributed load's
+    master and workers (one class that is both; see ``MixedTrader``)."""
+    return [MixedTrader] if distributed else [MarketMaker, Taker]

@@ -166,7 +166,7 @@ def run_local(args: argparse.Namespace) -> int:
     locustfile.Config.ops_fd = open_append(args.history_dir / "client.jsonl")
     load_fd = open_append(args.history_dir / "load.jsonl")
     env = Environment(
-        user_classes=[locustfile.MarketMaker, locustfile.Taker],
+        user_classes=locustfile.user_classes(distributed=False),
         host=args.host,
         stop_timeout=args.stop_timeout,
     )

@@ -274,6 +274,10 @@ class LoadDriver:
         with (self.history_dir / "load.jsonl").open("a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
 
+    def pids(self) -> dict[str, int]:
+        """The load's processes by name (``load``, ``load-master``, ``load-worker-<i>``)."""
+        return {c.name: c.proc.pid for c in self._children}
+
     @property
     def running(self) -> bool:
         return bool(self._children) and all(c.proc.poll() is None for c in self._children)

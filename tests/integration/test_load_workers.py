@@ -185,7 +185,7 @@ fake = FakeSequencer()
 driver = LoadDriver(LoadTarget(reference_stack_path(), fake.url), folder.history, 1, 4, 4,
                     folder.log_path("load"), workers=2, processes=folder)
 driver.start()
-live = {c.name: c.proc.pid for c in driver._children}
+live = driver.pids()
 print(json.dumps({"run_dir": str(folder.path), "processes": live}), flush=True)
 threading.Event().wait()
 """
@@ -202,4 +202,4 @@ def test_a_worker_that_cannot_start_stops_the_whole_load(tmp_path: Path) -> None
         driver.start()
     assert time.monotonic() - started < 30
     assert not driver.running and not marks.live
-    assert all(c.proc.poll() is not None for c in driver._children)
+    assert all(dead(pid) for pid in driver.pids().values())

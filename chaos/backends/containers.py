@@ -20,8 +20,9 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from chaos.backends import images, ports
+from chaos.backends import images
 from chaos.errors import InfrastructureError, StackError
+from chaos.host import ports
 
 RUN_LABEL = "tradechaos.run"
 SERVICE_LABEL = "tradechaos.service"
@@ -150,5 +151,5 @@ def sweep_containers(run_id: str | None, client: Any = None) -> list[str]:
 
 def service_port(host: str = "127.0.0.1") -> int:
     """A free TCP port below the ephemeral range for a service to bind later (containers
-    take a while to start): ``chaos.backends.ports.free_port``."""
+    take a while to start): ``chaos.host.ports.free_port``."""
     return ports.free_port(host)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaos.backends import images, ports
+from chaos.backends import images
 from chaos.backends.base import Endpoint, ServiceStatus
 from chaos.backends.containers import (
     ROLE_LABEL,
@@ -55,6 +55,7 @@ from chaos.backends.placeholders import Placeholders, name_tables
 from chaos.backends.proxyadmin import ProxyAdmin
 from chaos.backends.shared import SharedBackend
 from chaos.errors import BadInput, InfrastructureError, ProxyError, StackError
+from chaos.host import ports
 from chaos.host.processes import log_tail
 from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import ServiceSpec, StackDefinition

@@ -35,7 +35,6 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
-from chaos.backends import ports
 from chaos.backends.base import Endpoint, ServiceStatus
 from chaos.backends.health import NotReady, WaitStrategy, strategy_for, wait_ready
 from chaos.backends.placeholders import Placeholders, name_tables
@@ -43,7 +42,7 @@ from chaos.backends.proxyadmin import EmbeddedProxy, ProxyAdmin
 from chaos.backends.service import ServiceProcess
 from chaos.backends.shared import SharedBackend
 from chaos.errors import BadInput, ProxyError, StackError
-from chaos.host import processes
+from chaos.host import ports, processes
 from chaos.host.processes import log_tail as log_tail  # re-exported (docker backend)
 from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import ServiceSpec, StackDefinition

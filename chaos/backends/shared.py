@@ -20,12 +20,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from chaos.backends import ports
 from chaos.backends.base import Endpoint
 from chaos.backends.ordering import reverse_deps, run_in_order
 from chaos.backends.placeholders import Placeholders
 from chaos.backends.proxyadmin import ProxyAdmin
 from chaos.errors import BadInput, StackError
+from chaos.host import ports
 from chaos.host.processes import log_tail
 from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import ServiceSpec, StackDefinition

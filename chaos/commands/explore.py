@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chaos.commands.stackargs import add_load_workers_argument, check_load_workers
 from chaos.errors import UsageError
 from chaos.experiment.loader import load
 from chaos.files.durations import parse_duration
@@ -64,6 +65,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--backend", choices=("process", "docker"), default="process")
     parser.add_argument("--toxiproxy-url", metavar="URL", help="use this Toxiproxy server")
+    add_load_workers_argument(parser)
     parser.add_argument(
         "--dry-run", action="store_true", help="print the space and the first schedules only"
     )
@@ -81,6 +83,10 @@ def handle(args: argparse.Namespace) -> int:
     from chaos.explore.state import Settings
 
     experiment = load(args.file)
+    if args.load_workers is not None:  # every trial (and minimal.yaml) runs with them
+        check_load_workers(experiment, args.load_workers)
+        load_spec = replace(experiment.load, workers=args.load_workers)
+        experiment = replace(experiment, load=load_spec)
     variant = _variant(experiment, args.variant)
     space = load_space(experiment, variant, args.space)
     if args.invariant is not None and args.invariant not in experiment.invariants:

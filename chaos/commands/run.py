@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chaos.commands.stackargs import add_stack_argument
+from chaos.commands.stackargs import (
+    add_load_workers_argument,
+    add_stack_argument,
+    check_load_workers,
+)
 from chaos.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from chaos.experiment.loader import load
 from chaos.experiment.model import Experiment
@@ -23,6 +27,7 @@ EXAMPLE = """examples:
   tradechaos run x.yaml --dry-run            # print each variant's timeline, run nothing
   tradechaos run experiments/incidents/*.yaml --controls --jobs 2   # the library as a CI gate
   tradechaos run my-exp.yaml --stack my-stack.yaml   # on another stack file
+  tradechaos run x.yaml --load-workers 2     # the load as a Locust master and 2 workers
 
 exit codes: 0 every variant met its expectation, 1 an expectation was not met,
 2 bad input, 3 infrastructure failure, 130 interrupted (everything healed and stopped)."""
@@ -63,6 +68,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="print the timelines only")
     parser.add_argument("--toxiproxy-url", metavar="URL", help="use this Toxiproxy server")
+    add_load_workers_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the journals as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--no-ticker", action="store_true", help=argparse.SUPPRESS)
@@ -175,6 +181,8 @@ def handle(args: argparse.Namespace) -> int:
     experiments = [
         (e, _selected(e, args.variant)) for e in (load(f, args.stack) for f in args.files)
     ]
+    for experiment, _variants in experiments:
+        check_load_workers(experiment, args.load_workers)
     if args.dry_run:
         return _dry_run(experiments, args, modes)
     from dataclasses import replace
@@ -194,6 +202,7 @@ def handle(args: argparse.Namespace) -> int:
         args.quiet,
         ticker=not args.no_ticker,
         stack=Path(args.stack).resolve() if args.stack else None,
+        load_workers=args.load_workers,
     )
     runs = [(e, v, m) for e, variants in experiments for v in variants for m in modes]
     results: list[RunResult] = []

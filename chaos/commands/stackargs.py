@@ -1,5 +1,5 @@
-"""Command-line pieces shared by the commands that touch a stack: ``--stack FILE`` and
-``--option NAME=VALUE``."""
+"""Command-line pieces shared by the commands that touch a stack: ``--stack FILE``,
+``--option NAME=VALUE`` and ``--load-workers N``."""
 
 from __future__ import annotations
 
@@ -52,3 +52,47 @@ def option_values(assignments: list[str]) -> dict[str, Any]:
         except yaml.YAMLError:
             raise UsageError(f"--option {name}: unreadable value {raw!r}") from None
     return values
+
+
+def _workers(text: str) -> int:
+    from chaos.experiment.partition import MAX_WORKERS
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {MAX_WORKERS} (0: one load process), got {text!r}"
+        )
+    return value
+
+
+def add_load_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """``--load-workers N``: the load as a Locust master and N workers (0: one process),
+    instead of the experiment's ``load.workers``."""
+    parser.add_argument(
+        "--load-workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="run the load as a Locust master and N worker processes (0: one process; "
+        "default: the experiment's load.workers)",
+    )
+
+
+def check_load_workers(experiment: Any, workers: int | None) -> None:
+    """``UsageError`` when ``--load-workers`` cannot give each worker accounts of its own
+    (the experiment's ``load.accounts``, else its stack's traders)."""
+    if not workers:
+        return
+    from chaos.experiment.partition import DEFAULT_TRADERS, accounts_problem
+    from chaos.stackfile import load
+
+    accounts = experiment.load.accounts
+    if accounts is None:
+        binding = load(experiment.stack.path).bindings.accounts
+        accounts = len(binding.traders) if binding is not None else len(DEFAULT_TRADERS)
+    problem = accounts_problem(accounts, workers)
+    if problem is not None:
+        raise UsageError(f"--load-workers {workers} for {experiment.path}: {problem}")

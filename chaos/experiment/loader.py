@@ -28,6 +28,7 @@ from chaos.experiment.model import (
     StackRef,
     Variant,
 )
+from chaos.experiment.partition import DEFAULT_TRADERS, MAX_WORKERS, accounts_problem
 from chaos.experiment.steps import read_method
 from chaos.files.fields import Reader, known, printable
 from chaos.files.yamlsource import LineDict, LineList, YamlSyntaxError, parse
@@ -134,6 +135,7 @@ def _read(r: Reader, document: Any, stack_override: str | Path | None) -> Experi
     )
     if definitions is not None:
         _check_probes(r, top, experiment, definitions)
+        _check_workers(r, top, experiment.load, definitions)
     return experiment if not r.problems else None
 
 
@@ -225,7 +227,7 @@ def _check_probes(
 
 
 def _load_spec(r: Reader, top: LineDict) -> LoadSpec:
-    allowed = ("users", "spawn_rate", "retry_unknown", "accounts")
+    allowed = ("users", "spawn_rate", "retry_unknown", "accounts", "workers")
     if "load" not in top:
         return LoadSpec()
     section = r.mapping(top["load"], top.line_of("load"), "load", allowed)
@@ -248,12 +250,37 @@ def _load_spec(r: Reader, top: LineDict) -> LoadSpec:
         if "accounts" in section
         else None
     )
+    workers = (
+        r.integer(section, "workers", "load.workers", 0, MAX_WORKERS)
+        if "workers" in section
+        else None
+    )
     return LoadSpec(
         users=users or default.users,
         spawn_rate=rate or default.spawn_rate,
         retry_unknown=default.retry_unknown if retry is None else retry,
         accounts=accounts,
+        workers=workers or default.workers,
     )
+
+
+def _check_workers(
+    r: Reader, top: LineDict, load: LoadSpec, definitions: dict[str, StackDefinition]
+) -> None:
+    """Every load worker trades for accounts of its own: no more workers than accounts."""
+    if not load.workers or not definitions or not isinstance(top.get("load"), LineDict):
+        return
+    section = top["load"]
+    binding = next(iter(definitions.values())).bindings.accounts
+    if load.accounts is not None:
+        accounts, where = load.accounts, "load.accounts"
+    elif binding is not None:
+        accounts, where = len(binding.traders), "the stack's bindings.accounts.traders"
+    else:
+        accounts, where = len(DEFAULT_TRADERS), "the load's default accounts"
+    problem = accounts_problem(accounts, load.workers)
+    if problem is not None:
+        r.fail(section.line_of("workers"), "load.workers", f"{problem} ({where})")
 
 
 def _incident(r: Reader, top: LineDict) -> Incident | None:

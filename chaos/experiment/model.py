@@ -40,6 +40,7 @@ class LoadSpec:
     spawn_rate: float = 10.0
     retry_unknown: bool = True
     accounts: int | None = None  # accounts 1..N trade; None: the load driver's default
+    workers: int = 0  # Locust workers under a master (chaos.load.distributed); 0: one process
 
 
 @dataclass(frozen=True)

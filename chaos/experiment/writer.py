@@ -144,6 +144,8 @@ def _load(load: LoadSpec) -> _Flow:
         doc["retry_unknown"] = load.retry_unknown
     if load.accounts is not None:
         doc["accounts"] = load.accounts
+    if load.workers:
+        doc["workers"] = load.workers
     return doc
 
 

@@ -3,12 +3,15 @@
 Contract (docs/contracts.md section 6): ``record(stream, obj)`` is thread-safe; each record
 is one JSON line, written and flushed before ``record`` returns, so a crash loses at most
 the record being written. A record without ``time`` gets the current wall-clock time.
-After ``close()`` further records are dropped (faults healing late must not crash).
+After ``close()`` further records are dropped (faults healing late must not crash). A
+stream file replaced under the recorder (the load's merge of its workers' client files,
+``chaos.load.merge``) is reopened, so a later record lands in the file that is there.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -50,9 +53,13 @@ class Recorder:
         with self._lock:
             if self._closed:
                 return
+            path = self.history_dir / f"{stream}.jsonl"
             handle = self._files.get(stream)
+            if handle is not None and _replaced(handle, path):
+                handle.close()
+                handle = None
             if handle is None:
-                handle = open(self.history_dir / f"{stream}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+                handle = open(path, "a", encoding="utf-8")  # noqa: SIM115
                 self._files[stream] = handle
             handle.write(line + "\n")
             handle.flush()
@@ -63,3 +70,11 @@ class Recorder:
             for handle in self._files.values():
                 handle.close()
             self._files.clear()
+
+
+def _replaced(handle: IO[str], path: Path) -> bool:
+    """True when ``path`` is no longer the file ``handle`` writes to."""
+    try:
+        return os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return True

@@ -1,38 +1,53 @@
-"""LoadDriver: runs the trading load (Locust, headless) in its own process.
+"""LoadDriver: runs the trading load (Locust, headless) in processes of its own.
 
 Contract (docs/contracts.md §6)
-- ``LoadDriver(target, history_dir, seed, users, spawn_rate, log_path, accounts)`` is a
-  context manager; ``target`` says where the traders send orders (the listener of the
-  stack's ``bindings.orders.via`` link, the failover link's, the venues for prices when
-  the stack shows none) and which stack file's orders binding shapes the requests;
-  ``start()`` spawns ``python -m chaos.load.worker`` in its own process group (dies with
-  us) and returns once the worker reports that users are spawning; ``stop()`` sends
-  SIGTERM, waits a grace period, then SIGKILL, and always reaps. Both are idempotent.
-- ``sample()`` returns the live figures over the worker's window (rps, error rate, p50,
-  p99, cumulative requests and failures); zeros before the first report.
+- ``LoadDriver(target, history_dir, seed, users, spawn_rate, log_path, accounts, ...,
+  workers=0, processes=None)`` is a context manager; ``target`` says where the traders send
+  orders (the listener of the stack's ``bindings.orders.via`` link, the failover link's,
+  the venues for prices when the stack shows none) and which stack file's orders binding
+  shapes the requests. With ``workers`` 0 ``start()`` spawns one ``python -m
+  chaos.load.worker`` (every user in one process, as always); with ``workers`` N >= 1 it
+  spawns a Locust master and N workers (``--role master|worker``: Locust's own distributed
+  protocol over 127.0.0.1, on a port claimed for the run), each worker trading for its
+  share of ``accounts`` (``chaos.experiment.partition``). Every process leads its own process
+  group, dies with us (PR_SET_PDEATHSIG), and is recorded with ``processes`` (the run
+  folder's state.json: ``tradechaos cleanup`` sweeps what a SIGKILL leaves) until reaped.
+  ``start()`` returns once users are spawning (every worker connected); ``stop()`` stops
+  them (SIGTERM to the master, which quits its workers; each worker then finishes its
+  operation in flight; SIGTERM, grace, SIGKILL for any that does not exit) and always
+  reaps; then the workers' client files are merged into ``client.jsonl``
+  (``chaos.load.merge``). Both are idempotent.
+- ``sample()`` returns the live figures over the window (the master's: aggregated from
+  the workers' reports): rps, error rate, p50, p99, cumulative requests and failures;
+  zeros before the first report.
 - After ``stop()``, ``accounting()`` compares the client history with Locust's own
-  request counts: every order/cancel request Locust made is one invoke in ``client.jsonl``
-  and every invoke has exactly one completion.
+  request counts (each worker's own, summed): every order/cancel request Locust made is one
+  invoke in ``client.jsonl`` and every invoke has exactly one completion; ``summary()`` is
+  what journal.json and run.json record of the load (workers, ops, ops per worker).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
-from chaos.errors import InfrastructureError
-from chaos.host import processes
+from chaos.errors import BadInput, InfrastructureError
+from chaos.experiment.partition import ADVERSARY_PROCESS, DEFAULT_TRADERS, accounts_problem
+from chaos.host import processes as host_processes
+from chaos.load.accounting import LoadAccounting, account
+from chaos.load.merge import count_ops, merge_client_history
 
-ADVERSARY_PROCESS = 900_000
+__all__ = ["ADVERSARY_PROCESS", "LoadAccounting", "LoadDriver", "LoadSample", "LoadTarget"]
+
 START_TIMEOUT_S = 30.0
 STOP_GRACE_S = 15.0
 
@@ -60,33 +75,21 @@ class LoadSample:
     users: int = 0
 
 
-@dataclass(frozen=True)
-class LoadAccounting:
-    """Locust's request counts against the client history (order and cancel requests)."""
+class ProcessMarks(Protocol):
+    """Where the load's processes are recorded while they live (``RunFolder`` is one)."""
 
-    locust_requests: dict[str, int]
-    invokes: dict[str, int]
-    completions: dict[str, int] = field(default_factory=dict)
-    unmatched_invokes: int = 0
-    interrupted: int = 0
+    def record_process(self, service: str, pid: int, pgid: int, start_time: int | None) -> None:
+        """Note a process group that a crash of this run would leave behind."""
 
-    @property
-    def matches(self) -> bool:
-        names = set(self.locust_requests) | set(self.invokes)
-        counted = all(
-            self.locust_requests.get(n, 0) == self.invokes.get(n, 0) - self._interrupted_of(n)
-            for n in names
-        )
-        return counted and self.unmatched_invokes == 0
+    def forget_process(self, service: str) -> None:
+        """The process group is gone (reaped)."""
 
-    def _interrupted_of(self, name: str) -> int:
-        return self.completions.get(f"{name}:interrupted", 0)
 
-    def describe(self) -> str:
-        return (
-            f"locust requests {self.locust_requests}, history invokes {self.invokes}, "
-            f"completions {self.completions}, invokes without completion {self.unmatched_invokes}"
-        )
+@dataclass
+class _Child:
+    name: str  # "load", "load-master", "load-worker-<i>" (state.json's service names)
+    proc: subprocess.Popen[bytes]
+    log_path: Path
 
 
 def _accounts_arg(accounts: Sequence[int] | None) -> str:
@@ -107,7 +110,10 @@ class LoadDriver:
         retry_unknown: bool = True,
         window_s: float = 2.0,
         stop_timeout_s: float = 8.0,
+        workers: int = 0,
+        processes: ProcessMarks | None = None,
     ) -> None:
+        """``BadInput`` when ``workers`` cannot each have accounts of their own."""
         self.target = target
         self.history_dir = Path(history_dir)
         self.seed = seed
@@ -118,9 +124,17 @@ class LoadDriver:
         self.retry_unknown = retry_unknown
         self.window_s = window_s
         self.stop_timeout_s = stop_timeout_s
+        self.workers = workers
+        self.processes = processes
+        problem = accounts_problem(len(self.accounts or DEFAULT_TRADERS), workers)
+        if workers and problem is not None:
+            raise BadInput(f"load: {problem}")
         self.stats_path = self.log_path.with_name(self.log_path.stem + "-stats.json")
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._children: list[_Child] = []
+        self._port: int | None = None
+        self._stopped = False
         self.exit_code: int | None = None
+        self.worker_exit_codes: list[int | None] = []
 
     def __enter__(self) -> LoadDriver:
         self.start()
@@ -134,13 +148,12 @@ class LoadDriver:
     ) -> None:
         self.stop()
 
-    def argv(self) -> list[str]:
+    # -- command lines -------------------------------------------------------------------------
+    def _common(self) -> list[str]:
         argv = [
-            sys.executable, "-m", "chaos.load.worker",
             "--host", self.target.url,
             "--stack", str(self.target.stack_file),
             "--history-dir", str(self.history_dir),
-            "--stats-file", str(self.stats_path),
             "--seed", str(self.seed),
             "--users", str(self.users),
             "--spawn-rate", str(self.spawn_rate),
@@ -156,45 +169,134 @@ class LoadDriver:
             argv.append("--no-retry-unknown")
         return argv
 
-    def start(self) -> None:
-        if self._proc is not None:
-            return
-        self.history_dir.mkdir(parents=True, exist_ok=True)
-        self.stats_path.unlink(missing_ok=True)
+    def argv(self) -> list[str]:
+        """The single process's command line (``workers`` 0)."""
+        head = [sys.executable, "-m", "chaos.load.worker"]
+        return [*head, *self._common(), "--stats-file", str(self.stats_path)]
+
+    def master_argv(self, port: int) -> list[str]:
+        head = [sys.executable, "-m", "chaos.load.worker", "--role", "master"]
+        return [
+            *head, *self._common(), "--stats-file", str(self.stats_path),
+            "--workers", str(self.workers), "--master-bind-host", "127.0.0.1",
+            "--master-port", str(port), "--start-timeout", str(START_TIMEOUT_S),
+        ]  # fmt: skip
+
+    def worker_argv(self, index: int, port: int) -> list[str]:
+        head = [sys.executable, "-m", "chaos.load.worker", "--role", "worker"]
+        return [
+            *head, *self._common(), "--stats-file", str(self.worker_stats_path(index)),
+            "--workers", str(self.workers), "--worker-index", str(index),
+            "--master-host", "127.0.0.1", "--master-port", str(port),
+        ]  # fmt: skip
+
+    def worker_log_path(self, index: int) -> Path:
+        return self.log_path.with_name(f"{self.log_path.stem}-worker-{index}.log")
+
+    def worker_stats_path(self, index: int) -> Path:
+        return self.log_path.with_name(f"{self.log_path.stem}-worker-{index}-stats.json")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], log_path: Path) -> None:
         env = dict(os.environ)
         project_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH")) if p)
-        self._proc = processes.spawn(self.argv(), self.log_path, env=env)
-        deadline = time.monotonic() + START_TIMEOUT_S
+        proc = host_processes.spawn(argv, log_path, env=env)
+        self._children.append(_Child(name, proc, log_path))
+        if self.processes is not None:
+            self.processes.record_process(
+                name, proc.pid, proc.pid, host_processes.start_time(proc.pid)
+            )
+
+    def start(self) -> None:
+        if self._children:
+            return
+        self.history_dir.mkdir(parents=True, exist_ok=True)
+        self.stats_path.unlink(missing_ok=True)
+        try:
+            if self.workers == 0:
+                self._spawn("load", self.argv(), self.log_path)
+            else:
+                from chaos.host import ports
+
+                self._port = port = ports.free_port()
+                self._spawn("load-master", self.master_argv(port), self.log_path)
+                for index in range(self.workers):
+                    self.worker_stats_path(index).unlink(missing_ok=True)
+                    argv = self.worker_argv(index, port)
+                    self._spawn(f"load-worker-{index}", argv, self.worker_log_path(index))
+        except OSError as err:
+            self.stop()
+            raise InfrastructureError(f"the load generator could not be started: {err}") from err
+        deadline = time.monotonic() + START_TIMEOUT_S + 5.0
         while not self.stats_path.exists():
-            if self._proc.poll() is not None or time.monotonic() >= deadline:
-                tail = self._log_tail()
+            exited = [c for c in self._children if c.proc.poll() is not None]
+            if exited or time.monotonic() >= deadline:
+                tails = "; ".join(f"{c.log_path}: {self._log_tail(c.log_path)}" for c in
+                                  (exited or self._children[:1]))  # fmt: skip
                 self.stop()
-                raise InfrastructureError(
-                    f"the load generator did not start (log {self.log_path}): {tail}"
-                )
+                raise InfrastructureError(f"the load generator did not start ({tails})")
             time.sleep(0.05)
 
     def stop(self) -> None:
-        """SIGTERM, wait for the users to finish their operation in flight, SIGKILL; reap."""
-        proc = self._proc
-        if proc is None or self.exit_code is not None:
+        """Stop every process (see the module doc), reap it, merge the workers' histories."""
+        if not self._children or self._stopped:
             return
-        self.exit_code = processes.terminate(proc, grace_s=self.stop_timeout_s + STOP_GRACE_S)
+        self._stopped = True
+        grace = self.stop_timeout_s + STOP_GRACE_S
+        first, *workers = self._children
+        try:
+            self.exit_code = host_processes.terminate(first.proc, grace_s=grace)
+            self._forget(first)
+            deadline = time.monotonic() + grace  # the master quit them: they are finishing
+            for child in workers:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                self.worker_exit_codes.append(
+                    host_processes.terminate(child.proc, grace_s=STOP_GRACE_S)
+                )
+                self._forget(child)
+        finally:
+            if self._port is not None:
+                from chaos.host import ports
+
+                ports.release(self._port)
+            if self.workers:
+                self._finish_history()
+
+    def _forget(self, child: _Child) -> None:
+        if self.processes is not None:
+            self.processes.forget_process(child.name)
+
+    def _finish_history(self) -> None:
+        """The workers' client files into ``client.jsonl``; the final load line (their
+        own counts, summed) into ``load.jsonl``."""
+        merge_client_history(self.history_dir, range(self.workers))
+        final = self.final_stats()
+        line = {"time": time.time(), "final": True, "requests": final.get("requests", 0),
+                "failures": final.get("failures", 0), "workers": self.workers}  # fmt: skip
+        with (self.history_dir / "load.jsonl").open("a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
+
+    def pids(self) -> dict[str, int]:
+        """The load's processes by name (``load``, ``load-master``, ``load-worker-<i>``)."""
+        return {c.name: c.proc.pid for c in self._children}
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return bool(self._children) and all(c.proc.poll() is None for c in self._children)
 
-    def _stats(self) -> dict[str, Any]:
+    # -- figures -------------------------------------------------------------------------------
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any]:
         try:
-            loaded = json.loads(self.stats_path.read_text())
+            loaded = json.loads(path.read_text())
         except (OSError, ValueError):
             return {}
         return loaded if isinstance(loaded, dict) else {}
 
     def sample(self) -> LoadSample:
-        stats = self._stats()
+        stats = self._read(self.stats_path)
         if not stats:
             return LoadSample()
         return LoadSample(
@@ -208,42 +310,43 @@ class LoadDriver:
         )
 
     def final_stats(self) -> dict[str, Any]:
-        """The worker's last figures (``final: true`` when it stopped cleanly)."""
-        return self._stats()
+        """The load's last figures (``final: true`` when it stopped cleanly); with workers,
+        their own final counts summed, each also under ``workers``."""
+        if not self.workers:
+            return self._read(self.stats_path)
+        finals = {str(i): self._read(self.worker_stats_path(i)) for i in range(self.workers)}
+        by_name: dict[str, dict[str, int]] = {}
+        for stats in finals.values():
+            for name, entry in (stats.get("by_name") or {}).items():
+                into = by_name.setdefault(name, {"requests": 0, "failures": 0})
+                into["requests"] += int(entry.get("requests", 0))
+                into["failures"] += int(entry.get("failures", 0))
+        return {
+            "final": all(s.get("final") is True for s in finals.values()),
+            "requests": sum(int(s.get("requests", 0)) for s in finals.values()),
+            "failures": sum(int(s.get("failures", 0)) for s in finals.values()),
+            "by_name": by_name,
+            "workers": finals,
+        }
 
     def accounting(self) -> LoadAccounting:
         """Locust's order/cancel request counts against this load's ops in client.jsonl."""
-        by_name = self._stats().get("by_name") or {}
-        locust = {n: int(by_name[n]["requests"]) for n in ("order", "cancel") if n in by_name}
-        invokes: Counter[str] = Counter()
-        completions: Counter[str] = Counter()
-        open_ops: Counter[tuple[int, str]] = Counter()
-        path = self.history_dir / "client.jsonl"
-        lines = path.read_text().splitlines() if path.exists() else []
-        for line in lines:
-            op = json.loads(line)
-            process = int(op.get("process", 0))
-            if process >= ADVERSARY_PROCESS or op.get("adversary"):
-                continue
-            key = (process, str(op.get("client_order_id")))
-            if op["type"] == "invoke":
-                invokes[op["f"]] += 1
-                open_ops[key] += 1
-                continue
-            open_ops[key] -= 1
-            completions[op["type"]] += 1
-            if str(op.get("error", "")).startswith("interrupted"):
-                completions[f"{op['f']}:interrupted"] += 1
-        return LoadAccounting(
-            locust_requests=locust,
-            invokes=dict(invokes),
-            completions=dict(completions),
-            unmatched_invokes=sum(v for v in open_ops.values() if v != 0),
-            interrupted=sum(v for k, v in completions.items() if k.endswith(":interrupted")),
-        )
+        return account(self.final_stats().get("by_name") or {}, self.history_dir)
 
-    def _log_tail(self, lines: int = 20) -> str:
+    def summary(self) -> dict[str, Any]:
+        """What journal.json and run.json record of the load (docs/contracts.md §3)."""
+        counts = count_ops(self.history_dir)
+        return {
+            "workers": self.workers,
+            "users": self.users,
+            "spawn_rate": self.spawn_rate,
+            "ops": counts.ops,
+            "ops_per_worker": counts.per_worker,
+        }
+
+    def _log_tail(self, path: Path | None = None, lines: int = 20) -> str:
         try:
-            return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            text = (path or self.log_path).read_text(errors="replace")
         except OSError:
             return "(no log)"
+        return " | ".join(text.splitlines()[-lines:])

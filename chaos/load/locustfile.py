@@ -21,6 +21,11 @@ accounts end up below maintenance margin in a normal run). In a maintenance wind
 (cancel_only, post_only, halt) makers pull their quotes and wait for normal trading, as
 market makers do, so the book is thin; takers cancel what they have resting and keep
 trying the orders they want (the sequencer rejects them: fail).
+
+In a distributed load (``load.workers``; ``chaos.load.distributed``) each worker process
+runs ``MixedTrader`` users for its own share of the accounts, and every op carries the
+worker's index (``worker``); a user's ``process`` (and so its client_order_ids
+``u<process>-<n>``) comes from ``chaos.experiment.partition.process_id``, unique across workers.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ import threading
 import time
 from typing import Any
 
-from locust import HttpUser, between, task
+from locust import HttpUser, User, between, task
 from requests import ConnectionError as RequestsConnectionError
 from requests import ConnectTimeout
 
 from chaos.bindings.http import classify, render
 from chaos.bindings.orders import OrderRequest, OrdersClient, market_view, python_client
+from chaos.experiment.partition import process_id
 from chaos.load.ops import op_record
 from chaos.stackfile.bindings import OrdersBinding
 
@@ -46,6 +52,7 @@ RETRIES = 3
 MARKETS_TTL_S = 1.0
 FAILBACK_AFTER_S = 2.0  # on the standby this long, a client tries the primary again
 DEFAULT_COLLATERAL = 100_000.0
+CONFIGURED_TIMEOUT_S = 60.0
 
 
 class Config:
@@ -56,9 +63,12 @@ class Config:
     modes: dict[str, str] | None = None
     standby_url: str | None = None  # the failover link's URL
     venues_url: str | None = None
-    accounts: list[int] = list(range(1, 37))
+    accounts: list[int] = list(range(1, 37))  # a worker's: its share (chaos.experiment.partition)
     retry_unknown = True
     ops_fd: int | None = None
+    ops_as_records = False  # each op as {"stream": "client", "record": op} (on Kubernetes)
+    worker: int | None = None  # this process's worker index; None: the single local process
+    configured = threading.Event()  # set once the above hold: no user starts before
     stopping = threading.Event()
 
 
@@ -67,9 +77,14 @@ _lock = threading.Lock()
 
 
 def write_op(record: dict[str, Any]) -> None:
-    """One line, one ``write``: the worker process is this file's only writer here."""
-    if Config.ops_fd is not None:
-        os.write(Config.ops_fd, (json.dumps(record, default=str) + "\n").encode())
+    """One line, one ``write``: the worker process is this file's only writer here. A
+    worker's ops carry its index (``worker``)."""
+    if Config.ops_fd is None:
+        return
+    if Config.worker is not None:
+        record["worker"] = Config.worker
+    line = {"stream": "client", "record": record} if Config.ops_as_records else record
+    os.write(Config.ops_fd, (json.dumps(line, default=str) + "\n").encode())
 
 
 def _outcome_of_error(error: BaseException) -> str:
@@ -108,11 +123,15 @@ class Trader(HttpUser):
     wait_time = between(0.1, 0.3)
 
     def on_start(self) -> None:
+        if not Config.configured.wait(timeout=CONFIGURED_TIMEOUT_S):
+            raise RuntimeError("the load process was not configured in time")
         with _lock:
-            self.process = next(_process_ids)
+            local = next(_process_ids)
+        self.local = local  # this user's number in this process
+        self.process = process_id(Config.worker, local)  # unique across workers
         self.rng = random.Random(Config.seed * 1_000_003 + self.process)
         accounts = Config.accounts or [self.process]
-        self.account = accounts[(self.process - 1) % len(accounts)]
+        self.account = accounts[(local - 1) % len(accounts)]
         self.leverage = self.rng.uniform(5.0, 45.0)
         self.base = self.host.rstrip("/") if self.host else ""
         self.primary = self.base
@@ -124,6 +143,7 @@ class Trader(HttpUser):
         self.open_orders: list[str] = []
         self.position: dict[str, float] = {}
         self.collateral = DEFAULT_COLLATERAL
+        self.direction = "buy"  # a taker's (drawn at its start)
 
     # -- market data (not a client operation) -----------------------------------------------
     def refresh(self) -> bool:
@@ -343,12 +363,9 @@ class Trader(HttpUser):
         qty = self.leverage * self.collateral * fraction / price
         return float(f"{qty:.4g}")
 
-
-class MarketMaker(Trader):
-    weight = 1
-
-    @task
-    def quote(self) -> None:
+    # -- the traders' rounds ------------------------------------------------------------------
+    def quote_round(self) -> None:
+        """A market maker's round: quote both sides around the price (none in a window)."""
         if not self.refresh():
             return
         if self.mode != "normal" or len(self.open_orders) >= 6:
@@ -362,16 +379,8 @@ class MarketMaker(Trader):
         self.order(market, "buy", "limit", qty, price * (1 - spread), post_only=True)
         self.order(market, "sell", "limit", qty, price * (1 + spread), post_only=True)
 
-
-class Taker(Trader):
-    weight = 1
-
-    def on_start(self) -> None:
-        super().on_start()
-        self.direction = self.rng.choice(("buy", "sell"))
-
-    @task
-    def trade(self) -> None:
+    def trade_round(self) -> None:
+        """A taker's round: move toward its target position (``direction`` set at start)."""
         if not self.refresh():
             return
         if self.mode in ("cancel_only", "post_only"):
@@ -394,3 +403,51 @@ class Taker(Trader):
         else:
             cross = 0.005 if side == "buy" else -0.005
             self.order(market, side, "limit", qty, price * (1 + cross))
+
+
+class MarketMaker(Trader):
+    weight = 1
+
+    @task
+    def quote(self) -> None:
+        self.quote_round()
+
+
+class Taker(Trader):
+    weight = 1
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.direction = self.rng.choice(("buy", "sell"))
+
+    @task
+    def trade(self) -> None:
+        self.trade_round()
+
+
+class MixedTrader(Trader):
+    """The one user class of a distributed load: a worker's odd-numbered users make markets,
+    its even-numbered ones take (as a single process's users alternate). Two user classes
+    of equal weight would not do: Locust's dispatcher deals them over the workers in
+    lockstep, so with two workers every maker would be on one worker."""
+
+    weight = 1
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.maker = self.local % 2 == 1
+        if not self.maker:
+            self.direction = self.rng.choice(("buy", "sell"))
+
+    @task
+    def trade(self) -> None:
+        if self.maker:
+            self.quote_round()
+        else:
+            self.trade_round()
+
+
+def user_classes(distributed: bool) -> list[type[User]]:
+    """The user classes of a single process (makers and takers), or of a distributed load's
+    master and workers (one class that is both; see ``MixedTrader``)."""
+    return [MixedTrader] if distributed else [MarketMaker, Taker]

@@ -1,41 +1,71 @@
-"""The load worker: ``python -m chaos.load.worker --host URL ...`` runs Locust headless.
+"""The load process: ``python -m chaos.load.worker --role local|master|worker ...``.
 
 Runs in its own process because importing locust monkey-patches it with gevent; started
-and stopped by ``chaos.load.driver.LoadDriver``.
+and stopped by ``chaos.load.driver.LoadDriver`` (and, on Kubernetes, by the export's load
+Deployments: ``chaos.k8s.loadgen``).
+
+Roles
+- ``local`` (the default; ``load.workers: 0``): one process runs every user, as always.
+- ``master``: Locust's ``MasterRunner`` on ``--master-bind-host:--master-port``; waits for
+  ``--workers`` workers (``--start-timeout``), starts ``--users`` users at ``--spawn-rate``
+  across them (Locust's own dispatch), runs no user itself, and writes the figures
+  aggregated from the workers' reports (``chaos.load.distributed``).
+- ``worker``: Locust's ``WorkerRunner`` connected to ``--master-host:--master-port``; runs
+  the users the master gives it, for its share of the accounts (``chaos.experiment.partition``:
+  worker ``--worker-index`` of ``--workers``; Locust's own index when none is given).
 
 Contract
-- Client operations are appended to ``<history-dir>/client.jsonl`` (one ``write`` per
-  line, O_APPEND), load samples to ``<history-dir>/load.jsonl`` every second.
+- Client operations go to ``<history-dir>/client.jsonl`` (local) or
+  ``<history-dir>/client.<worker>.jsonl`` (a worker; every op then carries ``worker``),
+  one ``write`` per line (O_APPEND); with ``--history-stdout`` a worker prints each as a
+  history record line ``{"stream": "client", "record": {...}}`` instead
+  (``chaos.k8s.records`` reads them back). Load samples go to ``<history-dir>/load.jsonl``
+  every second (local and master).
 - ``--stats-file`` is replaced atomically every 0.5 s with the live figures over the last
   ``--window`` seconds: ``{"time", "users", "rps", "error_rate", "p50_ms", "p99_ms",
   "requests", "failures", "by_name": {name: {"requests", "failures"}}}``; its first
-  appearance means the users are being spawned.
+  appearance means the users are being spawned (on a master: once every worker is
+  connected).
 - SIGTERM (or SIGINT) stops cleanly: no new operations, users finish the one in flight
   (up to ``--stop-timeout``), the final figures are written with ``"final": true`` and the
-  process exits 0.
+  process exits 0. A master's SIGTERM asks every worker to do the same (Locust's ``quit``);
+  a worker also stops so when its master quits.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
-import time
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chaos.load.figures import COUNTED, Window, load_sample, percentile, write_atomic
+from chaos.load.shared import (
+    STATS_INTERVAL_S,
+    configure_traders,
+    figures,
+    open_append,
+    parse_accounts,
+    stop_signals,
+    write_line,
+)
+
+__all__ = ["Window", "main", "parse_accounts", "parse_args", "percentile"]
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m chaos.load.worker")
-    parser.add_argument("--host", required=True, help="URL of the orders link's listener")
-    parser.add_argument("--stack", type=Path, required=True, help="the stack file (bindings)")
+    parser.add_argument("--role", choices=("local", "master", "worker"), default="local")
+    parser.add_argument("--host", default="", help="URL of the orders link's listener")
+    parser.add_argument(
+        "--stack", type=Path, default=None, help="the stack file (default: the reference stack)"
+    )
     parser.add_argument("--failover", default=None, help="URL of the failover link's listener")
     parser.add_argument("--venues", default=None, help="URL of the venues (prices)")
-    parser.add_argument("--history-dir", type=Path, required=True)
-    parser.add_argument("--stats-file", type=Path, required=True)
+    parser.add_argument("--history-dir", type=Path, default=None)
+    parser.add_argument("--history-stdout", action="store_true", help="client ops on stdout")
+    parser.add_argument("--stats-file", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--spawn-rate", type=float, default=10.0)
@@ -43,89 +73,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-retry-unknown", action="store_true")
     parser.add_argument("--window", type=float, default=2.0)
     parser.add_argument("--stop-timeout", type=float, default=8.0)
-    return parser.parse_args(argv)
+    distributed = parser.add_argument_group("distributed (Locust master/worker)")
+    distributed.add_argument("--workers", type=int, default=1, help="how many workers share")
+    distributed.add_argument("--worker-index", type=int, default=None)
+    distributed.add_argument("--master-host", default="127.0.0.1")
+    distributed.add_argument("--master-bind-host", default="127.0.0.1")
+    distributed.add_argument("--master-port", type=int, default=5557)
+    distributed.add_argument("--start-timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    if args.role != "master" and args.history_dir is None and not args.history_stdout:
+        parser.error("--history-dir (or, for a worker, --history-stdout) is required")
+    if args.role in ("local", "master") and not args.host:
+        parser.error(f"--host is required for the {args.role}")
+    return args
 
 
-def parse_accounts(text: str) -> list[int]:
-    accounts: list[int] = []
-    for part in text.split(","):
-        if "-" in part:
-            low, high = part.split("-", 1)
-            accounts += range(int(low), int(high) + 1)
-        elif part.strip():
-            accounts.append(int(part))
-    return accounts
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-class Window:
-    """Requests completed in the last ``seconds``: (monotonic time, ms, failed)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.samples: deque[tuple[float, float, bool]] = deque()
-        self.started = time.monotonic()
-
-    def add(self, response_ms: float, failed: bool) -> None:
-        self.samples.append((time.monotonic(), response_ms, failed))
-
-    def figures(self) -> dict[str, float]:
-        now = time.monotonic()
-        while self.samples and self.samples[0][0] < now - self.seconds:
-            self.samples.popleft()
-        span = max(1e-3, min(self.seconds, now - self.started))
-        latencies = [s[1] for s in self.samples]
-        failures = sum(1 for s in self.samples if s[2])
-        return {
-            "rps": round(len(self.samples) / span, 2),
-            "error_rate": round(failures / len(self.samples), 4) if self.samples else 0.0,
-            "p50_ms": round(percentile(latencies, 0.50), 2),
-            "p99_ms": round(percentile(latencies, 0.99), 2),
-        }
-
-
-def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    import gevent.event  # type: ignore[import-untyped]  # locust imports (and patches with) gevent: only ever in this process
+def run_local(args: argparse.Namespace) -> int:
     from locust.env import Environment
 
     from chaos.load import locustfile
 
-    args.history_dir.mkdir(parents=True, exist_ok=True)
-    from chaos.stackfile import load as load_stack
-
-    stack = load_stack(args.stack)
-    if stack.bindings.orders is None:
-        raise SystemExit(f"{args.stack}: the stack file declares no bindings.orders")
-    locustfile.Config.seed = args.seed
-    locustfile.Config.binding = stack.bindings.orders
-    modes = stack.bindings.trading_mode
-    locustfile.Config.modes = dict(modes.modes) if modes is not None else None
-    locustfile.Config.standby_url = args.failover
-    locustfile.Config.venues_url = args.venues
-    locustfile.Config.accounts = parse_accounts(args.accounts)
-    locustfile.Config.retry_unknown = not args.no_retry_unknown
-    locustfile.Config.ops_fd = os.open(
-        args.history_dir / "client.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-    )
-    load_fd = os.open(
-        args.history_dir / "load.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-    )
-
+    configure_traders(args)
+    assert args.history_dir is not None
+    locustfile.Config.ops_fd = open_append(args.history_dir / "client.jsonl")
+    load_fd = open_append(args.history_dir / "load.jsonl")
     env = Environment(
-        user_classes=[locustfile.MarketMaker, locustfile.Taker],
+        user_classes=locustfile.user_classes(distributed=False),
         host=args.host,
         stop_timeout=args.stop_timeout,
     )
@@ -134,76 +107,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_request(
         response_time: float, exception: object = None, name: str = "", **_kw: Any
     ) -> None:
-        if name in ("order", "cancel"):
+        if name in COUNTED:
             window.add(float(response_time or 0.0), exception is not None)
 
     env.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
-    stop = gevent.event.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        gevent.signal_handler(signum, stop.set)
-
-    def figures(final: bool = False) -> dict[str, Any]:
-        by_name = {
-            name: {"requests": entry.num_requests, "failures": entry.num_failures}
-            for (name, _method), entry in env.stats.entries.items()
-        }
-        total = env.stats.total
-        return {
-            "time": time.time(),
-            "users": runner.user_count,
-            **window.figures(),
-            "requests": total.num_requests,
-            "failures": total.num_failures,
-            "by_name": by_name,
-            "final": final,
-        }
-
+    stop = stop_signals()
+    locustfile.Config.configured.set()
     runner = env.create_local_runner()
     runner.start(args.users, spawn_rate=args.spawn_rate)
-    _write_atomic(args.stats_file, figures())
+    stats = args.stats_file
+    if stats is not None:
+        write_atomic(stats, figures(env, runner, window))
     last_sample = 0.0
-    while not stop.wait(timeout=0.5):
-        current = figures()
-        _write_atomic(args.stats_file, current)
+    while not stop.wait(timeout=STATS_INTERVAL_S):
+        current = figures(env, runner, window)
+        if stats is not None:
+            write_atomic(stats, current)
         if current["time"] - last_sample >= 1.0:
             last_sample = current["time"]
-            sample = {
-                k: current[k]
-                for k in (
-                    "time",
-                    "rps",
-                    "p50_ms",
-                    "p99_ms",
-                    "error_rate",
-                    "users",
-                    "requests",
-                    "failures",
-                )
-            }
-            sample.update(p50=current["p50_ms"], p99=current["p99_ms"], errors=current["failures"])
-            os.write(load_fd, (json.dumps(sample) + "\n").encode())
+            write_line(load_fd, load_sample(current))
     locustfile.Config.stopping.set()
     runner.stop()
     runner.quit()
-    final = figures(final=True)
-    _write_atomic(args.stats_file, final)
-    os.write(
-        load_fd,
-        (
-            json.dumps(
-                {
-                    "time": final["time"],
-                    "final": True,
-                    "requests": final["requests"],
-                    "failures": final["failures"],
-                }
-            )
-            + "\n"
-        ).encode(),
-    )
+    final = figures(env, runner, window, final=True)
+    if stats is not None:
+        write_atomic(stats, final)
+    write_line(load_fd, final_line(final))
     os.close(load_fd)
     os.close(locustfile.Config.ops_fd)
     return 0
+
+
+def final_line(final: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "time": final["time"],
+        "final": True,
+        "requests": final["requests"],
+        "failures": final["failures"],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.role == "local":
+        return run_local(args)
+    from chaos.load import distributed
+
+    if args.role == "master":
+        return distributed.run_master(args)
+    return distributed.run_worker(args)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,8 @@ def child_argv(job: Job, options: RunOptions) -> list[str]:
         argv += ["--toxiproxy-url", options.toxiproxy_url]
     if options.stack is not None:
         argv += ["--stack", str(options.stack)]
+    if options.load_workers is not None:
+        argv += ["--load-workers", str(options.load_workers)]
     if options.quiet:
         argv.append("--quiet")
     return argv

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class RunOptions:
     recover_within_s: float = 30.0
     ticker: bool = True  # the once-a-second progress line (off in --jobs children)
     stack: Path | None = None  # --stack: the stack file instead of the experiment's own
+    load_workers: int | None = None  # --load-workers: instead of the experiment's load.workers
 
 
 @dataclass
@@ -137,6 +138,9 @@ def execute_variant(
     """Run one variant; never raises for a run that went wrong (see the RunResult)."""
     deps = deps or Deps()
     guard = guard or SignalGuard()
+    if options.load_workers is not None:
+        load_spec = replace(experiment.load, workers=options.load_workers)
+        experiment = replace(experiment, load=load_spec)
     if not guard.interrupted:
         guard.unshield()  # a run before this one (same guard) ended shielded
     variant = experiment.variant(variant_name)
@@ -250,11 +254,20 @@ def _lifecycle(
     if load is not None:
         progress.set_phase("stopping load")
         load.stop()
+        _record_load(state, recorder, run_record, load.summary())
     progress.set_phase("exporting history")
     deps.export_history(definition, folder.path, backend)
     if deps.export_checks(experiment, definition, folder.path, backend):
         progress.event("ran the SQL checks (history/checks.jsonl)")
     state.exported = True
+
+
+def _record_load(
+    state: _Run, recorder: Recorder, run_record: dict[str, Any], summary: dict[str, Any]
+) -> None:
+    """journal.json and run.json record the load: its workers, its ops, ops per worker."""
+    state.journal["load"] = summary
+    recorder.write_run({**run_record, "load": {**run_record["load"], **summary}})
 
 
 def _heal(schedule: Schedule, state: _Run) -> None:
@@ -358,6 +371,7 @@ def _run_record(
         "epoch": epoch,
         "started_at": time.time(),
         "mitigations": list(variant.mitigations),
+        "load": asdict(experiment.load),
         **wiring.stack_record(definition),
         "no_faults": options.no_faults,
         "params": wiring.tolerances(experiment.params),

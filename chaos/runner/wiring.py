@@ -77,6 +77,8 @@ def load(
         folder.log_path("load"),
         traders,
         retry_unknown=spec.retry_unknown,
+        workers=spec.workers,  # issue 18: a Locust master and N workers
+        processes=folder,  # the load's processes in state.json, for tradechaos cleanup
     )
 
 

@@ -77,11 +77,10 @@ if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:
 # --------------------------------------------------------------------------- tests
 import pytest  # noqa: E402
 
-from chaos.backends import ports  # noqa: E402
 from chaos.backends.base import Endpoint  # noqa: E402
 from chaos.backends.process import ProcessBackend  # noqa: E402
 from chaos.errors import StackError  # noqa: E402
-from chaos.host import processes  # noqa: E402
+from chaos.host import ports, processes  # noqa: E402
 from chaos.host.runs import RunFolder, load_state  # noqa: E402
 from chaos.stackfile.definition import HealthCheck, LinkSpec, ServiceSpec, StackDefinition  # noqa: E402
 

@@ -72,7 +72,7 @@ def test_remote_errors_are_one_sentence(owner: tuple[ProcessBackend, ControlClie
 
 
 def test_unreachable_owner_is_an_infrastructure_error() -> None:
-    from chaos.backends import ports
+    from chaos.host import ports
 
     client = ControlClient(f"http://127.0.0.1:{ports.free_port()}", timeout_s=2)
     with pytest.raises(StackError, match="unreachable"):

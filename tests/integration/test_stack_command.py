@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.backends import ports
 from chaos.backends.control import ControlClient
-from chaos.host import processes
+from chaos.host import ports, processes
 from chaos.host.runs import load_state, read_current_stack
 
 pytestmark = pytest.mark.integration

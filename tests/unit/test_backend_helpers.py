@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from chaos.backends import ports
 from chaos.backends.base import Endpoint
 from chaos.backends.factory import make_backend
 from chaos.backends.health import HttpWait, NotReady, TcpWait, wait_ready
 from chaos.backends.placeholders import Placeholders
 from chaos.errors import StackError, UsageError
-from chaos.host import processes
+from chaos.host import ports, processes
 from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import StackDefinition
 
@@ -146,7 +145,7 @@ def test_factory_rejects_unknown_backends(tmp_path: Path) -> None:
 
 HOLDER = """
 import sys
-from chaos.backends import ports
+from chaos.host import ports
 port = ports.free_port()
 print(port, flush=True)
 sys.stdin.read()  # hold the claim until the test closes our stdin

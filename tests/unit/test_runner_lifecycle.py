@@ -108,6 +108,9 @@ class FakeLoad:
     def sample(self) -> LoadSample:
         return LoadSample(rps=5.0, error_rate=self.error_rate, p99_ms=20.0)
 
+    def summary(self) -> dict[str, Any]:
+        return {"workers": 2, "users": 4, "ops": 7, "ops_per_worker": {"0": 3, "1": 4}}
+
 
 class FakeFault:
     def __init__(self, step: Step, events: Events, behaviour: dict[str, Any]) -> None:

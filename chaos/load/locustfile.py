@@ -19,8 +19,10 @@ cancel their oldest quotes; takers send market orders and crossing limits toward
 position of ``leverage x collateral`` (leverage drawn per account from 5x to 45x, so some
 accounts end up below maintenance margin in a normal run). In a maintenance window
 (cancel_only, post_only, halt) makers pull their quotes and wait for normal trading, as
-market makers do, so the book is thin; takers cancel what they have resting and keep
-trying the orders they want (the sequencer rejects them: fail).
+market makers do, so the book is thin; takers cancel what they have resting and, in
+cancel_only and post_only, keep trying the orders they want (the sequencer rejects them:
+fail); in halt (the stack's market data says so also while a guard holds a price) they
+send nothing new.
 
 In a distributed load (``load.workers``; ``chaos.load.distributed``) each worker process
 runs ``MixedTrader`` users for its own share of the accounts, and every op carries the
@@ -382,6 +384,10 @@ class Trader(HttpUser):
     def trade_round(self) -> None:
         """A taker's round: move toward its target position (``direction`` set at start)."""
         if not self.refresh():
+            return
+        if self.mode == "halt":  # nothing trades: a limit priced now would rest on this view
+            if self.open_orders:
+                self.cancel_oldest()
             return
         if self.mode in ("cancel_only", "post_only"):
             if self.open_orders:

@@ -124,6 +124,14 @@ class Engine(TriggerOrders, Liquidations):
             return "no fresh oracle price since start"
         return None
 
+    def shown_mode(self, now: float) -> str:
+        """The mode market data shows traders: ``halt`` while a guard holds any market's
+        price (a mitigated stack does not present a price it will not trade on: a quote
+        cached from it would rest the moment the price is fresh again), else the mode."""
+        if any(self.price_block(market, now) is not None for market in self.books):
+            return "halt"
+        return self.mode
+
     def _emit(self, changes: Changes, now: float, kind: str, body: dict[str, Any]) -> int:
         self.seq += 1
         changes.events.append((self.seq, self.epoch, self.instance, now, kind, dumps(body)))

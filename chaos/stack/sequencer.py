@@ -383,8 +383,9 @@ class Sequencer:
                 "oracle_age": (now - price.ts) if price else None,
                 "best_bid": book.best("buy"),
                 "best_ask": book.best("sell"),
+                "held": self.engine.price_block(market, now),
             }
-        return json_response({"markets": body, "mode": self.engine.mode})
+        return json_response({"markets": body, "mode": self.engine.shown_mode(now)})
 
     async def account(self, request: web.Request) -> web.Response:
         try:

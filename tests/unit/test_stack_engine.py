@@ -160,6 +160,20 @@ def test_staleness_guard_holds_every_new_order_and_liquidation_on_an_old_price()
             assert resting["reason"] == "stale oracle price"
 
 
+def test_market_data_shows_halt_while_a_guard_holds_a_price() -> None:
+    """Makers quote off the market data they cached (dYdX mitigated: a bid cached from the
+    stale mark rested a moment after the fresh price came and was swept 10% off the market)."""
+    for mitigations, shown in ((ALL, "halt"), (frozenset(), "normal")):
+        engine = make_engine(mitigations, price_age=10.0)
+        engine.fresh_price_seen = True
+        assert engine.shown_mode(NOW) == shown, mitigations
+        for market in MARKET_NAMES:
+            engine.set_price(market, OraclePrice(100.0, 0.0, NOW), now=NOW)
+        assert engine.shown_mode(NOW) == "normal"
+        engine.mode = "post_only"
+        assert engine.shown_mode(NOW) == "post_only"
+
+
 def test_readiness_gates_want_a_price_published_since_start() -> None:
     """A sequencer restarted next to a database whose last price is a few seconds old has
     seen no fresh price yet: that row is from before it started."""

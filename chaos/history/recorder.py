@@ -19,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from chaos.files.atomic import replace_json
+
 _STREAM = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -40,11 +42,7 @@ class Recorder:
 
     def write_run(self, run: dict[str, Any]) -> Path:
         """Write ``run.json`` (replacing it) and return its path."""
-        path = self.history_dir / "run.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
-        tmp.replace(path)
-        return path
+        return replace_json(self.history_dir / "run.json", run, sort_keys=True)
 
     def record(self, stream: str, obj: dict[str, Any]) -> None:
         if not _STREAM.match(stream):

@@ -14,13 +14,13 @@ Contract
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from chaos.files.atomic import replace_json
 
 COUNTED = ("order", "cancel")  # the requests the figures count (not market data reads)
 
@@ -86,9 +86,7 @@ class Tally:
 
 
 def write_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
+    replace_json(path, payload, indent=None, default=None)
 
 
 def load_sample(figures: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ Contract
   reader promises. A record of a worker file without ``worker`` gets it.
 - The merge is idempotent (records with ``worker`` already in ``client.jsonl`` are dropped
   and taken again from the worker files, which are kept) and atomic (a temporary file and
-  ``os.replace``: a crash leaves the old ``client.jsonl`` and the worker files, never half
+  ``chaos.files.atomic``: a crash leaves the old ``client.jsonl`` and the worker files, never half
   of one).
 - A last line without its newline (a worker killed mid-write) is dropped.
 - ``count_ops`` counts the load's operations (invokes; not the adversaries') in
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.experiment.partition import ADVERSARY_PROCESS
+from chaos.files.atomic import replace_jsonl
 
 CLIENT_FILE = "client.jsonl"
 
@@ -70,13 +70,7 @@ def merge_client_history(history_dir: Path | str, workers: Sequence[int]) -> Pat
     target = history / CLIENT_FILE
     own = (r for r in records(target) if "worker" not in r)
     streams = [own, *(_tagged(worker_client_file(history, w), w) for w in workers)]
-    tmp = history / f".{CLIENT_FILE}.{os.getpid()}.merging"
-    with tmp.open("w", encoding="utf-8") as out:
-        for record in heapq.merge(*streams, key=_time):
-            out.write(json.dumps(record, default=str) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, target)
+    replace_jsonl(target, heapq.merge(*streams, key=_time), durable=True)
     return target
 
 

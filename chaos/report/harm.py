@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chaos.files.atomic import replacing
+
 CSV_FILE = "harm.csv"
 COLUMNS = (
     ("account", "account"),
@@ -52,15 +54,13 @@ def write_harm_csv(run_dir: Path, journal: Mapping[str, Any]) -> Path | None:
     if not isinstance(harm, Mapping) or not isinstance(harm.get("accounts"), list):
         return None
     path = Path(run_dir) / CSV_FILE
-    tmp = path.with_name(f".{CSV_FILE}.tmp")
     fields = ["account", "insurance_fund", *[k for k, _ in COLUMNS[1:]]]
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with replacing(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for row in harm["accounts"]:
             writer.writerow(row)
         writer.writerow({"account": "total", "insurance_fund": False, **(harm.get("totals") or {})})
-    tmp.replace(path)
     return path
 
 

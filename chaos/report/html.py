@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos import __version__
+from chaos.files.atomic import replace_text
 from chaos.report import plots
 from chaos.report.harm import harm_css, harm_section
 from chaos.report.junit import run_duration, to_epoch
@@ -73,11 +74,7 @@ def render_html(run_dir: Path, journal: Mapping[str, Any]) -> str:
 
 def write_html(run_dir: Path, journal: Mapping[str, Any]) -> Path:
     """Write ``run_dir/report.html`` (temp file, then rename) and return its path."""
-    path = run_dir / "report.html"
-    tmp = path.with_name(".report.html.tmp")
-    tmp.write_text(render_html(run_dir, journal), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return replace_text(run_dir / "report.html", render_html(run_dir, journal))
 
 
 def _e(value: Any) -> str:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chaos.files.atomic import replace_text
 from chaos.report.outcomes import RUN_CASE, Case, cases, suite_name
 
 # Characters XML 1.0 forbids even when escaped.
@@ -45,10 +46,7 @@ def render_junit(journals: Sequence[Mapping[str, Any]]) -> str:
 
 def write_junit(path: Path, journal: Mapping[str, Any]) -> Path:
     """Write ``render_junit([journal])`` to ``path`` (atomically: temp file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_junit([journal]), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return replace_text(path, render_junit([journal]))
 
 
 def _suite(journal: Mapping[str, Any]) -> ET.Element:

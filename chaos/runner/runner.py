@@ -14,8 +14,6 @@ where the folder exists. Modules are reached through ``Deps`` so tests can injec
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +33,7 @@ from chaos.errors import (
     InfrastructureError,
 )
 from chaos.experiment.model import Experiment, Variant
+from chaos.files.atomic import replace_json
 from chaos.history.recorder import Recorder
 from chaos.report.outcomes import invariants_met
 from chaos.runner import wiring
@@ -396,9 +395,7 @@ def _signal_name(err: BaseException) -> str:
 
 
 def _write_json(path: Path, content: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    replace_json(path, content)
 
 
 def exit_code_of(results: Sequence[RunResult]) -> int:

@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaos.commands.stackargs import (
     add_option_argument,
@@ -29,6 +29,9 @@ from chaos.commands.stackargs import (
 )
 from chaos.errors import EXIT_OK, BadInput, FaultError, InfrastructureError, StackError
 
+if TYPE_CHECKING:
+    from chaos.k8s.kubeops import KubeOps
+
 EXAMPLE = """examples:
   tradechaos step trading_mode --param mode='"cancel_only"' \\
       --service-url sequencer=http://sequencer.ns.svc.cluster.local:8080/health
@@ -37,6 +40,11 @@ EXAMPLE = """examples:
 
 exit codes: 0 done (and healed), 2 bad input, 3 the step failed or a service never became
 healthy."""
+
+
+# runbook steps whose answers later steps read (chaos.faults.response): kept in the run's
+# runbook ConfigMap on Kubernetes, where every step is its own pod
+RUNBOOK_ACTIONS = ("snapshot", "chain_rollback", "replay")
 
 
 def register(subparsers: Any) -> None:
@@ -111,17 +119,17 @@ def handle(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise BadInput(f"--option: {err}") from None
     kube = None
-    if args.namespace and args.action in ("db_upgrade",):
+    if args.namespace and args.action in ("db_upgrade", *RUNBOOK_ACTIONS):
         from chaos.k8s.kubeops import KubeOps
 
         kube = KubeOps.connect(args.namespace, args.run_id or "")
     backend = UrlBackend.from_args(definition, args.service_url, args.link_url, kube)
     if args.action == "wait_healthy":
         return _wait_healthy(args, backend)
-    return _run_step(args, backend, definition)
+    return _run_step(args, backend, definition, kube)
 
 
-def _run_step(args: argparse.Namespace, backend: Any, definition: Any) -> int:
+def _run_step(args: argparse.Namespace, backend: Any, definition: Any, kube: KubeOps | None) -> int:
     from chaos.experiment import actions as registry
     from chaos.experiment.model import Step
     from chaos.faults.base import FaultContext, known_names
@@ -144,15 +152,20 @@ def _run_step(args: argparse.Namespace, backend: Any, definition: Any) -> int:
     ctx = FaultContext(
         backend, LinkTable(backend), StdoutRecorder(), definition, rng=random.Random(args.seed)
     )
+    runbook = kube if args.action in RUNBOOK_ACTIONS else None
     from chaos.faults.build import build
 
     fault = build(step, ctx)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
+        if runbook is not None:  # what earlier Task pods of the run told (a snapshot's answer)
+            ctx.runbook.update(runbook.read_runbook())
         fault.inject()
         if args.hold > 0:
             stop.wait(args.hold)  # the fault holds; SIGTERM (Workflow deleted) ends it early
+        if runbook is not None:
+            runbook.write_runbook(ctx.runbook)
     except (FaultError, StackError) as err:
         raise InfrastructureError(f"step {step.id} ({step.action}) failed: {err}") from None
     finally:

@@ -66,21 +66,7 @@ def task_argv(step: Step, hold: float) -> list[str]:
     return argv
 
 
-# A runbook step that names an earlier step's answer (chain_rollback's snapshot, replay's
-# rollback) reads it from the run's memory; each Task is its own pod and keeps none.
-_NEEDS_AN_ANSWER = {"chain_rollback": "to", "replay": "rollback"}
-
-
 def _task(step: Step, plan: Plan) -> Compiled:
-    field = _NEEDS_AN_ANSWER.get(step.action)
-    if field is not None and step.params.get(field) is not None:
-        instead = "seq and chain_height" if step.action == "chain_rollback" else "seqs"
-        raise CannotExpress(
-            step,
-            plan.path,
-            f"{field}: names an earlier step's answer, which a Workflow Task (its own pod) "
-            f"cannot read; give {instead} instead",
-        )
     hold = (
         step.for_s
         if step.for_s is not None

@@ -37,7 +37,10 @@ from chaos.stackfile.definition import StackDefinition
 
 FILES = ("00-run.yaml", "10-stack.yaml", "20-load.yaml", "30-workflow.yaml")
 MANIFEST = "tradechaos-k8s.json"
-KUBE_ACTIONS = ("db_upgrade",)  # steps whose `tradechaos step` uses the Kubernetes API
+# steps whose `tradechaos step` uses the Kubernetes API: db_upgrade moves workloads; the
+# runbook's steps keep what later ones read (a snapshot's answer) in the run's ConfigMap
+RUNBOOK_ACTIONS = ("snapshot", "chain_rollback", "replay")
+KUBE_ACTIONS = ("db_upgrade", *RUNBOOK_ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -131,9 +134,10 @@ def export_variant(
     )
     steps = experiment.steps_for(variant.name)
     rbac = any(step.action in KUBE_ACTIONS for step in steps)
+    runbook = any(step.action in RUNBOOK_ACTIONS for step in steps)
     load = LoadSettings(experiment.load.users, experiment.load.spawn_rate, options.load_workers)
     groups = [
-        manifests.run_objects(stack, target, run, round(now, 3), rbac),
+        manifests.run_objects(stack, target, run, round(now, 3), rbac, runbook=runbook),
         manifests.stack_objects(stack, target, run),
         load_objects(stack, target, load, stack.image),
         [workflow],

@@ -9,6 +9,10 @@ Contract (``chaos.k8s.stepbackend.KubeControl``)
   and waits until it is ready; returns its Service endpoint.
 - ``point_link(link, server)`` re-points the link's Service at ``server``'s pods;
   ``link_server(link)`` says where it points now.
+- ``read_runbook()`` / ``write_runbook(entries)``: what the runbook's steps tell later ones
+  (``"snapshot:<label>"`` -> its answer), kept as JSON in the run's runbook ConfigMap
+  (created empty by the export; a Task step runs in its own pod, so nothing else carries
+  it from one step to the next). ``StackError`` when it is missing or unreadable.
 Objects are found by the run label and the ``app.kubernetes.io/name`` label; every call
 has a timeout. Needs the Role the export adds (``tradechaos-step``).
 """
@@ -16,6 +20,7 @@ has a timeout. Needs the Role the export adds (``tradechaos-step``).
 from __future__ import annotations
 
 import copy
+import json
 import time
 from typing import Any
 
@@ -175,3 +180,40 @@ class KubeOps:
         except StackError:
             return None
         return str((service.spec.selector or {}).get(names.NAME_LABEL) or "") or None
+
+    def read_runbook(self) -> dict[str, dict[str, Any]]:
+        try:
+            found = self.core.read_namespaced_config_map(
+                names.RUNBOOK_CONFIGMAP, self.namespace, _request_timeout=REQUEST_TIMEOUT_S
+            )
+        except Exception as err:  # ApiException or a connection error: one sentence
+            raise StackError(
+                f"the runbook ConfigMap {names.RUNBOOK_CONFIGMAP} of run {self.run_id} "
+                f"({self.namespace}) could not be read: {_reason(err)}"
+            ) from None
+        text = (found.data or {}).get(names.RUNBOOK_KEY) or "{}"
+        try:
+            entries = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise StackError(f"the runbook ConfigMap holds no JSON object: {err}") from None
+        if not isinstance(entries, dict):
+            raise StackError("the runbook ConfigMap holds no JSON object")
+        return {str(k): v for k, v in entries.items() if isinstance(v, dict)}
+
+    def write_runbook(self, entries: dict[str, dict[str, Any]]) -> None:
+        body = {"data": {names.RUNBOOK_KEY: json.dumps(entries, sort_keys=True, default=str)}}
+        try:
+            self.core.patch_namespaced_config_map(
+                names.RUNBOOK_CONFIGMAP, self.namespace, body, _request_timeout=REQUEST_TIMEOUT_S
+            )
+        except Exception as err:
+            raise StackError(
+                f"the runbook ConfigMap {names.RUNBOOK_CONFIGMAP} of run {self.run_id} "
+                f"could not be written: {_reason(err)}"
+            ) from None
+
+
+def _reason(err: Exception) -> str:
+    reason = getattr(err, "reason", None)
+    status = getattr(err, "status", None)
+    return f"{status} {reason}" if status is not None else str(err)

@@ -324,10 +324,18 @@ def link_objects(stack: K8sStack, target: Target) -> list[Obj]:
 
 
 def run_objects(
-    stack: K8sStack, target: Target, run: RunSettings, epoch: float, rbac: bool
+    stack: K8sStack,
+    target: Target,
+    run: RunSettings,
+    epoch: float,
+    rbac: bool,
+    *,
+    runbook: bool = False,
 ) -> list[Obj]:
-    """The run ConfigMap (epoch and run.json) and, when ``rbac``, the Role that lets
-    ``tradechaos step`` pods scale and re-point this run's workloads and Services."""
+    """The run ConfigMap (epoch and run.json), with ``runbook`` the runbook's ConfigMap
+    (empty: the runbook's Task steps fill it), and, when ``rbac``, the Role that lets
+    ``tradechaos step`` pods scale and re-point this run's workloads and Services and
+    read and write the runbook."""
     record = {**run.run_record, "epoch": epoch}
     out: list[Obj] = [
         {
@@ -341,8 +349,23 @@ def run_objects(
             },
         }
     ]
+    if runbook:
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": meta(target, stack, names.RUNBOOK_CONFIGMAP, "tradechaos", "runbook"),
+                "data": {names.RUNBOOK_KEY: "{}"},
+            }
+        )
     if rbac:
         rules = [
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [names.RUNBOOK_CONFIGMAP],
+                "verbs": ["get", "patch"],
+            },
             {
                 "apiGroups": [""],
                 "resources": ["services"],

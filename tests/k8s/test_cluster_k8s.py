@@ -21,12 +21,8 @@ from k8s_apiserver import ApiServer
 from chaos.k8s.names import RUN_LABEL
 
 REPO = Path(__file__).resolve().parents[2]
-# The response runbook is refused by the exporter (test_export_k8s: a rollback to a snapshot).
-INCIDENTS = [
-    p
-    for p in sorted((REPO / "experiments" / "incidents").glob("*.yaml"))
-    if p.name != "paradex-2026-response.yaml"
-]
+INCIDENTS = sorted((REPO / "experiments" / "incidents").glob("*.yaml"))
+RESPONSE = REPO / "experiments" / "incidents" / "paradex-2026-response.yaml"
 PARADEX = REPO / "experiments" / "incidents" / "paradex-2026-db-upgrade.yaml"
 WAIT_S = 60.0
 
@@ -388,3 +384,115 @@ def test_kubeops_moves_links_scales_and_copies_a_database(
     assert ops.replicas("oracle") == 1
     ops.scale("oracle", 0, timeout_s=5)  # no pod is left: returns at once
     assert ops.replicas("oracle") == 0
+
+
+class RunbookSequencer:
+    """A stand-in for the sequencer's response API: answers a snapshot with where the log
+    and the chain stand, and records what each rollback asked for."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.rollbacks: list[Any] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._answer({"status": "ok"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                if self.path == "/admin/snapshot":
+                    self._answer({"snapshot": body["label"], "seq": 42, "chain_height": 7})
+                elif self.path == "/admin/rollback":
+                    outer.rollbacks.append(body)
+                    self._answer({"rollback": 1, "to_seq": body["seq"]})
+                else:
+                    self._answer({"error": "not here"}, 404)
+
+            def _answer(self, body: Any, status: int = 200) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/health"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_rollback_task_reads_the_snapshot_an_earlier_task_took(
+    apiserver: ApiServer, tmp_path: Path, cleanup_after: list[str]
+) -> None:
+    """Each Task is its own pod: the snapshot step's answer reaches the chain_rollback step
+    through the run's runbook ConfigMap (the export creates it; the Role lets steps patch it)."""
+    namespace = "tc-runbook"
+    make_namespace(apiserver, namespace)
+    cleanup_after.append(namespace)
+    folder = export(tmp_path, namespace, RESPONSE, variant="mitigated")
+    run_id = manifest(folder)["run_id"]
+    applied = tradechaos(
+        apiserver, "k8s", "apply", str(folder), "--allow-namespace", namespace,
+        "--allow-context", "local",
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    sequencer = RunbookSequencer()
+    try:
+        common = ["--namespace", namespace, "--run-id", run_id, "--service-url",
+                  f"sequencer={sequencer.url}"]  # fmt: skip
+        took = tradechaos(apiserver, "step", "snapshot", "--id", "pre", *common)
+        assert took.returncode == 0, took.stderr
+        back = tradechaos(
+            apiserver, "step", "chain_rollback", "--id", "rollback", "--param", 'to="pre"',
+            "--param", 'wait="1s"', *common,
+        )  # fmt: skip
+        assert back.returncode == 0, back.stderr
+    finally:
+        sequencer.close()
+    assert [(r["snapshot"], r["seq"], r["chain_height"]) for r in sequencer.rollbacks] == [
+        ("pre", 42, 7)
+    ]
+    from kubernetes import client
+
+    stored = client.CoreV1Api(apiserver.client()).read_namespaced_config_map(
+        "tradechaos-runbook", namespace, _request_timeout=20
+    )
+    assert stored.metadata is not None and stored.metadata.labels is not None
+    assert stored.metadata.labels[RUN_LABEL] == run_id  # swept with the run
+    assert stored.data is not None
+    entries = json.loads(stored.data["runbook.json"])
+    assert entries["snapshot:pre"]["seq"] == 42 and "rollback:rollback" in entries
+
+
+def test_a_rollback_without_the_runbook_configmap_fails_in_one_sentence(
+    apiserver: ApiServer, cleanup_after: list[str]
+) -> None:
+    namespace = "tc-runbook-missing"
+    make_namespace(apiserver, namespace)
+    cleanup_after.append(namespace)
+    sequencer = RunbookSequencer()
+    try:
+        back = tradechaos(
+            apiserver, "step", "chain_rollback", "--param", 'to="pre"', "--namespace", namespace,
+            "--run-id", "nope", "--service-url", f"sequencer={sequencer.url}",
+        )  # fmt: skip
+    finally:
+        sequencer.close()
+    assert back.returncode != 0 and "Traceback" not in back.stderr
+    assert "the runbook ConfigMap tradechaos-runbook of run nope" in back.stderr, back.stderr
+    assert sequencer.rollbacks == []

@@ -19,11 +19,8 @@ from chaos.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "k8s" / "data" / "chaos-mesh"
-ALL_INCIDENTS = sorted((REPO / "experiments" / "incidents").glob("*.yaml"))
-# The response runbook rolls back to a snapshot an earlier step took: an answer one Task
-# pod cannot hand another (test_a_rollback_to_a_snapshot_step_is_refused_naming_its_line).
+INCIDENTS = sorted((REPO / "experiments" / "incidents").glob("*.yaml"))
 RESPONSE = REPO / "experiments" / "incidents" / "paradex-2026-response.yaml"
-INCIDENTS = [p for p in ALL_INCIDENTS if p != RESPONSE]
 
 
 def _validator() -> Any:
@@ -338,19 +335,24 @@ def test_a_step_that_cannot_be_expressed_is_exit_2_naming_it(
     assert not (tmp_path / "out" / "30-workflow.yaml").exists()
 
 
-def test_a_rollback_to_a_snapshot_step_is_refused_naming_its_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "out"
-    code = main(["export", "k8s", str(RESPONSE), "--namespace", "chaos-lab", "--out", str(out)])
-    assert code == 2
-    err = capsys.readouterr().err
-    line = next(
-        i for i, text in enumerate(RESPONSE.read_text().splitlines(), 1) if "to: pre" in text
-    )
-    assert f"{RESPONSE}:{line}: " in err and "(rollback, chain_rollback)" in err, err
-    assert "to: names an earlier step's answer" in err and "seq and chain_height" in err
-    assert not out.exists() or not any(out.rglob("30-workflow.yaml"))
+def test_the_runbook_steps_share_answers_through_a_configmap_of_the_run(tmp_path: Path) -> None:
+    out = export(tmp_path, RESPONSE, variant="mitigated")
+    objects = [o for p in sorted(out.glob("*.yaml")) for o in yaml.safe_load_all(p.read_text()) if o]
+    runbook = [o for o in objects if o["metadata"]["name"] == "tradechaos-runbook"]
+    assert len(runbook) == 1 and runbook[0]["kind"] == "ConfigMap"
+    assert runbook[0]["data"] == {"runbook.json": "{}"}
+    assert runbook[0]["metadata"]["labels"]["tradechaos.io/run"]
+    role = next(o for o in objects if o["kind"] == "Role")
+    assert {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["tradechaos-runbook"],
+        "verbs": ["get", "patch"],
+    } in role["rules"]
+    found = templates(out)
+    rollback = found["s12-rollback"]["task"]["container"]["command"]
+    assert "--namespace" in rollback and "--run-id" in rollback
+    assert "chain_rollback" in rollback and 'to="pre"' in rollback
 
 
 def test_runbook_steps_without_an_earlier_answer_are_tasks(tmp_path: Path) -> None:

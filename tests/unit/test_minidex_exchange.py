@@ -120,7 +120,9 @@ def test_the_mark_age_guard_refuses_trading_and_liquidating_on_an_old_mark() -> 
     ex.place(order("l", 2, "BUY", "20"), NOW)
     later = NOW + 10  # the mark (published at NOW - 0.1) is 10.1 s old
     assert "old" in ex.place(order("t", 3, "BUY", "0.1"), later).reply["why"]
-    assert ex.place(order("r", 3, "BUY", "0.1", "90"), later).reply["result"] == "RESTING"
+    # resting too: a bid on the old mark would be hit the moment a fresh mark comes
+    assert "old" in ex.place(order("r", 3, "BUY", "0.1", "90"), later).reply["why"]
+    assert ex.shown_status(later) == "HALTED" and ex.status == "OPEN"
     ex.marks[BTC] = Mark(Decimal("1"), NOW)  # would wipe out account 2
     assert ex.liquidate(later) == []
     ex.marks[BTC] = Mark(Decimal("1"), later)
@@ -129,6 +131,7 @@ def test_the_mark_age_guard_refuses_trading_and_liquidating_on_an_old_mark() -> 
 
 def test_without_the_guard_the_engine_uses_the_old_mark() -> None:
     ex = exchange()
+    assert ex.shown_status(NOW + 60) == "OPEN"
     ex.place(order("m", 1, "SELL", "1", "101"), NOW)
     out = ex.place(order("t", 2, "BUY", "1"), NOW + 60)
     assert out.entries[1].mark_at == NOW - 0.1  # recorded: 60.1 s old

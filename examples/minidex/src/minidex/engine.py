@@ -187,7 +187,7 @@ class Engine:
         books = exchange.books.items()
         return reply(
             {
-                "status": exchange.status,
+                "status": exchange.shown_status(time.time()),
                 "marks": {s: {"px": str(m.px), "at": m.at} for s, m in exchange.marks.items()},
                 "book": {
                     s: {"bid": _str(b.best("BUY")), "ask": _str(b.best("SELL"))} for s, b in books

@@ -7,8 +7,10 @@ journal. The caller writes an outcome's entries in one transaction before it rep
 that fails the memory is ahead of the journal and the caller must rebuild from the journal.
 
 Guards (settings of the engine, off by default):
-- ``max_mark_age_s`` > 0: an order that would trade, and a liquidation, need a mark of its
-  symbol at most that old. Off: the engine trades and liquidates on whatever mark it has.
+- ``max_mark_age_s`` > 0: an order (resting or not) and a liquidation need a mark of its
+  symbol at most that old, and the market data shows HALTED while any mark is older
+  (``shown_status``): a bid quoted on an old mark would be hit the moment a fresh one
+  comes. Off: the engine trades and liquidates on whatever mark it has.
 - ``dedupe``: an order whose (acct, cid) was accepted before gets that first reply again.
   Off: a retried order is a new order.
 """
@@ -183,6 +185,12 @@ class Exchange:
             return f"the {sym} mark is {age:.1f} s old (limit {self.max_mark_age_s:g} s)"
         return None
 
+    def shown_status(self, now: float) -> str:
+        """The status the market data shows: HALTED while the guard refuses any symbol."""
+        if any(self.mark_refusal(sym, now) is not None for sym in self.books):
+            return HALTED
+        return self.status
+
     # -- operations ---------------------------------------------------------------------
     def place(self, req: OrderRequest, now: float) -> Outcome:
         key = (req.acct, req.cid)
@@ -230,7 +238,7 @@ class Exchange:
             held = pos.size if pos else Decimal(0)
             if not (held and (held > 0) != (req.side == BUY) and req.sz <= abs(held)):
                 return "the market is REDUCE_ONLY: only orders that reduce a position"
-        return self.mark_refusal(req.sym, now) if crosses else None
+        return self.mark_refusal(req.sym, now)
 
     def _trade(
         self, now: float, req: OrderRequest, ref: int, maker: Resting, size: Decimal

@@ -337,7 +337,9 @@ def test_a_step_that_cannot_be_expressed_is_exit_2_naming_it(
 
 def test_the_runbook_steps_share_answers_through_a_configmap_of_the_run(tmp_path: Path) -> None:
     out = export(tmp_path, RESPONSE, variant="mitigated")
-    objects = [o for p in sorted(out.glob("*.yaml")) for o in yaml.safe_load_all(p.read_text()) if o]
+    objects = [
+        o for p in sorted(out.glob("*.yaml")) for o in yaml.safe_load_all(p.read_text()) if o
+    ]
     runbook = [o for o in objects if o["metadata"]["name"] == "tradechaos-runbook"]
     assert len(runbook) == 1 and runbook[0]["kind"] == "ConfigMap"
     assert runbook[0]["data"] == {"runbook.json": "{}"}

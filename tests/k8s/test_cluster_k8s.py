@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_services import FakeService
 from k8s_apiserver import ApiServer
 
 from chaos.k8s.names import RUN_LABEL
@@ -95,6 +96,26 @@ def versions(server: ApiServer, namespace: str, run_id: str) -> dict[str, tuple[
 
 def manifest(folder: Path) -> dict[str, Any]:
     return dict(json.loads((folder / "tradechaos-k8s.json").read_text()))
+
+
+def applied_run(
+    server: ApiServer,
+    tmp_path: Path,
+    namespace: str,
+    experiment: Path,
+    variant: str,
+    cleanup_after: list[str],
+) -> str:
+    """Export one variant into a new namespace, apply it; its run id."""
+    make_namespace(server, namespace)
+    cleanup_after.append(namespace)
+    folder = export(tmp_path, namespace, experiment, variant=variant)
+    applied = tradechaos(
+        server, "k8s", "apply", str(folder), "--allow-namespace", namespace,
+        "--allow-context", "local",
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    return str(manifest(folder)["run_id"])
 
 
 @pytest.fixture
@@ -358,15 +379,7 @@ def test_kubeops_moves_links_scales_and_copies_a_database(
     from chaos.k8s.kubeops import KubeOps
 
     namespace = "tc-kubeops"
-    make_namespace(apiserver, namespace)
-    cleanup_after.append(namespace)
-    folder = export(tmp_path, namespace, PARADEX, variant="vulnerable")
-    run_id = manifest(folder)["run_id"]
-    applied = tradechaos(
-        apiserver, "k8s", "apply", str(folder), "--allow-namespace", namespace,
-        "--allow-context", "local",
-    )  # fmt: skip
-    assert applied.returncode == 0, applied.stderr
+    run_id = applied_run(apiserver, tmp_path, namespace, PARADEX, "vulnerable", cleanup_after)
     ops = KubeOps(apiserver.client(), namespace, run_id)
     assert ops.link_server("oracle-db") == "db"
     with pytest.raises(StackError, match=r"db2: not at 1 ready replicas after 0\.5s"):
@@ -386,72 +399,14 @@ def test_kubeops_moves_links_scales_and_copies_a_database(
     assert ops.replicas("oracle") == 0
 
 
-class RunbookSequencer:
-    """A stand-in for the sequencer's response API: answers a snapshot with where the log
-    and the chain stand, and records what each rollback asked for."""
-
-    def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.rollbacks: list[Any] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self._answer({"status": "ok"})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"null")
-                if self.path == "/admin/snapshot":
-                    self._answer({"snapshot": body["label"], "seq": 42, "chain_height": 7})
-                elif self.path == "/admin/rollback":
-                    outer.rollbacks.append(body)
-                    self._answer({"rollback": 1, "to_seq": body["seq"]})
-                else:
-                    self._answer({"error": "not here"}, 404)
-
-            def _answer(self, body: Any, status: int = 200) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/health"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_a_rollback_task_reads_the_snapshot_an_earlier_task_took(
     apiserver: ApiServer, tmp_path: Path, cleanup_after: list[str]
 ) -> None:
     """Each Task is its own pod: the snapshot step's answer reaches the chain_rollback step
     through the run's runbook ConfigMap (the export creates it; the Role lets steps patch it)."""
     namespace = "tc-runbook"
-    make_namespace(apiserver, namespace)
-    cleanup_after.append(namespace)
-    folder = export(tmp_path, namespace, RESPONSE, variant="mitigated")
-    run_id = manifest(folder)["run_id"]
-    applied = tradechaos(
-        apiserver, "k8s", "apply", str(folder), "--allow-namespace", namespace,
-        "--allow-context", "local",
-    )  # fmt: skip
-    assert applied.returncode == 0, applied.stderr
-    sequencer = RunbookSequencer()
+    run_id = applied_run(apiserver, tmp_path, namespace, RESPONSE, "mitigated", cleanup_after)
+    sequencer = FakeService().start()
     try:
         common = ["--namespace", namespace, "--run-id", run_id, "--service-url",
                   f"sequencer={sequencer.url}"]  # fmt: skip
@@ -464,9 +419,8 @@ def test_a_rollback_task_reads_the_snapshot_an_earlier_task_took(
         assert back.returncode == 0, back.stderr
     finally:
         sequencer.close()
-    assert [(r["snapshot"], r["seq"], r["chain_height"]) for r in sequencer.rollbacks] == [
-        ("pre", 42, 7)
-    ]
+    rollbacks = sequencer.posted("/admin/rollback")
+    assert [(r["snapshot"], r["seq"], r["chain_height"]) for r in rollbacks] == [("pre", 42, 7)]
     from kubernetes import client
 
     stored = client.CoreV1Api(apiserver.client()).read_namespaced_config_map(
@@ -485,7 +439,7 @@ def test_a_rollback_without_the_runbook_configmap_fails_in_one_sentence(
     namespace = "tc-runbook-missing"
     make_namespace(apiserver, namespace)
     cleanup_after.append(namespace)
-    sequencer = RunbookSequencer()
+    sequencer = FakeService().start()
     try:
         back = tradechaos(
             apiserver, "step", "chain_rollback", "--param", 'to="pre"', "--namespace", namespace,
@@ -495,4 +449,4 @@ def test_a_rollback_without_the_runbook_configmap_fails_in_one_sentence(
         sequencer.close()
     assert back.returncode != 0 and "Traceback" not in back.stderr
     assert "the runbook ConfigMap tradechaos-runbook of run nope" in back.stderr, back.stderr
-    assert sequencer.rollbacks == []
+    assert sequencer.posted("/admin/rollback") == []

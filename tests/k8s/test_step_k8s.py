@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_services import FakeService
 
 from chaos.cli import main
 from chaos.k8s.abort import HealthAbort
@@ -20,56 +19,6 @@ from chaos.k8s.records import main as records_main
 from chaos.k8s.records import split
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class FakeService:
-    """A stand-in for the feeds and the sequencer (their admin HTTP API only)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, Any]] = []
-        self.mode = "normal"
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, body: Any, status: int = 200) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _body(self) -> Any:
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length) or b"null")
-
-            def do_GET(self) -> None:
-                outer.calls.append(("GET", self.path, None))
-                if self.path == "/mode":
-                    self._answer({"mode": outer.mode})
-                else:
-                    self._answer({"status": "ok", "venues": []})
-
-            def do_POST(self) -> None:
-                body = self._body()
-                outer.calls.append(("POST", self.path, body))
-                if self.path == "/admin/mode":
-                    outer.mode = body["mode"]
-                self._answer({"id": "fault-1"})
-
-            def do_DELETE(self) -> None:
-                outer.calls.append(("DELETE", self.path, None))
-                self._answer({})
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/health"
 
 
 @pytest.fixture

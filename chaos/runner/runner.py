@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chaos import __version__
 from chaos.errors import (
@@ -42,6 +42,14 @@ from chaos.runner.progress import Progress
 from chaos.runner.schedule import Clock, Schedule, StepRun
 from chaos.runner.signals import SignalGuard, Terminated
 
+if TYPE_CHECKING:
+    from chaos.backends.base import Backend
+    from chaos.experiment.model import LoadSpec, Step
+    from chaos.faults.base import Fault, FaultContext
+    from chaos.host.runs import RunFolder
+    from chaos.load.driver import LoadSample
+    from chaos.stackfile.definition import StackDefinition
+
 
 @dataclass
 class RunOptions:
@@ -58,22 +66,39 @@ class RunOptions:
     load_workers: int | None = None  # --load-workers: instead of the experiment's load.workers
 
 
+class RunLoad(Protocol):
+    """What a run asks of its load (``chaos.load.driver.LoadDriver``)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def sample(self) -> LoadSample: ...
+    def summary(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class Deps:
     """The seams to the other modules (defaults in ``chaos.runner.wiring``)."""
 
-    definition: Callable[..., Any] = wiring.definition
-    run_folder: Callable[..., Any] = wiring.run_folder
-    backend: Callable[..., Any] = wiring.backend
-    fund_accounts: Callable[..., int] = wiring.fund_accounts
-    load: Callable[..., Any] = wiring.load
-    fault_context: Callable[..., Any] = wiring.fault_context
-    fault: Callable[..., Any] = wiring.fault
-    export_history: Callable[..., None] = wiring.export_history
-    export_checks: Callable[..., int] = wiring.export_checks
-    check: Callable[..., list[dict[str, Any]]] = wiring.check
-    reports: Callable[..., Any] = wiring.reports
-    harm: Callable[..., dict[str, Any]] = field(
+    definition: Callable[[Experiment, Variant], StackDefinition] = wiring.definition
+    run_folder: Callable[[Path, str, str], RunFolder] = wiring.run_folder
+    backend: Callable[[str, StackDefinition, RunFolder, Mapping[str, str], str | None], Backend] = (
+        wiring.backend
+    )
+    fund_accounts: Callable[[Backend, StackDefinition], int] = wiring.fund_accounts
+    load: Callable[[Backend, StackDefinition, RunFolder, int, LoadSpec], RunLoad | None] = (
+        wiring.load
+    )
+    fault_context: Callable[
+        [Backend, Recorder, StackDefinition, random.Random, RunLoad | None], FaultContext
+    ] = wiring.fault_context
+    fault: Callable[[Step, FaultContext], Fault] = wiring.fault
+    export_history: Callable[[StackDefinition, Path, Backend], None] = wiring.export_history
+    export_checks: Callable[[Experiment, StackDefinition, Path, Backend], int] = (
+        wiring.export_checks
+    )
+    check: Callable[[Path, tuple[str, ...], Mapping[str, Any]], list[dict[str, Any]]] = wiring.check
+    reports: Callable[[Path, Mapping[str, Any]], Mapping[str, Path]] = wiring.reports
+    harm: Callable[[Path, Mapping[str, Any]], dict[str, Any]] = field(
         default=lambda run_dir, params: _harm(run_dir, params)
     )
 
@@ -231,7 +256,12 @@ def _lifecycle(
     rng = random.Random(fault_seed)
     ctx = deps.fault_context(backend, recorder, definition, rng, load) if needs_faults else None
     clock = Clock()
-    schedule = Schedule(state.runs, lambda step: deps.fault(step, ctx), clock, progress.event)
+
+    def build(step: Step) -> Fault:
+        assert ctx is not None, "a step runs only when some step is not skipped"
+        return deps.fault(step, ctx)
+
+    schedule = Schedule(state.runs, build, clock, progress.event)
     stack.callback(_heal, schedule, state)
     progress.active = lambda: schedule.active
     progress.set_phase("method", experiment.duration_s)

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import random
+
     from chaos.backends.base import Backend
-    from chaos.experiment.model import Experiment, LoadSpec, Variant
+    from chaos.experiment.model import Experiment, LoadSpec, Step, Variant
     from chaos.faults.base import Fault, FaultContext
+    from chaos.history.recorder import Recorder
     from chaos.host.runs import RunFolder
     from chaos.load.driver import LoadDriver
     from chaos.stackfile.definition import StackDefinition
@@ -93,7 +96,11 @@ def fund_accounts(backend: Backend, stack: StackDefinition) -> int:
 
 
 def fault_context(
-    backend: Backend, recorder: Any, stack: StackDefinition, rng: Any, load: Any
+    backend: Backend,
+    recorder: Recorder,
+    stack: StackDefinition,
+    rng: random.Random,
+    load: object | None,
 ) -> FaultContext:
     from chaos.faults.base import FaultContext
     from chaos.proxy.client import ToxiproxyClient
@@ -102,7 +109,7 @@ def fault_context(
     return FaultContext(backend, proxy, recorder, stack, rng=rng, load=load)
 
 
-def fault(step: Any, ctx: FaultContext) -> Fault:
+def fault(step: Step, ctx: FaultContext) -> Fault:
     from chaos.faults.build import build
 
     return build(step, ctx)
@@ -146,7 +153,7 @@ def tolerances(params: Mapping[str, Any]) -> dict[str, Any]:
     return dict(CheckParams.from_mapping(params).to_dict())
 
 
-def reports(run_dir: Path, journal: Mapping[str, Any]) -> Any:
+def reports(run_dir: Path, journal: Mapping[str, Any]) -> dict[str, Path]:
     from chaos.report import write_reports
 
     return write_reports(Path(run_dir), journal)

@@ -18,7 +18,9 @@ from chaos.backends.base import Endpoint, ServiceStatus
 from chaos.errors import StackError
 from chaos.experiment.loader import load
 from chaos.experiment.model import Experiment, Step, Variant
+from chaos.faults.base import FaultContext
 from chaos.load.driver import LoadSample
+from chaos.proxy.client import ToxiproxyClient
 from chaos.runner.runner import Deps, RunOptions, RunResult, execute_variant, judge
 from chaos.runner.signals import SignalGuard
 from chaos.stackfile.bindings import AccountsBinding, Bindings
@@ -93,6 +95,57 @@ class FakeBackend:
     def link_endpoint(self, link: str) -> Endpoint:
         return Endpoint("127.0.0.1", 9)
 
+    # the rest of the Backend protocol: the runner's lifecycle reaches none of it (the
+    # faults under test are fakes too)
+    def start(self, service: str, timeout_s: float = 30.0) -> None:
+        raise AssertionError(f"start {service}: not faked")
+
+    def stop(self, service: str, grace_s: float | None = None) -> None:
+        raise AssertionError(f"stop {service}: not faked")
+
+    def kill(self, service: str) -> None:
+        raise AssertionError(f"kill {service}: not faked")
+
+    def signal(self, service: str, signum: int) -> None:
+        raise AssertionError(f"signal {service}: not faked")
+
+    def pause(self, service: str) -> None:
+        raise AssertionError(f"pause {service}: not faked")
+
+    def resume(self, service: str) -> None:
+        raise AssertionError(f"resume {service}: not faked")
+
+    def throttle(self, service: str, cpu_fraction: float | None) -> None:
+        raise AssertionError(f"throttle {service}: not faked")
+
+    def restart(self, service: str, downtime_s: float = 0.0, timeout_s: float = 30.0) -> None:
+        raise AssertionError(f"restart {service}: not faked")
+
+    def wait_healthy(self, service: str, timeout_s: float = 30.0) -> None:
+        raise AssertionError(f"wait_healthy {service}: not faked")
+
+    def add_service(self, spec: ServiceSpec, timeout_s: float = 30.0) -> Endpoint:
+        raise AssertionError(f"add_service {spec.name}: not faked")
+
+    def is_running(self, service: str) -> bool:
+        return self.running
+
+    def pid(self, service: str) -> int | None:
+        return None
+
+    def endpoint(self, service: str) -> Endpoint:
+        return Endpoint("127.0.0.1", 9)
+
+    def set_link_upstream(self, link: str, upstream: Endpoint) -> None:
+        raise AssertionError(f"set_link_upstream {link}: not faked")
+
+    def logs(self, service: str, tail: int = 50) -> str:
+        return ""
+
+    @property
+    def toxiproxy_url(self) -> str:
+        return "http://127.0.0.1:9"
+
 
 class FakeLoad:
     def __init__(self, events: Events, error_rate: float = 0.0) -> None:
@@ -158,16 +211,22 @@ def make_deps(
             check_hook()
         return [_verdict(n, valid[n]) for n in invariants]
 
+    def reports(run_dir: Path, journal: Mapping[str, Any]) -> dict[str, Path]:
+        events.add("reports")
+        return {}
+
     return Deps(
         definition=lambda experiment, variant: FAKE_STACK,
         backend=lambda *a: FakeBackend(events, fail_start),
         fund_accounts=lambda *a: 0,
         load=lambda *a: FakeLoad(events, error_rate),
-        fault_context=lambda *a: None,
+        fault_context=lambda backend, recorder, definition, rng, load: FaultContext(
+            backend, ToxiproxyClient(backend.toxiproxy_url), recorder, definition, rng=rng
+        ),
         fault=lambda step, ctx: FakeFault(step, events, behaviour or {}),
         export_history=lambda definition, run_dir, backend: events.add("export"),
         check=check,
-        reports=lambda run_dir, journal: events.add("reports"),
+        reports=reports,
     )
 
 

@@ -10,8 +10,12 @@ from typing import Any
 
 from test_runner_lifecycle import Events, FakeLoad, experiment, make_deps
 
+from chaos.backends.base import Backend
+from chaos.experiment.model import LoadSpec
+from chaos.host.runs import RunFolder
 from chaos.runner.runner import RunOptions, execute_variant
 from chaos.runner.signals import SignalGuard
+from chaos.stackfile.definition import StackDefinition
 
 
 def run(tmp_path: Path, load_workers: int | None) -> tuple[Any, list[Any]]:
@@ -19,7 +23,9 @@ def run(tmp_path: Path, load_workers: int | None) -> tuple[Any, list[Any]]:
     specs: list[Any] = []
     deps = make_deps(events)
 
-    def load(backend: Any, definition: Any, folder: Any, seed: int, spec: Any) -> FakeLoad:
+    def load(
+        backend: Backend, definition: StackDefinition, folder: RunFolder, seed: int, spec: LoadSpec
+    ) -> FakeLoad:
         specs.append(spec)
         return FakeLoad(events)
 

@@ -100,13 +100,19 @@ def test_coinbase_product_ticker_one_request_per_symbol() -> None:
 
 
 def test_devfeed_lists_several_venues_in_one_answer() -> None:
-    body = {"ts": 1.0, "venues": [{"venue": 0, "market": "BTC-USD", "price": 60000.0},
-                                  {"venue": 1, "market": "BTC-USD", "price": 60010},
-                                  {"venue": 1, "market": "ETH-USD", "price": 3000.0}]}  # fmt: skip
+    listed: list[dict[str, object]] = [
+        {"venue": 0, "market": "BTC-USD", "price": 60000.0},
+        {"venue": 1, "market": "BTC-USD", "price": 60010},
+        {"venue": 1, "market": "ETH-USD", "price": 3000.0},
+    ]
+    body = {"ts": 1.0, "venues": listed}
     quotes = venues.read("devfeed", 200, body, {"BTC-USD": "BTC-USD"}, "4")
     assert [(q.px, q.source) for q in quotes] == [(60000.0, "4.0"), (60010.0, "4.1")]
     with pytest.raises(VenueError, match="HTTP 503"):
         venues.read("devfeed", 503, {"error": "venue unavailable"}, {"BTC-USD": "BTC-USD"}, "4")
+    more = {"ts": 1.0, "venues": [*listed, {"venue": 2, "market": "BTC-USD", "price": "NaN"}]}
+    kept = venues.read("devfeed", 200, more, {"BTC-USD": "BTC-USD"}, "4")
+    assert [q.source for q in kept] == ["4.0", "4.1"]  # one bad quote drops only itself
 
 
 def test_a_binance_request_lists_its_symbols_as_json() -> None:

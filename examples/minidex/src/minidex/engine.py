@@ -187,7 +187,8 @@ class Engine:
         books = exchange.books.items()
         return reply(
             {
-                "status": exchange.shown_status(time.time()),
+                "status": exchange.status,
+                "trading": exchange.shown_status(time.time()),
                 "marks": {s: {"px": str(m.px), "at": m.at} for s, m in exchange.marks.items()},
                 "book": {
                     s: {"bid": _str(b.best("BUY")), "ask": _str(b.best("SELL"))} for s, b in books

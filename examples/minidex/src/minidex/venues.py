@@ -200,6 +200,9 @@ def devfeed(status: int, body: Any, symbols: Mapping[str, str], source: str) -> 
         name = entry.get("market") if isinstance(entry, dict) else None
         sym = ours.get(name) if isinstance(name, str) else None
         if sym is not None:
-            price = number(entry.get("price"), f"devfeed {name}")
+            try:
+                price = number(entry.get("price"), f"devfeed {name}")
+            except VenueError:
+                continue  # that venue's quote only: the others in the answer still count
             quotes.append(Quote(sym, price, f"{source}.{entry.get('venue')}"))
     return quotes

@@ -11,7 +11,7 @@ Contract
 - ``process_id(worker, local)`` is the client-op ``process`` of a worker's ``local``-th user
   (1-based): ``local`` itself in a single process (``worker`` None: today's ids), else
   ``worker * PROCESS_BLOCK + local``. Worker blocks never overlap (at most ``MAX_USERS``
-  users per worker) and stay below the adversaries' ``ADVERSARY_PROCESS``, so process ids,
+  users per worker) and stay below the faults' traders (``FAULT_PROCESSES``), so process ids,
   and the client_order_ids ``u<process>-<n>`` made from them, are unique across workers.
 """
 
@@ -22,7 +22,10 @@ from collections.abc import Sequence
 PROCESS_BLOCK = 10_000  # client-op process ids of worker w: w * PROCESS_BLOCK + 1 ...
 MAX_USERS = PROCESS_BLOCK  # load.users is at most 10000: no worker outgrows its block
 MAX_WORKERS = 64
-ADVERSARY_PROCESS = 900_000  # the adversarial-orders fault's ids (chaos.faults.market)
+ADVERSARY_PROCESS = 900_000  # the adversarial-orders fault's ids: 900000 + account
+TRIGGER_PROCESS = 800_000  # trigger_orders' traders: 800000 + account (chaos.faults.market)
+# every id from here up is a fault's trader, not the load's (worker blocks stay below)
+FAULT_PROCESSES = min(ADVERSARY_PROCESS, TRIGGER_PROCESS)
 DEFAULT_TRADERS = tuple(range(1, 37))  # the accounts traded when nothing says otherwise
 
 
@@ -55,7 +58,7 @@ def process_id(worker: int | None, local: int) -> int:
     if local > PROCESS_BLOCK:
         raise ValueError(f"worker {worker} runs more than {PROCESS_BLOCK} users")
     process = worker * PROCESS_BLOCK + local
-    if worker < 0 or process >= ADVERSARY_PROCESS:
-        last = ADVERSARY_PROCESS // PROCESS_BLOCK - 1
+    if worker < 0 or process >= FAULT_PROCESSES:
+        last = FAULT_PROCESSES // PROCESS_BLOCK - 1
         raise ValueError(f"worker index {worker} is outside 0..{last}")
     return process

@@ -38,14 +38,12 @@ from chaos.bindings.orders import (
 )
 from chaos.errors import FaultError
 from chaos.experiment.actions import ActionInfo, StepLike
+from chaos.experiment.partition import ADVERSARY_PROCESS, TRIGGER_PROCESS
 from chaos.faults import http
 from chaos.faults.base import FaultContext, RecordedFault, step_target
 from chaos.faults.data import venues_of
 from chaos.faults.process import _seconds
 from chaos.load.ops import op_record
-
-ADVERSARY_PROCESS = 900_000  # client-op process ids of adversaries: 900000 + account
-TRIGGER_PROCESS = 800_000  # of trigger_orders' traders: 800000 + account
 
 
 class PriceMove(RecordedFault):

@@ -9,8 +9,9 @@ Contract
   (what the runner wrote there itself: the adversarial-orders fault's operations) and
   every record of every worker file, interleaved by ``time`` with ``heapq.merge``: the
   records of any one file keep their order, so each invoke is still followed by its one
-  completion whatever the clocks did, and the whole file is in time order as the History
-  reader promises. A record of a worker file without ``worker`` gets it.
+  completion whatever the clocks did, and the whole file is in time order when each
+  worker's file is (a worker whose clock stepped back keeps its own order instead). A
+  record of a worker file without ``worker`` gets it.
 - The merge is idempotent (records with ``worker`` already in ``client.jsonl`` are dropped
   and taken again from the worker files, which are kept) and atomic (a temporary file and
   ``chaos.files.atomic``: a crash leaves the old ``client.jsonl`` and the worker files, never half
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.experiment.partition import ADVERSARY_PROCESS
+from chaos.experiment.partition import FAULT_PROCESSES
 from chaos.files.atomic import replace_jsonl
 
 CLIENT_FILE = "client.jsonl"
@@ -75,9 +76,10 @@ def merge_client_history(history_dir: Path | str, workers: Sequence[int]) -> Pat
 
 
 def is_adversary(op: dict[str, Any]) -> bool:
-    """An operation of the adversarial-orders fault, not of the load's traders."""
+    """An operation of a fault's traders (adversarial orders, trigger_orders), not of the
+    load's."""
     process = op.get("process")
-    return bool(op.get("adversary")) or (isinstance(process, int) and process >= ADVERSARY_PROCESS)
+    return bool(op.get("adversary")) or (isinstance(process, int) and process >= FAULT_PROCESSES)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     distributed.add_argument("--master-port", type=int, default=5557)
     distributed.add_argument("--start-timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
+    if args.history_stdout and args.role != "worker":
+        parser.error("--history-stdout is for a worker (a local load writes --history-dir)")
     if args.role != "master" and args.history_dir is None and not args.history_stdout:
         parser.error("--history-dir (or, for a worker, --history-stdout) is required")
     if args.role in ("local", "master") and not args.host:

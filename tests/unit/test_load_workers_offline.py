@@ -20,7 +20,9 @@ from chaos.errors import BadInput, InvalidExperiment
 from chaos.experiment.loader import load
 from chaos.experiment.partition import (
     ADVERSARY_PROCESS,
+    FAULT_PROCESSES,
     PROCESS_BLOCK,
+    TRIGGER_PROCESS,
     process_id,
     worker_accounts,
 )
@@ -68,13 +70,22 @@ def test_process_ids_are_unique_across_workers_and_below_the_adversaries() -> No
     assert [process_id(None, n) for n in (1, 2, 3)] == [1, 2, 3]  # one process: as before
     ids = [process_id(w, n) for w in range(64) for n in (1, 2, PROCESS_BLOCK)]
     assert len(set(ids)) == len(ids)
-    assert max(ids) < ADVERSARY_PROCESS
+    assert max(ids) < FAULT_PROCESSES == TRIGGER_PROCESS < ADVERSARY_PROCESS
     coids = {f"u{p}-1" for p in ids}  # the locustfile's client_order_ids
     assert len(coids) == len(ids)
     with pytest.raises(ValueError):
         process_id(0, PROCESS_BLOCK + 1)
-    with pytest.raises(ValueError):
-        process_id(ADVERSARY_PROCESS // PROCESS_BLOCK, 1)
+    with pytest.raises(ValueError):  # worker 80's block would hold trigger_orders' ids
+        process_id(TRIGGER_PROCESS // PROCESS_BLOCK, 1)
+
+
+def test_the_faults_traders_are_not_the_loads() -> None:
+    """trigger_orders' and the adversaries' ops are left out of the load's ops count."""
+    from chaos.load.merge import is_adversary
+
+    assert is_adversary({"process": TRIGGER_PROCESS + 31})
+    assert is_adversary({"process": ADVERSARY_PROCESS + 37})
+    assert not is_adversary({"process": 63 * PROCESS_BLOCK + PROCESS_BLOCK})
 
 
 # -- merging -----------------------------------------------------------------------------

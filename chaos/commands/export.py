@@ -40,7 +40,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--run-id", default=None, help="the run label (one file and variant)")
     parser.add_argument("--image", default=None, help="the stack image (tradechaos/stack:latest)")
-    parser.add_argument("--load-workers", type=int, default=2, help="Locust worker replicas")
+    parser.add_argument(
+        "--load-workers",
+        type=int,
+        default=None,
+        help="Locust worker replicas (default: the experiment's load.workers, at least 1; 2 "
+        "when it has none)",
+    )
     parser.add_argument("--cluster-domain", default="cluster.local")
     parser.set_defaults(handler=handle)
 
@@ -53,7 +59,7 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.stack != "reference":
         raise BadInput(f"--stack {args.stack!r}: only the reference stack until stack files land")
-    if args.load_workers < 1:
+    if args.load_workers is not None and args.load_workers < 1:
         raise BadInput("--load-workers must be at least 1")
     experiments = [load(path) for path in args.files]
     pairs = []

@@ -28,6 +28,7 @@ from chaos.commands.stackargs import (
     stack_path,
 )
 from chaos.errors import EXIT_OK, BadInput, FaultError, InfrastructureError, StackError
+from chaos.k8s.names import RUNBOOK_ACTIONS
 
 if TYPE_CHECKING:
     from chaos.k8s.kubeops import KubeOps
@@ -40,11 +41,6 @@ EXAMPLE = """examples:
 
 exit codes: 0 done (and healed), 2 bad input, 3 the step failed or a service never became
 healthy."""
-
-
-# runbook steps whose answers later steps read (chaos.faults.response): kept in the run's
-# runbook ConfigMap on Kubernetes, where every step is its own pod
-RUNBOOK_ACTIONS = ("snapshot", "chain_rollback", "replay")
 
 
 def register(subparsers: Any) -> None:
@@ -153,6 +149,7 @@ def _run_step(args: argparse.Namespace, backend: Any, definition: Any, kube: Kub
         backend, LinkTable(backend), StdoutRecorder(), definition, rng=random.Random(args.seed)
     )
     runbook = kube if args.action in RUNBOOK_ACTIONS else None
+    told: dict[str, dict[str, Any]] = {}
     from chaos.faults.build import build
 
     fault = build(step, ctx)
@@ -160,12 +157,13 @@ def _run_step(args: argparse.Namespace, backend: Any, definition: Any, kube: Kub
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         if runbook is not None:  # what earlier Task pods of the run told (a snapshot's answer)
-            ctx.runbook.update(runbook.read_runbook())
+            told = runbook.read_runbook()
+            ctx.runbook.update(told)
         fault.inject()
+        if runbook is not None:  # what this step tells later ones, before any hold
+            runbook.write_runbook({k: v for k, v in ctx.runbook.items() if told.get(k) != v})
         if args.hold > 0:
             stop.wait(args.hold)  # the fault holds; SIGTERM (Workflow deleted) ends it early
-        if runbook is not None:
-            runbook.write_runbook(ctx.runbook)
     except (FaultError, StackError) as err:
         raise InfrastructureError(f"step {step.id} ({step.action}) failed: {err}") from None
     finally:

@@ -39,8 +39,7 @@ FILES = ("00-run.yaml", "10-stack.yaml", "20-load.yaml", "30-workflow.yaml")
 MANIFEST = "tradechaos-k8s.json"
 # steps whose `tradechaos step` uses the Kubernetes API: db_upgrade moves workloads; the
 # runbook's steps keep what later ones read (a snapshot's answer) in the run's ConfigMap
-RUNBOOK_ACTIONS = ("snapshot", "chain_rollback", "replay")
-KUBE_ACTIONS = ("db_upgrade", *RUNBOOK_ACTIONS)
+KUBE_ACTIONS = ("db_upgrade", *names.RUNBOOK_ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class ExportOptions:
     namespace: str
     run_id: str | None = None
     image: str | None = None
-    load_workers: int = 2
+    load_workers: int | None = None  # None: the experiment's load.workers (2 when 0)
     cluster_domain: str = "cluster.local"
 
 
@@ -134,8 +133,15 @@ def export_variant(
     )
     steps = experiment.steps_for(variant.name)
     rbac = any(step.action in KUBE_ACTIONS for step in steps)
-    runbook = any(step.action in RUNBOOK_ACTIONS for step in steps)
-    load = LoadSettings(experiment.load.users, experiment.load.spawn_rate, options.load_workers)
+    runbook = any(step.action in names.RUNBOOK_ACTIONS for step in steps)
+    load = LoadSettings(
+        experiment.load.users,
+        experiment.load.spawn_rate,
+        options.load_workers or experiment.load.workers or 2,
+        seed=load_seed,
+        accounts=_load_accounts(experiment, stack.definition),
+        retry_unknown=experiment.load.retry_unknown,
+    )
     groups = [
         manifests.run_objects(stack, target, run, round(now, 3), rbac, runbook=runbook),
         manifests.stack_objects(stack, target, run),
@@ -187,3 +193,11 @@ def table(result: Exported) -> str:
             f"{row.resources} [{row.template}]"
         )
     return "\n".join(lines)
+
+
+def _load_accounts(experiment: Experiment, definition: StackDefinition) -> tuple[int, ...]:
+    """The traders' accounts, as a local run deals them (``chaos.runner.wiring.load``)."""
+    if experiment.load.accounts:
+        return tuple(range(1, experiment.load.accounts + 1))
+    accounts = definition.bindings.accounts
+    return tuple(accounts.traders) if accounts is not None else tuple(range(1, 37))

@@ -10,9 +10,9 @@ Contract (``chaos.k8s.stepbackend.KubeControl``)
 - ``point_link(link, server)`` re-points the link's Service at ``server``'s pods;
   ``link_server(link)`` says where it points now.
 - ``read_runbook()`` / ``write_runbook(entries)``: what the runbook's steps tell later ones
-  (``"snapshot:<label>"`` -> its answer), kept as JSON in the run's runbook ConfigMap
-  (created empty by the export; a Task step runs in its own pod, so nothing else carries
-  it from one step to the next). ``StackError`` when it is missing or unreadable.
+  (``"snapshot:<label>"`` -> its answer), kept in the run's runbook ConfigMap, one data key
+  per entry (created empty by the export; a Task step runs in its own pod, so nothing else
+  carries it from one step to the next). ``StackError`` when it is missing or unreadable.
 Objects are found by the run label and the ``app.kubernetes.io/name`` label; every call
 has a timeout. Needs the Role the export adds (``tradechaos-step``).
 """
@@ -20,7 +20,9 @@ has a timeout. Needs the Role the export adds (``tradechaos-step``).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import re
 import time
 from typing import Any
 
@@ -191,26 +193,46 @@ class KubeOps:
                 f"the runbook ConfigMap {names.RUNBOOK_CONFIGMAP} of run {self.run_id} "
                 f"({self.namespace}) could not be read: {_reason(err)}"
             ) from None
-        text = (found.data or {}).get(names.RUNBOOK_KEY) or "{}"
-        try:
-            entries = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise StackError(f"the runbook ConfigMap holds no JSON object: {err}") from None
-        if not isinstance(entries, dict):
-            raise StackError("the runbook ConfigMap holds no JSON object")
-        return {str(k): v for k, v in entries.items() if isinstance(v, dict)}
+        entries: dict[str, dict[str, Any]] = {}
+        for data_key, text in sorted((found.data or {}).items()):
+            try:
+                item = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise StackError(
+                    f"the runbook ConfigMap's entry {data_key} is not JSON: {err}"
+                ) from None
+            if isinstance(item, dict) and isinstance(item.get("answer"), dict):
+                entries[str(item.get("key"))] = item["answer"]
+        return entries
 
     def write_runbook(self, entries: dict[str, dict[str, Any]]) -> None:
-        body = {"data": {names.RUNBOOK_KEY: json.dumps(entries, sort_keys=True, default=str)}}
+        """Add (or replace) ``entries``, each under a data key of its own: a merge patch,
+        so steps in parallel branches of the Workflow never undo each other's."""
+        if not entries:
+            return
+        data = {
+            _data_key(key): json.dumps({"key": key, "answer": answer}, default=str)
+            for key, answer in entries.items()
+        }
         try:
             self.core.patch_namespaced_config_map(
-                names.RUNBOOK_CONFIGMAP, self.namespace, body, _request_timeout=REQUEST_TIMEOUT_S
+                names.RUNBOOK_CONFIGMAP,
+                self.namespace,
+                {"data": data},
+                _request_timeout=REQUEST_TIMEOUT_S,
             )
         except Exception as err:
             raise StackError(
                 f"the runbook ConfigMap {names.RUNBOOK_CONFIGMAP} of run {self.run_id} "
                 f"could not be written: {_reason(err)}"
             ) from None
+
+
+def _data_key(key: str) -> str:
+    """A ConfigMap data key (``[-._a-zA-Z0-9]+``) for a runbook key such as ``snapshot:pre``:
+    its readable part and a digest of the whole (two keys never share one)."""
+    readable = re.sub(r"[^-._a-zA-Z0-9]+", "-", key).strip("-.")[:200] or "entry"
+    return f"{readable}.{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def _reason(err: Exception) -> str:

@@ -1,7 +1,11 @@
 """The load on Kubernetes: a Locust master (Deployment + Service) and a worker Deployment
 with ``workers`` replicas, the workers labelled as the ``clients`` end of links (so a fault
-on ``clients-sequencer`` selects them). When ``chaos.load.worker`` grows a Locust
-master/worker mode (issue 18 item 3), only the two commands below change.
+on ``clients-sequencer`` selects them). Both run ``chaos.load.worker`` (``--role master``
+and ``--role worker``), the same processes as a local ``load.workers`` run: Locust's own
+distributed protocol, the traders shaped by the stack file's orders binding, each worker
+trading for its share of the accounts (Locust's worker index: the replicas are alike) and
+printing its client ops on stdout (``--history-stdout``), which the README's collect step
+turns into ``client.jsonl`` (``chaos.k8s.records``).
 """
 
 from __future__ import annotations
@@ -18,26 +22,40 @@ class LoadSettings:
     users: int
     spawn_rate: float
     workers: int
+    seed: int = 0
+    accounts: tuple[int, ...] = tuple(range(1, 37))
+    retry_unknown: bool = True
+
+
+MASTER_START_TIMEOUT_S = 600  # the master waits this long for its workers' pods
 
 
 def load_objects(stack: K8sStack, target: Target, load: LoadSettings, image: str) -> list[Obj]:
-    """A Locust master (Deployment + Service) and ``workers`` worker replicas.
-
-    The commands are Locust's own distributed mode on the project's locustfile; the client
-    history of each worker is not written by plain ``locust`` (see docs/kubernetes.md)."""
-    _, links = endpoints(stack, target)
+    """A Locust master (Deployment + Service) and ``workers`` worker replicas."""
+    services, links = endpoints(stack, target)
     host = links[stack.load_links[0]].url if stack.load_links else ""
+    venues = [v for v in stack.definition.builtins("venues") if v in services]
     master_labels = names.labels(stack.name, target.run_id, LOAD_MASTER, "locust-master")
     worker_labels = names.labels(stack.name, target.run_id, CLIENTS, "locust-worker")
+    common = [
+        "--seed", str(load.seed), "--users", str(load.users),
+        "--spawn-rate", f"{load.spawn_rate:g}", "--accounts", ",".join(map(str, load.accounts)),
+        "--workers", str(load.workers), "--master-port", str(LOCUST_PORT),
+        *stack_file_flag(stack),
+    ]  # fmt: skip
+    if not load.retry_unknown:
+        common.append("--no-retry-unknown")
+    if len(stack.load_links) > 1:
+        common += ["--failover", links[stack.load_links[1]].url]
+    if venues:  # the traders' prices when the stack shows none (chaos.load.locustfile)
+        common += ["--venues", services[venues[0]].url]
     master_cmd = [
-        stack.python, "-m", "locust", "-f", stack.locustfile, "--master", "--headless",
-        "--users", str(load.users), "--spawn-rate", f"{load.spawn_rate:g}",
-        "--expect-workers", str(load.workers), "--master-bind-port", str(LOCUST_PORT),
-        "--host", host,
+        stack.python, "-m", "chaos.load.worker", "--role", "master", "--host", host, *common,
+        "--master-bind-host", "0.0.0.0", "--start-timeout", str(MASTER_START_TIMEOUT_S),
     ]  # fmt: skip
     worker_cmd = [
-        stack.python, "-m", "locust", "-f", stack.locustfile, "--worker",
-        "--master-host", target.dns(LOAD_MASTER), "--master-port", str(LOCUST_PORT),
+        stack.python, "-m", "chaos.load.worker", "--role", "worker", *common,
+        "--master-host", target.dns(LOAD_MASTER), "--history-stdout",
     ]  # fmt: skip
 
     def deployment(name: str, labels: dict[str, str], replicas: int, command: list[str]) -> Obj:
@@ -81,3 +99,12 @@ def load_objects(stack: K8sStack, target: Target, load: LoadSettings, image: str
         deployment(LOAD_MASTER, master_labels, 1, master_cmd),
         deployment(LOAD_WORKER, worker_labels, load.workers, worker_cmd),
     ]
+
+
+def stack_file_flag(stack: K8sStack) -> list[str]:
+    """``--stack FILE`` when the stack is not the reference one (the image carries both)."""
+    flags = list(stack.stack_flags)
+    if "--stack" in flags:
+        at = flags.index("--stack")
+        return flags[at : at + 2]
+    return []

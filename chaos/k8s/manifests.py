@@ -355,7 +355,7 @@ def run_objects(
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": meta(target, stack, names.RUNBOOK_CONFIGMAP, "tradechaos", "runbook"),
-                "data": {names.RUNBOOK_KEY: "{}"},
+                "data": {},
             }
         )
     if rbac:

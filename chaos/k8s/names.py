@@ -26,7 +26,8 @@ STEP_LABEL = "tradechaos.io/step"
 MANAGER = "tradechaos"
 # what the runbook's Task steps tell later ones (a snapshot's answer): one ConfigMap per run
 RUNBOOK_CONFIGMAP = "tradechaos-runbook"
-RUNBOOK_KEY = "runbook.json"
+# runbook steps whose answers later steps read (chaos.faults.response)
+RUNBOOK_ACTIONS = ("snapshot", "chain_rollback", "replay")
 
 _NOT_ALLOWED = re.compile(r"[^a-z0-9-]+")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.k8s.names import RUN_LABEL, STEP_LABEL
+from chaos.k8s.names import COMPONENT_LABEL, RUN_LABEL, STEP_LABEL
 
 if TYPE_CHECKING:
     from chaos.k8s.result import Exported
@@ -107,15 +107,17 @@ finished (about the method's duration after the steady state holds). Then:
     kubectl -n {namespace} get configmap tradechaos-run \\
         -o jsonpath='{{.data.run\\.json}}' > $RUN/history/run.json
     kubectl -n {namespace} logs -l {STEP_LABEL},{sel} --tail=-1 > $RUN/steps.jsonl
+    kubectl -n {namespace} logs -l {COMPONENT_LABEL}=locust-worker,{sel} --tail=-1 \\
+        --max-log-requests=64 >> $RUN/steps.jsonl
     python -m chaos.k8s.records $RUN/steps.jsonl $RUN/history
     {forward_lines}
     {history}
     tradechaos check $RUN
 
 The steps' records (faults, world events such as price moves, adversarial orders) come
-from the Task pods' output; the chaos objects' own times are in the Workflow's status.
-The load's client history is not collected yet: plain Locust workers do not write it
-(see docs/kubernetes.md), so invariants that need it come out `unknown`.
+from the Task pods' output, the traders' operations (`client.jsonl`) from the load
+workers' output; `chaos.k8s.records` puts each stream in time order. The chaos objects'
+own times are in the Workflow's status.
 
 ## Clean up
 

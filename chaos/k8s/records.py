@@ -55,6 +55,11 @@ def split(lines: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
+def _time(record: dict[str, Any]) -> float:
+    value = record.get("time")
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:
@@ -65,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         found = split(source.read_text(encoding="utf-8", errors="replace").splitlines())
         history.mkdir(parents=True, exist_ok=True)
         for stream, records in sorted(found.items()):
+            # pods' logs come one pod after another: each stream in time order (stable:
+            # one pod's records keep their order at equal times)
+            records.sort(key=_time)
             with (history / f"{stream}.jsonl").open("a", encoding="utf-8") as out:
                 out.writelines(json.dumps(r, default=str) + "\n" for r in records)
             print(f"{stream}: {len(records)} records")

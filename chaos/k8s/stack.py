@@ -37,7 +37,6 @@ IMAGE = "tradechaos/stack:latest"
 PYTHON = "/opt/tradechaos/bin/python"  # the interpreter inside IMAGE
 TRADECHAOS = "/opt/tradechaos/bin/tradechaos"
 PG_BIN = "/opt/tradechaos/lib/python3.11/site-packages/pgserver/pginstall/bin"
-LOCUSTFILE = "/opt/tradechaos/lib/python3.11/site-packages/chaos/load/locustfile.py"
 HTTP_PORT = 8080
 PG_PORT = 5432
 RUN_DIR = "/var/lib/tradechaos/run"
@@ -90,7 +89,6 @@ class K8sStack:
     tradechaos: str = TRADECHAOS
     pg_bin: str = PG_BIN
     image: str = IMAGE
-    locustfile: str = LOCUSTFILE
 
     def service(self, name: str) -> K8sService:
         for service in self.services:

@@ -423,14 +423,19 @@ def test_a_rollback_task_reads_the_snapshot_an_earlier_task_took(
     assert [(r["snapshot"], r["seq"], r["chain_height"]) for r in rollbacks] == [("pre", 42, 7)]
     from kubernetes import client
 
+    from chaos.k8s.kubeops import KubeOps
+
     stored = client.CoreV1Api(apiserver.client()).read_namespaced_config_map(
         "tradechaos-runbook", namespace, _request_timeout=20
     )
     assert stored.metadata is not None and stored.metadata.labels is not None
     assert stored.metadata.labels[RUN_LABEL] == run_id  # swept with the run
-    assert stored.data is not None
-    entries = json.loads(stored.data["runbook.json"])
+    assert stored.data is not None and len(stored.data) == 2  # one data key per entry
+    ops = KubeOps(apiserver.client(), namespace, run_id)
+    entries = ops.read_runbook()
     assert entries["snapshot:pre"]["seq"] == 42 and "rollback:rollback" in entries
+    ops.write_runbook({"snapshot:other": {"seq": 1}})  # a step in a parallel branch
+    assert set(ops.read_runbook()) == {"snapshot:pre", "rollback:rollback", "snapshot:other"}
 
 
 def test_a_rollback_without_the_runbook_configmap_fails_in_one_sentence(

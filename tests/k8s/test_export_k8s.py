@@ -298,10 +298,47 @@ def test_stack_objects_resolve_links_to_service_dns_and_probe_health(tmp_path: P
         assert labels["app.kubernetes.io/part-of"] == "reference" and labels["tradechaos.io/run"]
     load = list(yaml.safe_load_all((out / "20-load.yaml").read_text()))
     workers = next(o for o in load if o["metadata"]["name"] == "load-worker")
-    assert (
-        workers["spec"]["replicas"] == 2
-        and "--worker" in workers["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert workers["spec"]["replicas"] == 2  # the experiment has no load.workers: 2
+
+
+def _load_commands(out: Path) -> dict[str, list[str]]:
+    load = list(yaml.safe_load_all((out / "20-load.yaml").read_text()))
+    return {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]["containers"][0]["command"]
+        for o in load
+        if o["kind"] == "Deployment"
+    }
+
+
+def test_the_load_is_tradechaos_own_master_and_workers_writing_the_client_history(
+    tmp_path: Path,
+) -> None:
+    """The same processes as a local `load: {workers: N}` run, so the client history is
+    collected from the workers' output and the invariants that read it are judged."""
+    from chaos.load.worker import parse_args
+
+    path = write(
+        tmp_path,
+        "  - {id: slow, at: 0s, action: latency, target: oracle-db, latency: 1ms, for: 1s}\n",
+        extra="load: {users: 12, spawn_rate: 6, workers: 3}\n",
     )
+    commands = _load_commands(export(tmp_path, path))
+    master, worker = commands["load-master"], commands["load-worker"]
+    assert master[1:5] == ["-m", "chaos.load.worker", "--role", "master"]
+    assert worker[1:5] == ["-m", "chaos.load.worker", "--role", "worker"]
+    parsed_master, parsed_worker = parse_args(master[3:]), parse_args(worker[3:])
+    assert parsed_master.workers == parsed_worker.workers == 3
+    assert parsed_master.users == 12 and parsed_master.spawn_rate == 6
+    assert parsed_master.master_bind_host == "0.0.0.0"  # a pod listens on its pod IP
+    assert parsed_master.host.startswith("http://link-clients-sequencer.chaos-lab.svc")
+    assert parsed_worker.history_stdout and parsed_worker.worker_index is None  # Locust's
+    assert parsed_worker.master_host == "load-master.chaos-lab.svc.cluster.local"
+    assert parsed_worker.accounts == parsed_master.accounts == ",".join(map(str, range(1, 37)))
+    readme = next((tmp_path / "out").rglob("README.md")).read_text()
+    assert "app.kubernetes.io/component=locust-worker" in readme  # collected with the steps
+    override = export(tmp_path / "again", path, extra=("--load-workers", "5"))
+    again = _load_commands(override)
+    assert parse_args(again["load-worker"][3:]).workers == 5
 
 
 @pytest.mark.parametrize(
@@ -342,7 +379,7 @@ def test_the_runbook_steps_share_answers_through_a_configmap_of_the_run(tmp_path
     ]
     runbook = [o for o in objects if o["metadata"]["name"] == "tradechaos-runbook"]
     assert len(runbook) == 1 and runbook[0]["kind"] == "ConfigMap"
-    assert runbook[0]["data"] == {"runbook.json": "{}"}
+    assert runbook[0]["data"] == {}  # one data key per entry, written by the steps
     assert runbook[0]["metadata"]["labels"]["tradechaos.io/run"]
     role = next(o for o in objects if o["kind"] == "Role")
     assert {

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -252,9 +253,13 @@ class LoadDriver:
             for child in workers:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                self.worker_exit_codes.append(
-                    host_processes.terminate(child.proc, grace_s=STOP_GRACE_S)
-                )
+            for child in workers:  # the stuck ones all at once: one grace for all of them
+                if child.proc.poll() is None:
+                    host_processes.signal_group(child.proc.pid, signal.SIGTERM)
+            last = time.monotonic() + STOP_GRACE_S
+            for child in workers:
+                left = max(0.1, last - time.monotonic())
+                self.worker_exit_codes.append(host_processes.terminate(child.proc, grace_s=left))
                 self._forget(child)
         finally:
             if self._port is not None:

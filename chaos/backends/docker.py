@@ -30,7 +30,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ from chaos.backends.containers import (
 )
 from chaos.backends.health import NotReady, WaitStrategy, strategy_for, wait_ready
 from chaos.backends.images import uses_tradechaos_image
-from chaos.backends.placeholders import Placeholders, name_tables
+from chaos.backends.placeholders import Placeholders
 from chaos.backends.proxyadmin import ProxyAdmin
 from chaos.backends.shared import SharedBackend
 from chaos.errors import BadInput, InfrastructureError, ProxyError, StackError
@@ -130,37 +129,18 @@ class DockerBackend(SharedBackend):
         image: str | None = None,
         client: Any = None,
     ) -> None:
-        self.definition = definition
-        self.run = run
-        self._params = dict(params or {})
+        super().__init__(definition, run, params, toxiproxy_url)
         self._image = image
         self._client = client
-        self._lock = threading.RLock()
         self._tmp_lock = threading.Lock()
-        self._databases, self._venue_counts = name_tables(definition)
         self._default_cmd: dict[str, list[str]] = {}
         self._services: dict[str, _Service] = {
             spec.name: _Service(spec, Endpoint(HOST, service_port()))
             for spec in definition.services
         }
-        self._started: list[str] = []
-        self._links: dict[str, Endpoint] = {}
         self._proxy_container: Any = None
-        self._proxy: ProxyAdmin | None = (
-            ProxyAdmin(toxiproxy_url) if toxiproxy_url is not None else None
-        )
-        self._stopped = False
-        self._closing = False
-        # seconds per phase of each service's latest start: setup, healthy, after_healthy
-        self.timings: dict[str, dict[str, float]] = {}
-        self._setup_times: dict[str, dict[str, float]] = {}
-        self._setup_futures: dict[str, Future[None]] = {}
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> DockerBackend:
-        self.start_stack()
-        return self
-
     def _before_setups(self) -> None:
         self._prepare_image()
 

@@ -29,16 +29,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
 from pathlib import Path
 
 from chaos.backends.base import Endpoint, ServiceStatus
 from chaos.backends.health import NotReady, WaitStrategy, strategy_for, wait_ready
-from chaos.backends.placeholders import Placeholders, name_tables
-from chaos.backends.proxyadmin import EmbeddedProxy, ProxyAdmin
+from chaos.backends.placeholders import Placeholders
+from chaos.backends.proxyadmin import EmbeddedProxy
 from chaos.backends.service import ServiceProcess
 from chaos.backends.shared import SharedBackend
 from chaos.errors import BadInput, ProxyError, StackError
@@ -67,37 +65,18 @@ class ProcessBackend(SharedBackend):
         embedded_proxy: bool = True,
         python: str = sys.executable,
     ) -> None:
-        self.definition = definition
-        self.run = run
-        self._params = dict(params or {})
+        super().__init__(definition, run, params, toxiproxy_url)
         self._external_proxy_url = toxiproxy_url
         self._embedded_wanted = embedded_proxy and toxiproxy_url is None
         self._python = python
-        self._lock = threading.RLock()
-        self._databases, self._venue_counts = name_tables(definition)
         self._services: dict[str, ServiceProcess] = {
             spec.name: ServiceProcess(spec, Endpoint(HOST, ports.free_port()))
             for spec in definition.services
         }
-        self._started: list[str] = []  # launch order, for a reverse-order stop
-        self._links: dict[str, Endpoint] = {}
         self._embedded: EmbeddedProxy | None = None
-        self._proxy: ProxyAdmin | None = (
-            ProxyAdmin(toxiproxy_url) if toxiproxy_url is not None else None
-        )
-        self._stopped = False
-        self._closing = False
         self._oneshots: set[subprocess.Popen[bytes]] = set()
-        # seconds per phase of each service's latest start: setup, healthy, after_healthy
-        self.timings: dict[str, dict[str, float]] = {}
-        self._setup_times: dict[str, dict[str, float]] = {}
-        self._setup_futures: dict[str, Future[None]] = {}
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> ProcessBackend:
-        self.start_stack()
-        return self
-
     def _before_setups(self) -> None:
         if self._embedded_wanted:
             self._spawn_embedded_proxy()

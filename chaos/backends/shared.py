@@ -4,9 +4,9 @@
 service runs: links through the proxy, endpoints, logs, kill/restart in terms of
 stop/launch, the setup commands (in the background or at launch), adding a service, and
 what follows a service's start (health, ``after_healthy``, timings). A backend subclass
-provides ``_services`` (name -> a record with ``.spec``, ``.endpoint``, ``.set_up`` and
-``.initialised``), ``_links``, ``_proxy``, ``_setup_futures``, ``_setup_times``, ``_lock``,
-``_started``, ``timings``, ``run`` and the methods declared at the bottom.
+calls ``SharedBackend.__init__`` (the state both keep alike), provides ``_services`` (name
+-> a record with ``.spec``, ``.endpoint``, ``.set_up`` and ``.initialised``) and the
+methods declared at the bottom.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from chaos.backends.base import Endpoint
 from chaos.backends.ordering import reverse_deps, run_in_order
-from chaos.backends.placeholders import Placeholders
+from chaos.backends.placeholders import Placeholders, name_tables
 from chaos.backends.proxyadmin import ProxyAdmin
 from chaos.errors import BadInput, StackError
 from chaos.host import ports
@@ -52,6 +52,33 @@ class SharedBackend:
     _closing: bool
     timings: dict[str, dict[str, float]]
     _thread_prefix = "tradechaos"
+
+    def __init__(
+        self,
+        definition: StackDefinition,
+        run: RunFolder,
+        params: Mapping[str, str] | None,
+        toxiproxy_url: str | None,
+    ) -> None:
+        """The state both backends keep the same way (a subclass adds ``_services``)."""
+        self.definition = definition
+        self.run = run
+        self._params = dict(params or {})
+        self._lock = threading.RLock()
+        self._databases, self._venue_counts = name_tables(definition)
+        self._started = []  # launch order, for a reverse-order stop
+        self._links = {}
+        self._proxy = ProxyAdmin(toxiproxy_url) if toxiproxy_url is not None else None
+        self._stopped = False
+        self._closing = False
+        # seconds per phase of each service's latest start: setup, healthy, after_healthy
+        self.timings = {}
+        self._setup_times = {}
+        self._setup_futures = {}
+
+    def __enter__(self) -> Self:
+        self.start_stack()
+        return self
 
     def __exit__(
         self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None

@@ -113,17 +113,6 @@ class Engine(TriggerOrders, Liquidations):
         ):
             self.fresh_price_seen = True
 
-    def price_block(self, market: str, now: float) -> str | None:
-        """Why matching in ``market`` must not happen now (guards), or None."""
-        price = self.prices.get(market)
-        if "staleness_guard" in self.mitigations and (
-            price is None or now - price.ts > self.stale_after_s
-        ):
-            return "stale oracle price"
-        if "readiness_gates" in self.mitigations and not self.fresh_price_seen:
-            return "no fresh oracle price since start"
-        return None
-
     def shown_mode(self, now: float) -> str:
         """The mode market data shows traders: ``halt`` while a guard holds any market's
         price (a mitigated stack does not present a price it will not trade on: a quote
@@ -131,140 +120,6 @@ class Engine(TriggerOrders, Liquidations):
         if any(self.price_block(market, now) is not None for market in self.books):
             return "halt"
         return self.mode
-
-    def _emit(self, changes: Changes, now: float, kind: str, body: dict[str, Any]) -> int:
-        self.seq += 1
-        changes.events.append((self.seq, self.epoch, self.instance, now, kind, dumps(body)))
-        return self.seq
-
-    def _funding(self, market: str) -> float:
-        price = self.prices.get(market)
-        return price.funding_index if price is not None else 0.0
-
-    def _trade(
-        self,
-        changes: Changes,
-        now: float,
-        account: int,
-        market: str,
-        signed_qty: float,
-        price: float,
-        funding_index: float,
-    ) -> None:
-        pos = self.positions.setdefault(
-            (account, market), Position(entry_funding_index=funding_index)
-        )
-        collateral = self.collateral.get(account, 0.0)
-        if pos.size != 0.0:
-            amount = -pos.size * (funding_index - pos.entry_funding_index)
-            if amount != 0.0:
-                collateral += amount
-                self._emit(
-                    changes,
-                    now,
-                    "funding_settle",
-                    {
-                        "account": account,
-                        "market": market,
-                        "amount": amount,
-                        "funding_index": funding_index,
-                    },
-                )
-        pos.entry_funding_index = funding_index
-        old = pos.size
-        new = old + signed_qty
-        if abs(new) < EPS:
-            new = 0.0
-        if old == 0.0 or old * signed_qty > 0:
-            pos.entry_price = (abs(old) * pos.entry_price + abs(signed_qty) * price) / abs(new)
-        else:
-            closed = min(abs(signed_qty), abs(old))
-            pnl = closed * (price - pos.entry_price) * (1.0 if old > 0 else -1.0)
-            collateral += pnl
-            pos.realised_pnl += pnl
-            if new == 0.0:
-                pos.entry_price = 0.0
-            elif old * new < 0:
-                pos.entry_price = price
-        pos.size = new
-        self.collateral[account] = collateral
-        changes.positions.add((account, market))
-        changes.accounts.add(account)
-
-    def _take(
-        self,
-        changes: Changes,
-        now: float,
-        market: str,
-        side: str,
-        account: int,
-        taker_order_id: int | None,
-        limit: float | None,
-        qty: float,
-        liquidation: bool,
-    ) -> tuple[list[dict[str, Any]], float]:
-        """Fill up to ``qty`` for ``account`` against the resting makers of ``market`` that
-        cross ``limit`` (None: any price), best price first; the fills and the quantity
-        left over."""
-        fills = []
-        remaining = qty
-        for maker, price, traded in self.books[market].take(side, limit, qty):
-            remaining -= traded
-            fills.append(
-                self._fill(
-                    changes,
-                    now,
-                    market,
-                    side,
-                    account,
-                    taker_order_id,
-                    maker.account,
-                    maker.order_id,
-                    price,
-                    traded,
-                    liquidation=liquidation,
-                )
-            )
-            changes.orders[maker.order_id] = maker
-            if maker.status != "open":
-                self._forget_open(maker)
-        return fills, remaining
-
-    def _fill(
-        self,
-        changes: Changes,
-        now: float,
-        market: str,
-        taker_side: str,
-        taker_account: int,
-        taker_order_id: int | None,
-        maker_account: int,
-        maker_order_id: int | None,
-        price: float,
-        qty: float,
-        liquidation: bool,
-    ) -> dict[str, Any]:
-        oracle = self.prices.get(market)
-        funding_index = self._funding(market)
-        body = {
-            "market": market,
-            "price": price,
-            "qty": qty,
-            "taker_side": taker_side,
-            "maker_account": maker_account,
-            "taker_account": taker_account,
-            "maker_order_id": maker_order_id,
-            "taker_order_id": taker_order_id,
-            "liquidation": liquidation,
-            "oracle_price": oracle.mark_price if oracle else None,
-            "oracle_ts": oracle.ts if oracle else None,
-            "funding_index": funding_index,
-        }
-        seq = self._emit(changes, now, "fill", body)
-        sign = 1.0 if taker_side == "buy" else -1.0
-        self._trade(changes, now, taker_account, market, sign * qty, price, funding_index)
-        self._trade(changes, now, maker_account, market, -sign * qty, price, funding_index)
-        return {"seq": seq, "price": price, "qty": qty, "maker_account": maker_account}
 
     # -- requests ---------------------------------------------------------------------
     def check_access(self) -> None:
@@ -381,14 +236,6 @@ class Engine(TriggerOrders, Liquidations):
         # no new order on a price the guards distrust, resting or not: a bid quoted on a
         # stale mark would be hit the moment matching resumes (the dYdX harm)
         return self.price_block(market, now)
-
-    def _forget_open(self, order: Order) -> None:
-        ids = self.open_by_client_id.get(order.client_order_id)
-        if ids and order.order_id in ids:
-            ids.remove(order.order_id)
-            if not ids:
-                del self.open_by_client_id[order.client_order_id]
-        self.orders_by_id.pop(order.order_id, None)
 
     def cancel(self, req: dict[str, Any], changes: Changes, now: float) -> dict[str, Any]:
         coid = req.get("client_order_id")

@@ -7,10 +7,11 @@ A mixin of ``chaos.stack.engine.Engine``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaos.stack.book import EPS
-from chaos.stack.changes import BadRequest, Changes, NotServing, Position
+from chaos.stack.changes import BadRequest, Changes, NotServing
+from chaos.stack.matching import Matching
 from chaos.world import equity
 
 INSURANCE_FUND = 0
@@ -20,48 +21,8 @@ INSURANCE_FUND = 0
 LIQUIDATION_SLIPPAGE = 0.05
 
 
-class Liquidations:
+class Liquidations(Matching):
     """The liquidation half of the engine."""
-
-    books: dict[str, Any]
-    mode: str
-    mitigations: frozenset[str]
-    positions: dict[tuple[int, str], Position]
-    collateral: dict[int, float]
-    prices: dict[str, Any]
-    stale_after_s: float
-
-    if TYPE_CHECKING:  # provided by the engine
-
-        def price_block(self, market: str, now: float) -> str | None: ...
-        def _emit(self, changes: Changes, now: float, kind: str, body: dict[str, Any]) -> int: ...
-        def _funding(self, market: str) -> float: ...
-        def _take(
-            self,
-            changes: Changes,
-            now: float,
-            market: str,
-            side: str,
-            account: int,
-            taker_order_id: int | None,
-            limit: float | None,
-            qty: float,
-            liquidation: bool,
-        ) -> tuple[list[dict[str, Any]], float]: ...
-        def _fill(
-            self,
-            changes: Changes,
-            now: float,
-            market: str,
-            taker_side: str,
-            taker_account: int,
-            taker_order_id: int | None,
-            maker_account: int,
-            maker_order_id: int | None,
-            price: float,
-            qty: float,
-            liquidation: bool,
-        ) -> dict[str, Any]: ...
 
     def liquidate(self, req: dict[str, Any], changes: Changes, now: float) -> dict[str, Any]:
         try:

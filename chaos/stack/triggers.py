@@ -7,39 +7,17 @@ A mixin of ``chaos.stack.engine.Engine`` (it uses the engine's books, prices, gu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaos.stack.book import EPS, Order
 from chaos.stack.changes import Changes
+from chaos.stack.matching import Matching
 
 
-class TriggerOrders:
+class TriggerOrders(Matching):
     """The trigger-order half of the engine (state: ``self.triggers``)."""
 
     triggers: dict[int, Order]
-    orders_by_id: dict[int, Order]
-    open_by_client_id: dict[str, list[int]]
-    mode: str
-    prices: dict[str, Any]
-    books: dict[str, Any]
-
-    if TYPE_CHECKING:  # provided by the engine
-
-        def price_block(self, market: str, now: float) -> str | None: ...
-        def _emit(self, changes: Changes, now: float, kind: str, body: dict[str, Any]) -> int: ...
-        def _forget_open(self, order: Order) -> None: ...
-        def _take(
-            self,
-            changes: Changes,
-            now: float,
-            market: str,
-            side: str,
-            account: int,
-            taker_order_id: int | None,
-            limit: float | None,
-            qty: float,
-            liquidation: bool,
-        ) -> tuple[list[dict[str, Any]], float]: ...
 
     def _wait_for_trigger(
         self, order: dict[str, Any], seq: int, changes: Changes

@@ -324,19 +324,8 @@ class DockerBackend(SharedBackend):
         return spec.image
 
     def _placeholders(self, svc: _Service) -> Placeholders:
-        return _ContainerPlaceholders(
-            python=images.VENV_PYTHON if uses_tradechaos_image(svc.spec) else "python3",
-            port=svc.endpoint.port,
-            run_dir=self.run.path,
-            data_dir=self.run.data_dir(svc.spec.name),
-            params={"run_id": self.run.run_id, **self._params},
-            toxiproxy_url=self._proxy.url if self._proxy is not None else "",
-            links=dict(self._links),
-            services={name: s.endpoint for name, s in self._services.items()},
-            stack_dir=self.definition.stack_dir,
-            databases=self._databases,
-            venue_counts=self._venue_counts,
-        )
+        python = images.VENV_PYTHON if uses_tradechaos_image(svc.spec) else "python3"
+        return self._placeholders_as(_ContainerPlaceholders, svc, python)
 
     def _run_container(
         self, service: str, argv: Sequence[str], env: Mapping[str, str], role: str, name: str

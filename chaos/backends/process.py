@@ -194,19 +194,7 @@ class ProcessBackend(SharedBackend):
             raise BadInput(f"unknown service {service!r} (known: {known})") from None
 
     def _placeholders(self, svc: ServiceProcess) -> Placeholders:
-        return Placeholders(
-            python=self._python,
-            port=svc.endpoint.port,
-            run_dir=self.run.path,
-            data_dir=self.run.data_dir(svc.spec.name),
-            params={"run_id": self.run.run_id, **self._params},
-            toxiproxy_url=self._proxy.url if self._proxy is not None else "",
-            links=dict(self._links),
-            services={name: s.endpoint for name, s in self._services.items()},
-            stack_dir=self.definition.stack_dir,
-            databases=self._databases,
-            venue_counts=self._venue_counts,
-        )
+        return self._placeholders_as(Placeholders, svc, self._python)
 
     def _service_env(self, svc: ServiceProcess, fill: Placeholders) -> dict[str, str]:
         env = dict(os.environ)

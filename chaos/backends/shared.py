@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from chaos.backends.base import Endpoint
 from chaos.backends.ordering import reverse_deps, run_in_order
@@ -31,6 +31,7 @@ from chaos.host.runs import RunFolder
 from chaos.stackfile.definition import ServiceSpec, StackDefinition
 
 HOST = ports.HOST
+P = TypeVar("P", bound=Placeholders)
 
 
 def needs_proxy(spec: ServiceSpec) -> bool:
@@ -75,6 +76,22 @@ class SharedBackend:
         self.timings = {}
         self._setup_times = {}
         self._setup_futures = {}
+
+    def _placeholders_as(self, kind: type[P], svc: Any, python: str) -> P:
+        """A service's placeholders of ``kind`` (the backend's own ``python``)."""
+        return kind(
+            python=python,
+            port=svc.endpoint.port,
+            run_dir=self.run.path,
+            data_dir=self.run.data_dir(svc.spec.name),
+            params={"run_id": self.run.run_id, **self._params},
+            toxiproxy_url=self._proxy.url if self._proxy is not None else "",
+            links=dict(self._links),
+            services={name: s.endpoint for name, s in self._services.items()},
+            stack_dir=self.definition.stack_dir,
+            databases=self._databases,
+            venue_counts=self._venue_counts,
+        )
 
     def __enter__(self) -> Self:
         self.start_stack()

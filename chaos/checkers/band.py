@@ -9,7 +9,16 @@ evidence (unknown).
 
 from __future__ import annotations
 
-from chaos.checkers.base import Findings, ModeTracker, Verdict, bps, rounded, since_t0, when
+from chaos.checkers.base import (
+    Findings,
+    Verdict,
+    bps,
+    fill_parties,
+    fills_with_modes,
+    rounded,
+    since_t0,
+    when,
+)
 from chaos.checkers.params import CheckParams
 from chaos.history.reader import History
 
@@ -21,15 +30,8 @@ def check(history: History, params: CheckParams) -> Verdict:
     if not history.has("events"):
         return found.verdict("fills", unknown="no events.jsonl in the history")
     truth = history.truth()
-    modes = ModeTracker(history)
-    for event in history.events():
-        if event["kind"] == "mode":
-            modes.observe_mode_event(event["mode"])
-            continue
-        if event["kind"] != "fill":
-            continue
+    for event, mode in fills_with_modes(history):
         t = event["time"]
-        mode = modes.at(t)
         if mode == "normal":
             continue
         found.checked += 1
@@ -50,11 +52,7 @@ def check(history: History, params: CheckParams) -> Verdict:
                     "price": price,
                     "true_price": rounded(true_price),
                     "off_bps": round(off, 1),
-                    "qty": event.get("qty"),
-                    "taker_account": event.get("taker_account"),
-                    "maker_account": event.get("maker_account"),
-                    "taker_side": event.get("taker_side"),
-                    "liquidation": bool(event.get("liquidation")),
+                    **fill_parties(event),
                 }
             )
     return found.verdict(

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from chaos.checkers.params import CheckParams
+from chaos.history.events import FillEvent
 from chaos.history.reader import History
 
 Validity = bool | Literal["unknown"]
@@ -218,3 +219,24 @@ class ModeTracker:
             self._current = timeline[self._next][1]
             self._next += 1
         return self._current
+
+
+def fills_with_modes(history: History) -> Iterator[tuple[FillEvent, str]]:
+    """Every fill of the event log in log order, with the trading mode in force at it."""
+    modes = ModeTracker(history)
+    for event in history.events():
+        if event["kind"] == "mode":
+            modes.observe_mode_event(event["mode"])
+        elif event["kind"] == "fill":
+            yield event, modes.at(event["time"])
+
+
+def fill_parties(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A fill's size, parties and kind, as counterexamples report them."""
+    return {
+        "qty": event.get("qty"),
+        "taker_account": event.get("taker_account"),
+        "maker_account": event.get("maker_account"),
+        "taker_side": event.get("taker_side"),
+        "liquidation": bool(event.get("liquidation")),
+    }

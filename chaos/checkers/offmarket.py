@@ -10,7 +10,15 @@ with no fill there is no evidence (unknown). Counterexamples are the worst fills
 
 from __future__ import annotations
 
-from chaos.checkers.base import Findings, ModeTracker, Verdict, rounded, since_t0, when
+from chaos.checkers.base import (
+    Findings,
+    Verdict,
+    fill_parties,
+    fills_with_modes,
+    rounded,
+    since_t0,
+    when,
+)
 from chaos.checkers.harm import off_market
 from chaos.checkers.params import CheckParams
 from chaos.history.reader import History
@@ -23,13 +31,7 @@ def check(history: History, params: CheckParams) -> Verdict:
     if not history.has("events"):
         return found.verdict("fills", unknown="no events.jsonl in the history")
     truth = history.truth()
-    modes = ModeTracker(history)
-    for event in history.events():
-        if event["kind"] == "mode":
-            modes.observe_mode_event(event["mode"])
-            continue
-        if event["kind"] != "fill":
-            continue
+    for event, mode in fills_with_modes(history):
         found.checked += 1
         bad = off_market(truth, event, params)
         if bad is None:
@@ -43,7 +45,7 @@ def check(history: History, params: CheckParams) -> Verdict:
                 "seq": event["seq"],
                 "market": market,
                 **when(history, t),
-                "mode": modes.at(t),
+                "mode": mode,
                 "price": event["price"],
                 "true_price": rounded(bad.true_price),
                 "ratio": rounded(bad.ratio),
@@ -51,11 +53,7 @@ def check(history: History, params: CheckParams) -> Verdict:
                 "fair_low": rounded(bad.low),
                 "fair_high": rounded(bad.high),
                 "tolerance_bps": bad.tolerance_bps,
-                "qty": event.get("qty"),
-                "taker_account": event.get("taker_account"),
-                "maker_account": event.get("maker_account"),
-                "taker_side": event.get("taker_side"),
-                "liquidation": bool(event.get("liquidation")),
+                **fill_parties(event),
             },
             severity=bad.severity,
         )

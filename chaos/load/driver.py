@@ -88,7 +88,9 @@ class ProcessMarks(Protocol):
 
 @dataclass
 class _Child:
-    name: str  # "load", "load-master", "load-worker-<i>" (state.json's service names)
+    # "load-local", "load-master", "load-worker-<i>": state.json names, with a hyphen that
+    # no stack service name has (so none collides with a service's record)
+    name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
 
@@ -216,7 +218,7 @@ class LoadDriver:
         self.stats_path.unlink(missing_ok=True)
         try:
             if self.workers == 0:
-                self._spawn("load", self.argv(), self.log_path)
+                self._spawn("load-local", self.argv(), self.log_path)
             else:
                 from chaos.host import ports
 
@@ -284,7 +286,7 @@ class LoadDriver:
             out.write(json.dumps(line) + "\n")
 
     def pids(self) -> dict[str, int]:
-        """The load's processes by name (``load``, ``load-master``, ``load-worker-<i>``)."""
+        """The load's processes by name (``load-local``, ``load-master``, ``load-worker-<i>``)."""
         return {c.name: c.proc.pid for c in self._children}
 
     @property

@@ -145,7 +145,8 @@ def export_variant(
     groups = [
         manifests.run_objects(stack, target, run, round(now, 3), rbac, runbook=runbook),
         manifests.stack_objects(stack, target, run),
-        load_objects(stack, target, load, stack.image),
+        # no orders binding, no traders (as locally: wiring.load gives no load then)
+        load_objects(stack, target, load, stack.image) if stack.load_links else [],
         [workflow],
     ]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -310,6 +310,18 @@ def _load_commands(out: Path) -> dict[str, list[str]]:
     }
 
 
+def test_a_stack_without_an_orders_binding_gets_no_load(tmp_path: Path) -> None:
+    stack = REPO / "tests" / "data" / "ledger" / "stack.yaml"
+    path = write(
+        tmp_path,
+        "  - {id: cut, at: 0s, action: stop, target: db, for: 1s}\n",
+        extra=f"stack: {{file: {stack}}}\n",
+    )
+    out = export(tmp_path, path)
+    load = [o for o in yaml.safe_load_all((out / "20-load.yaml").read_text()) if o]
+    assert load == []
+
+
 def test_the_load_is_tradechaos_own_master_and_workers_writing_the_client_history(
     tmp_path: Path,
 ) -> None:

@@ -258,3 +258,22 @@ def test_a_pass_decides_from_one_snapshot_and_a_cascade_waits_for_the_next() -> 
     second = [e for e in ex.liquidate(NOW + 2) if e.typ == "LIQ"]
     assert [e.acct for e in second] == [3]
     assert second[0].equity == pytest.approx(1000 - 24 - 39 * 23)
+
+
+def test_an_account_this_pass_lifts_above_maintenance_is_spared() -> None:
+    """Account 2's liquidation sells into account 3's resting bid, which covers half of 3's
+    losing short: 3 was below maintenance as the pass began, is not when its turn comes,
+    and is not liquidated (docker control run: such an account was liquidated anyway)."""
+    ex = exchange(mark="100")
+    ex.place(order("long", 1, "SELL", "40", "100"), NOW)
+    ex.place(order("buy", 2, "BUY", "40"), NOW)  # account 2 long 40 at 100
+    ex.place(order("short", 3, "SELL", "60", "60"), NOW)
+    ex.place(order("cover", 4, "BUY", "60"), NOW)  # account 3 short 60 at 60
+    ex.place(order("bid", 3, "BUY", "30", "75"), NOW)  # 3's bid, within 5% of the mark
+    ex.marks[BTC] = Mark(Decimal("76"), NOW + 1)
+    # 2: equity 1000 - 960 = 40 < 60.8; 3: equity 1000 - 960 = 40 < 91.2
+    liquidated = [e.acct for e in ex.liquidate(NOW + 1) if e.typ == "LIQ"]
+    assert liquidated == [2]
+    assert position(ex, 3) == -30  # bought 30 at 75 from 2's liquidation
+    equity, maintenance = ex._margin(3) or (0.0, 0.0)
+    assert equity > maintenance  # 70 > 45.6

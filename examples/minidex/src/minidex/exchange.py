@@ -301,22 +301,25 @@ class Exchange:
 
         A pass decides from one snapshot, the accounts as the pass begins: an account that
         this pass's liquidations push below maintenance (as the maker of their fills) is
-        liquidated by the next pass, on its new state."""
+        liquidated by the next pass, on its new state; one they lift above maintenance
+        again is spared."""
         if self.status == HALTED:
             return []
-        below: list[tuple[int, tuple[float, float]]] = []
+        below: list[int] = []
         for acct in list(self.ledger.accounts()):
             held = self.ledger.open_positions(acct)
             if acct == self.insurance_acct or any(self.mark_refusal(s, now) for s in held):
                 continue
-            marks = {s: float(self.marks[s].px) for s in held if s in self.marks}
-            margin = self.ledger.margin(acct, marks, self.maint_margin)
-            if margin is None or not all(math.isfinite(x) for x in margin):
-                continue
-            if margin[0] < margin[1]:
-                below.append((acct, margin))
+            margin = self._margin(acct)
+            if margin is not None and margin[0] < margin[1]:
+                below.append(acct)
         entries: list[Entry] = []
-        for acct, margin in below:
+        for acct in below:
+            # an earlier liquidation of this pass may have filled this account's resting
+            # orders and lifted it above maintenance again: then it is spared
+            margin = self._margin(acct)
+            if margin is None or margin[0] >= margin[1]:
+                continue
             entries += [self._cancel(o, now) for o in list(self.open.values()) if o.acct == acct]
             sizes = {s: p.size for s, p in self.ledger.open_positions(acct).items()}
             for sym, size in sizes.items():
@@ -324,6 +327,15 @@ class Exchange:
                     mark = self.marks[sym]
                     entries += self._liquidate_position(now, acct, sym, size, mark, margin)
         return entries
+
+    def _margin(self, acct: int) -> tuple[float, float] | None:
+        """(equity, maintenance) of ``acct`` at the marks now; None when not finite."""
+        held = self.ledger.open_positions(acct)
+        marks = {s: float(self.marks[s].px) for s in held if s in self.marks}
+        margin = self.ledger.margin(acct, marks, self.maint_margin)
+        if margin is None or not all(math.isfinite(x) for x in margin):
+            return None
+        return margin
 
     def _liquidate_position(
         self,

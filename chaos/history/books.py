@@ -25,7 +25,7 @@ from typing import Literal
 from chaos.history.events import FillEvent
 from chaos.history.truth import RunTruth
 
-EPS = 1e-9  # the reference engine's quantity epsilon (chaos.stack.book.EPS)
+EPS = 1e-9  # quantities closer than this are equal (as the engines that write the log count them)
 Basis = Literal["book", "fair"]
 
 

@@ -17,13 +17,12 @@ import json
 import os
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tcp_servers import stop_child
+from tcp_servers import ChildServer
 
 ENV = "TRADECHAOS_REAL_TOXIPROXY"
 VERSION = "2.12.0"
@@ -57,7 +56,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class RealToxiproxy:
+class RealToxiproxy(ChildServer):
     """``toxiproxy-server`` as a child process on 127.0.0.1; ``url`` once entered."""
 
     kind = "real"
@@ -71,24 +70,12 @@ class RealToxiproxy:
         attempts: int = 5,
         log_level: str | None = None,
     ) -> None:
+        super().__init__(grace_s, "tradechaos-real-toxiproxy-")
         self.path = path
         self.start_timeout_s = start_timeout_s
-        self.grace_s = grace_s
         self.attempts = attempts
         self.log_level = log_level
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self._dir = tempfile.TemporaryDirectory(prefix="tradechaos-real-toxiproxy-")
         self.log = Path(self._dir.name) / "toxiproxy.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
 
     def __enter__(self) -> RealToxiproxy:
         try:
@@ -150,16 +137,3 @@ class RealToxiproxy:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
-
-    def stop(self) -> int | None:
-        """SIGTERM, ``grace_s``, SIGKILL; reaped. The exit code (None if never started)."""
-        process, self.process = self.process, None
-        code = stop_child(process, self.grace_s)
-        self._dir.cleanup()
-        return code
-
-    def open_fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -201,7 +201,40 @@ def stop_child(process: subprocess.Popen[bytes] | None, grace_s: float) -> int |
     return process.wait()
 
 
-class ProxyProcess:
+class ChildServer:
+    """A proxy server run as a child process on 127.0.0.1 (ours or the real Toxiproxy):
+    its port, url and pid once started; ``stop()`` (SIGTERM, ``grace_s``, SIGKILL, reaped,
+    its temporary folder removed) returns the exit code."""
+
+    def __init__(self, grace_s: float, prefix: str) -> None:
+        self.grace_s = grace_s
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self._dir = tempfile.TemporaryDirectory(prefix=prefix)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> int | None:
+        process, self.process = self.process, None
+        code = stop_child(process, self.grace_s)
+        self._dir.cleanup()
+        return code
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ProxyProcess(ChildServer):
     """``python -m chaos.proxy --port 0`` as a child process; ``url`` once entered.
 
     Entering waits (polling, with a timeout) for the port file; exiting sends SIGTERM, waits
@@ -213,21 +246,9 @@ class ProxyProcess:
     def __init__(
         self, *extra_args: str, start_timeout_s: float = 15.0, grace_s: float = 5.0
     ) -> None:
+        super().__init__(grace_s, "tradechaos-proxy-")
         self.extra_args = extra_args
         self.start_timeout_s = start_timeout_s
-        self.grace_s = grace_s
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self._dir = tempfile.TemporaryDirectory(prefix="tradechaos-proxy-")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
 
     def __enter__(self) -> ProxyProcess:
         port_file = Path(self._dir.name) / "port"
@@ -252,18 +273,6 @@ class ProxyProcess:
             time.sleep(0.02)
         self.port = int(port_file.read_text())
         return self
-
-    def stop(self) -> int | None:
-        process, self.process = self.process, None
-        code = stop_child(process, self.grace_s)
-        self._dir.cleanup()
-        return code
-
-    def open_fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 async def _serve_until_signal(kind: str, port_file: Path) -> None:
